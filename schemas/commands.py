@@ -1,0 +1,156 @@
+"""Checkout commands: what producers enqueue, one JSON object each, discriminated by `type`.
+
+Commands forbid unknown keys (a typo must not be silently dropped), while the
+session data inside them (line items, buyer, addresses, payment instruments)
+keeps unknown attributes, as the seed does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+from schemas.session import Buyer, CheckoutStatus, LineItem, PaymentInstrument, PostalAddress
+
+CommandId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+# UUIDs (what the seed generates) and other URL-safe ids; nothing that could smuggle
+# separators or control characters into keys, logs or stream fields.
+SessionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command_id: CommandId
+
+    def body(self) -> dict[str, Any]:
+        """Everything that defines the command's effect: type, session and payload."""
+        return self.model_dump(mode="json", exclude={"command_id"})
+
+
+class CreateSession(_Command):
+    type: Literal["create_session"]
+    session_id: SessionId | None = None
+    currency: Currency = "USD"
+
+
+class SessionUpdates(BaseModel):
+    """The seed's partial update: an absent field is left as it is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    line_items: list[LineItem] | None = None
+    buyer: Buyer | None = None
+    shipping_address: PostalAddress | None = None
+    billing_address: PostalAddress | None = None
+    payment_instruments: list[PaymentInstrument] | None = None
+    currency: Currency | None = None
+    continue_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nulls(cls, value: Any) -> Any:
+        # The seed's update type is "value or undefined"; a null would be stored and
+        # break readers that expect an object or a list.
+        if value is None:
+            raise ValueError("must not be null; omit the field to keep the current value")
+        return value
+
+    def given(self) -> dict[str, Any]:
+        """The fields the producer set, as model values."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class UpdateSession(_Command):
+    type: Literal["update_session"]
+    session_id: SessionId
+    updates: SessionUpdates
+    expected_version: Annotated[int, Field(ge=1)] | None = None
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["updates"] = self.updates.model_dump(mode="json", exclude_unset=True)
+        return body
+
+
+class TransitionSession(_Command):
+    type: Literal["transition_session"]
+    session_id: SessionId
+    target: CheckoutStatus
+
+
+class CompleteSession(_Command):
+    type: Literal["complete_session"]
+    session_id: SessionId
+
+
+class CancelSession(_Command):
+    type: Literal["cancel_session"]
+    session_id: SessionId
+
+
+Command = Annotated[
+    CreateSession | UpdateSession | TransitionSession | CompleteSession | CancelSession,
+    Field(discriminator="type"),
+]
+SessionCommand = UpdateSession | TransitionSession | CompleteSession | CancelSession
+
+COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+
+
+def parse_command(data: Mapping[str, Any] | str | bytes) -> Command:
+    """Validate one command from a mapping or a JSON document; raises `ValidationError`."""
+    if isinstance(data, str | bytes):
+        return COMMAND_ADAPTER.validate_json(data)
+    return COMMAND_ADAPTER.validate_python(data)
+
+
+def command_fingerprint(command: Command) -> str:
+    """A digest of the command's type, session and body, the idempotency key's content.
+
+    The same `command_id` with another fingerprint is a different command reusing the key.
+    """
+    return canonical_digest(command.body())
+
+
+def canonical_digest(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def describe_validation_error(error: ValidationError, *, limit: int = 5) -> str:
+    """One line per problem, each naming where it is: `updates.line_items.0.total_amount: ...`."""
+    problems = []
+    for detail in error.errors(include_url=False)[:limit]:
+        location = ".".join(str(part) for part in _without_tag(detail["loc"])) or "command"
+        problems.append(f"{location}: {detail['msg']}")
+    hidden = error.error_count() - limit
+    if hidden > 0:
+        problems.append(f"... and {hidden} more")
+    return "; ".join(problems)
+
+
+COMMAND_TYPES = frozenset(
+    model.model_fields["type"].annotation.__args__[0]
+    for model in (CreateSession, UpdateSession, TransitionSession, CompleteSession, CancelSession)
+)
+
+
+def _without_tag(location: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    # pydantic prefixes errors in a discriminated union with the tag ("update_session").
+    if location and location[0] in COMMAND_TYPES:
+        return location[1:]
+    return location

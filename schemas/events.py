@@ -1,0 +1,93 @@
+"""Result events: exactly one per command, published to a Redis stream.
+
+An event is identified by `event_id`, derived from the command's id and content,
+so every delivery of a command yields the same id and consumers can deduplicate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.session import CheckoutStatus
+
+EventType = Literal[
+    "session.created",
+    "session.updated",
+    "session.status_changed",
+    "session.completed",
+    "session.canceled",
+    "command.rejected",
+]
+
+ErrorCode = Literal[
+    "validation_error",
+    "session_not_found",
+    "session_expired",
+    "invalid_transition",
+    "session_closed",
+    "idempotency_conflict",
+    "version_conflict",
+]
+
+# Fixed namespace: event ids must be the same in every process and every release.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c9a52-8f57-4d8e-9d43-2b1f5e0a7c31")
+
+# Keys whose values are payment credentials. Events fan out to every consumer of the
+# stream, so the snapshot carries the instrument's shape but never its secrets.
+SENSITIVE_PAYMENT_KEYS = frozenset(
+    {"credential", "token", "number", "card_number", "pan", "cvc", "cvv", "security_code"}
+)
+REDACTED = "[redacted]"
+
+
+class EventError(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: ErrorCode
+    message: str
+
+
+class ResultEvent(BaseModel):
+    """The outcome of one command. Serialise with `exclude_unset=True`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    type: EventType
+    command_id: str | None
+    session_id: str | None
+    version: int | None
+    occurred_at: str
+    session: dict[str, Any] | None = None
+    previous_status: CheckoutStatus | None = None
+    error: EventError | None = None
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_unset=True)
+
+
+def event_id_for(command_id: str, fingerprint: str) -> str:
+    """The id of the result of the command `command_id` whose content hashes to `fingerprint`."""
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{command_id}\n{fingerprint}"))
+
+
+def public_snapshot(document: dict[str, Any]) -> dict[str, Any]:
+    """The session document with payment credentials replaced by a marker."""
+    instruments = document.get("payment_instruments")
+    if not instruments:
+        return document
+    return {**document, "payment_instruments": [_redact(item) for item in instruments]}
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if key in SENSITIVE_PAYMENT_KEYS else _redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact(item) for item in value]
+    return value

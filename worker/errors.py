@@ -1,0 +1,95 @@
+"""Every error the pipeline raises, under one root.
+
+`Rejected` errors are answers: the command is wrong for the session's state, so it is
+recorded, reported in a `command.rejected` event and never retried. `Transient` errors
+are the infrastructure failing: the task is retried with backoff.
+"""
+
+from __future__ import annotations
+
+
+class CheckoutError(Exception):
+    """Raised for anything the checkout pipeline itself detects."""
+
+
+class Rejected(CheckoutError):
+    """Raised when a command cannot be applied; `code` goes into the rejection event."""
+
+    code: str = "validation_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class CommandInvalid(Rejected):
+    """Raised when a command does not validate against its schema."""
+
+    code = "validation_error"
+
+
+class SessionNotFound(Rejected):
+    """Raised when the command's session does not exist."""
+
+    code = "session_not_found"
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"Checkout session not found: {session_id}")
+
+
+class SessionExpired(Rejected):
+    """Raised when the session's `ttl` has passed, even if DynamoDB still holds the item."""
+
+    code = "session_expired"
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"Checkout session expired: {session_id}")
+
+
+class InvalidTransition(Rejected):
+    """Raised when the session's status does not allow the requested status."""
+
+    code = "invalid_transition"
+
+
+class SessionClosed(Rejected):
+    """Raised when a command targets a completed or canceled session."""
+
+    code = "session_closed"
+
+    def __init__(self, session_id: str, status: str) -> None:
+        super().__init__(f"Checkout session is closed ({status}): {session_id}")
+
+
+class VersionConflict(Rejected):
+    """Raised when `expected_version` (or a create's "must not exist") does not hold."""
+
+    code = "version_conflict"
+
+
+class IdempotencyConflict(Rejected):
+    """Raised when a `command_id` is reused for a command with other content."""
+
+    code = "idempotency_conflict"
+
+    def __init__(self, command_id: str) -> None:
+        super().__init__(
+            f"command_id {command_id!r} was already used for a command with a different "
+            "type, session or body"
+        )
+
+
+class Transient(CheckoutError):
+    """Raised when infrastructure fails in a way a later attempt may not."""
+
+
+class StoreUnavailable(Transient):
+    """Raised when DynamoDB cannot be reached or keeps throttling after botocore's retries."""
+
+
+class EventsUnavailable(Transient):
+    """Raised when the result event cannot be written to Redis."""
+
+
+class ContentionExhausted(Transient):
+    """Raised when a session kept changing under us for every conditional-write attempt."""
