@@ -93,3 +93,25 @@ class EventsUnavailable(Transient):
 
 class ContentionExhausted(Transient):
     """Raised when a session kept changing under us for every conditional-write attempt."""
+
+
+class StoredSessionInvalid(Rejected):
+    """Raised when a stored item does not parse as a checkout session."""
+
+    code = "validation_error"
+
+
+class SessionChanged(CheckoutError):
+    """Raised by a store when the session changed after it was read; carries the new state."""
+
+    def __init__(self, current: object) -> None:
+        super().__init__("checkout session changed since it was read")
+        self.current = current
+
+
+class AlreadyRecorded(CheckoutError):
+    """Raised by a store when the command id already has a recorded outcome."""
+
+    def __init__(self, record: object) -> None:
+        super().__init__("command already has a recorded outcome")
+        self.record = record

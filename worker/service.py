@@ -1,0 +1,211 @@
+"""Applying one command: load -> decide -> conditional save -> publish.
+
+The service knows the store and the publisher only through the two small
+protocols below; the DynamoDB and Redis adapters implement them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from schemas.commands import (
+    Command,
+    canonical_digest,
+    command_fingerprint,
+    describe_validation_error,
+    parse_command,
+)
+from schemas.events import EventError, ResultEvent, event_id_for, public_snapshot
+from worker.domain import Applied, Snapshot, decide, js_iso
+from worker.errors import (
+    AlreadyRecorded,
+    ContentionExhausted,
+    IdempotencyConflict,
+    Rejected,
+    SessionChanged,
+    StoredSessionInvalid,
+)
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    """The durable outcome of a command, committed atomically with its session write."""
+
+    command_id: str
+    fingerprint: str
+    session_id: str | None
+    event_json: str
+
+
+class SessionStore(Protocol):
+    def load(self, session_id: str) -> Snapshot | None:
+        """The session as a consistent read sees it now, or None if there is no item."""
+
+    def save(
+        self, record: CommandRecord, *, before: Snapshot | None, applied: Applied | None
+    ) -> None:
+        """Write `applied` (if any) over `before` and `record`, all or nothing.
+
+        Raises `SessionChanged` if the session is no longer `before`, and
+        `AlreadyRecorded` if the command id already has an outcome.
+        """
+
+
+class EventPublisher(Protocol):
+    def publish(self, event_json: str) -> None:
+        """Append one result event to the event stream."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def random_session_id() -> str:
+    return str(uuid.uuid4())
+
+
+class CheckoutService:
+    """Applies checkout commands idempotently and publishes exactly one result per command."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        publisher: EventPublisher,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        new_session_id: Callable[[], str] = random_session_id,
+        max_write_attempts: int = 50,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._clock = clock
+        self._new_session_id = new_session_id
+        self._max_write_attempts = max_write_attempts
+
+    def handle(self, payload: Mapping[str, Any] | str) -> ResultEvent:
+        """Apply one command (a mapping or JSON text) and publish its result event.
+
+        A replayed command republishes its first result unchanged. Raises a
+        `Transient` error when DynamoDB or Redis fail; retrying is then safe.
+        """
+        event = self.outcome(payload)
+        self._publisher.publish(event.to_json())
+        return event
+
+    def outcome(self, payload: Mapping[str, Any] | str) -> ResultEvent:
+        """Apply one command and return its result event without publishing it."""
+        try:
+            command = parse_command(payload)
+        except ValidationError as error:
+            return self._invalid(payload, error)
+        return self._apply(command)
+
+    def _apply(self, command: Command) -> ResultEvent:
+        fingerprint = command_fingerprint(command)
+        session_id = command.session_id or self._new_session_id()
+        try:
+            return self._apply_with_retries(command, fingerprint, session_id)
+        except StoredSessionInvalid as invalid:
+            header = self._header(command, fingerprint, session_id, self._clock())
+            return self._commit(command, fingerprint, _rejected(header, invalid, None), None, None)
+
+    def _apply_with_retries(
+        self, command: Command, fingerprint: str, session_id: str
+    ) -> ResultEvent:
+        # A create with a fresh random id cannot find an item: skip the read.
+        current = self._store.load(session_id) if command.session_id else None
+        for _ in range(self._max_write_attempts):
+            event, applied = self._decide(command, fingerprint, current, session_id)
+            try:
+                return self._commit(command, fingerprint, event, current, applied)
+            except SessionChanged as changed:
+                current = changed.current  # re-decide on what is there now
+        raise ContentionExhausted(
+            f"session {session_id} changed on each of {self._max_write_attempts} write attempts"
+        )
+
+    def _commit(
+        self,
+        command: Command,
+        fingerprint: str,
+        event: ResultEvent,
+        current: Snapshot | None,
+        applied: Applied | None,
+    ) -> ResultEvent:
+        record = CommandRecord(command.command_id, fingerprint, event.session_id, event.to_json())
+        try:
+            self._store.save(record, before=current, applied=applied)
+        except AlreadyRecorded as duplicate:
+            return self._replay(duplicate.record, command, fingerprint, current)
+        return event
+
+    def _header(
+        self, command: Command, fingerprint: str, session_id: str | None, now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "event_id": event_id_for(command.command_id, fingerprint),
+            "command_id": command.command_id,
+            "session_id": session_id,
+            "occurred_at": js_iso(now),
+        }
+
+    def _decide(
+        self, command: Command, fingerprint: str, current: Snapshot | None, session_id: str
+    ) -> tuple[ResultEvent, Applied | None]:
+        now = self._clock()
+        header = self._header(command, fingerprint, session_id, now)
+        try:
+            applied = decide(command, current, now=now, session_id=session_id)
+        except Rejected as rejection:
+            return _rejected(header, rejection, current), None
+        event = ResultEvent(
+            **header,
+            type=applied.event_type,
+            version=applied.version,
+            session=public_snapshot(applied.session.to_document()),
+            previous_status=applied.previous_status,
+        )
+        return event, applied
+
+    def _replay(
+        self, record: CommandRecord, command: Command, fingerprint: str, current: Snapshot | None
+    ) -> ResultEvent:
+        if record.fingerprint == fingerprint:
+            return ResultEvent.model_validate_json(record.event_json)
+        # Not recorded: the key's slot holds the first command's outcome.
+        header = self._header(command, fingerprint, command.session_id, self._clock())
+        return _rejected(header, IdempotencyConflict(command.command_id), current)
+
+    def _invalid(self, payload: Mapping[str, Any] | str, error: ValidationError) -> ResultEvent:
+        # Not recorded: the same payload always fails the same way (same event_id), and
+        # a producer that fixes its command can still use the command id.
+        command_id = _text_field(payload, "command_id")
+        return ResultEvent(
+            event_id=event_id_for(command_id or "", canonical_digest(payload)),
+            type="command.rejected",
+            command_id=command_id,
+            session_id=_text_field(payload, "session_id"),
+            version=None,
+            occurred_at=js_iso(self._clock()),
+            error=EventError(code="validation_error", message=describe_validation_error(error)),
+        )
+
+
+def _rejected(header: dict[str, Any], rejection: Rejected, current: Snapshot | None) -> ResultEvent:
+    return ResultEvent(
+        **header,
+        type="command.rejected",
+        version=current.version if current and not current.expired else None,
+        error=EventError(code=rejection.code, message=rejection.message),
+    )
+
+
+def _text_field(payload: Mapping[str, Any] | str, name: str) -> str | None:
+    value = payload.get(name) if isinstance(payload, Mapping) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 255 else None

@@ -1,0 +1,272 @@
+"""DynamoDB session store: consistent reads, conditional writes, command records.
+
+Every write is conditional, and a session write commits in one transaction with
+the record of the command that caused it (design A: `TransactWriteItems`), so a
+crash can never leave a session changed without its command being recorded, or
+the other way round.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker.domain import Applied, Snapshot
+from worker.errors import AlreadyRecorded, SessionChanged, StoreUnavailable
+from worker.service import CommandRecord
+from worker.settings import Settings
+from worker.store_items import (
+    COMMAND_KEY,
+    SESSION_KEY,
+    TTL,
+    VERSION,
+    Item,
+    ItemToken,
+    record_from_item,
+    record_item,
+    session_item,
+    snapshot_from_item,
+    to_attribute,
+)
+
+RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ResourceNotFoundException",  # tables not created yet: `checkout init`, then retry
+    }
+)
+
+
+def make_dynamodb_client(settings: Settings) -> Any:
+    """A low-level DynamoDB client with botocore's standard retry mode."""
+    session = boto3.session.Session()
+    region = session.region_name or ("us-east-1" if settings.dynamodb_endpoint_url else None)
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=3,
+        read_timeout=10,
+        # The store builds every request itself; validating it again costs CPU per write.
+        parameter_validation=False,
+        tcp_keepalive=True,
+    )
+    return session.client(
+        "dynamodb",
+        endpoint_url=settings.dynamodb_endpoint_url,
+        region_name=region,
+        config=config,
+    )
+
+
+class DynamoSessionStore:
+    """Sessions in the seed's layout plus idempotency records, written conditionally."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        sessions_table: str,
+        commands_table: str,
+        session_ttl_seconds: int,
+        command_ttl_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._sessions_table = sessions_table
+        self._commands_table = commands_table
+        self._session_ttl = session_ttl_seconds
+        self._command_ttl = command_ttl_seconds
+        self._clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, client: Any | None = None) -> DynamoSessionStore:
+        return cls(
+            client or make_dynamodb_client(settings),
+            sessions_table=settings.sessions_table,
+            commands_table=settings.commands_table,
+            session_ttl_seconds=settings.session_ttl_seconds,
+            command_ttl_seconds=settings.command_ttl_seconds,
+        )
+
+    def load(self, session_id: str) -> Snapshot | None:
+        """The session as a strongly consistent read sees it, expired or not."""
+        response = self._call(
+            self._client.get_item,
+            TableName=self._sessions_table,
+            Key={SESSION_KEY: {"S": session_id}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return snapshot_from_item(item, now=self._now()) if item else None
+
+    def save(
+        self, record: CommandRecord, *, before: Snapshot | None, applied: Applied | None
+    ) -> None:
+        """Commit `record`, with `applied` over `before` when the command changed a session."""
+        now = self._now()
+        record_put = self._record_put(record, now)
+        if applied is None:
+            self._put_record(record_put)
+            return
+        session_write = self._session_write(before, applied, now)
+        try:
+            self._call(self._client.transact_write_items, TransactItems=[session_write, record_put])
+        except ClientError as error:
+            self._raise_cancellation(error, applied.session.id)
+
+    # ─── Requests ───
+
+    def _record_put(self, record: CommandRecord, now: int) -> dict[str, Any]:
+        # Absent or expired (DynamoDB deletes expired items up to days late): claim the id.
+        return {
+            "Put": {
+                "TableName": self._commands_table,
+                "Item": record_item(record, ttl=now + self._command_ttl),
+                "ConditionExpression": "attribute_not_exists(#key) OR #ttl <= :now",
+                "ExpressionAttributeNames": {"#key": COMMAND_KEY, "#ttl": TTL},
+                "ExpressionAttributeValues": {":now": {"N": str(now)}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def _session_write(self, before: Snapshot | None, applied: Applied, now: int) -> dict[str, Any]:
+        ttl = now + self._session_ttl
+        if before is None or before.expired:
+            return {"Put": self._session_put(applied, ttl, now)}
+        return {"Update": self._session_update(before, applied, ttl, now)}
+
+    def _session_put(self, applied: Applied, ttl: int, now: int) -> dict[str, Any]:
+        return {
+            "TableName": self._sessions_table,
+            "Item": session_item(applied.session, version=applied.version, ttl=ttl),
+            # A new id, or one whose previous session has expired.
+            "ConditionExpression": "attribute_not_exists(#key) OR #ttl <= :now",
+            "ExpressionAttributeNames": {"#key": SESSION_KEY, "#ttl": TTL},
+            "ExpressionAttributeValues": {":now": {"N": str(now)}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def _session_update(
+        self, before: Snapshot, applied: Applied, ttl: int, now: int
+    ) -> dict[str, Any]:
+        """SET only the attributes the command changed, guarded by what every writer changes."""
+        expression = _Expression()
+        old, new = before.session.to_document(), applied.session.to_document()
+        changed = {name: value for name, value in new.items() if old.get(name, _MISSING) != value}
+        sets = [
+            f"{expression.name(name)} = {expression.value(value)}"
+            for name, value in {**changed, TTL: ttl, VERSION: applied.version}.items()
+        ]
+        removes = [expression.name(name) for name in old if name not in new]
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        return {
+            "TableName": self._sessions_table,
+            "Key": {SESSION_KEY: {"S": applied.session.id}},
+            "UpdateExpression": update,
+            "ConditionExpression": _unchanged_since(expression, before.token, now),
+            "ExpressionAttributeNames": expression.names,
+            "ExpressionAttributeValues": expression.values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    # ─── Outcomes ───
+
+    def _put_record(self, record_put: dict[str, Any]) -> None:
+        try:
+            self._call(self._client.put_item, **record_put["Put"])
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise
+            item = error.response.get("Item") or self._get_record(record_put)
+            raise AlreadyRecorded(record_from_item(item)) from None
+
+    def _raise_cancellation(self, error: ClientError, session_id: str) -> None:
+        if _code(error) != "TransactionCanceledException":
+            raise error
+        session_reason, record_reason = error.response.get("CancellationReasons", [{}, {}])
+        # Check the record first: a retried request that did land fails both conditions,
+        # and is then a duplicate, not a conflict.
+        if record_reason.get("Code") == "ConditionalCheckFailed":
+            raise AlreadyRecorded(record_from_item(record_reason["Item"])) from None
+        if session_reason.get("Code") in ("ConditionalCheckFailed", "TransactionConflict"):
+            item = session_reason.get("Item")
+            current = snapshot_from_item(item, now=self._now()) if item else self.load(session_id)
+            raise SessionChanged(current) from None
+        codes = [reason.get("Code") for reason in (session_reason, record_reason)]
+        raise StoreUnavailable(f"transaction canceled for session {session_id}: {codes}") from None
+
+    def _get_record(self, record_put: dict[str, Any]) -> Item:
+        key = {COMMAND_KEY: record_put["Put"]["Item"][COMMAND_KEY]}
+        response = self._call(
+            self._client.get_item, TableName=self._commands_table, Key=key, ConsistentRead=True
+        )
+        return response["Item"]
+
+    def _call(self, operation: Callable[..., Any], **request: Any) -> Any:
+        """Run one request; what botocore's retries could not get through is `StoreUnavailable`."""
+        try:
+            return operation(**request)
+        except BotoCoreError as error:
+            raise StoreUnavailable(f"DynamoDB unreachable: {error}") from error
+        except ClientError as error:
+            if _code(error) in RETRYABLE_CODES:
+                raise StoreUnavailable(f"DynamoDB: {_code(error)}: {error}") from error
+            raise
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+
+_MISSING = object()
+
+
+class _Expression:
+    """Placeholders for an expression: DynamoDB reserves words like `status` and `ttl`."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attribute: str) -> str:
+        placeholder = f"#n{len(self.names)}"
+        for existing, name in self.names.items():
+            if name == attribute:
+                return existing
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = to_attribute(value)
+        return placeholder
+
+
+def _unchanged_since(expression: _Expression, token: ItemToken, now: int) -> str:
+    """The item is still the one we read, and still alive.
+
+    `version` catches this pipeline's writers. `updated_at` catches the seed's, which
+    set it on every write but copy `version` through unchanged.
+    """
+    version = expression.name(VERSION)
+    parts = [
+        f"attribute_not_exists({version})"
+        if token.version is None
+        else f"{version} = {expression.value(token.version)}",
+        f"{expression.name('updated_at')} = {expression.value(token.updated_at)}",
+    ]
+    ttl = expression.name(TTL)
+    alive = f"{ttl} > {expression.value(now)}"
+    parts.append(alive if token.has_ttl else f"(attribute_not_exists({ttl}) OR {alive})")
+    return " AND ".join(parts)
+
+
+def _code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
