@@ -127,7 +127,10 @@ def command_fingerprint(command: Command) -> str:
 
 
 def canonical_digest(value: Any) -> str:
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # default=str: a raw payload may hold the Decimal or datetime Celery's JSON decodes.
+    canonical = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

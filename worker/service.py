@@ -6,6 +6,7 @@ protocols below; the DynamoDB and Redis adapters implement them.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ class CheckoutService:
 
     def outcome(self, payload: Mapping[str, Any] | str) -> ResultEvent:
         """Apply one command and return its result event without publishing it."""
+        payload = _as_mapping(payload)
         try:
             command = parse_command(payload)
         except ValidationError as error:
@@ -209,3 +211,13 @@ def _rejected(header: dict[str, Any], rejection: Rejected, current: Snapshot | N
 def _text_field(payload: Mapping[str, Any] | str, name: str) -> str | None:
     value = payload.get(name) if isinstance(payload, Mapping) else None
     return value if isinstance(value, str) and 0 < len(value) <= 255 else None
+
+
+def _as_mapping(payload: Mapping[str, Any] | str) -> Mapping[str, Any] | str:
+    """JSON text as a mapping when it is one, so a rejection can still name its ids."""
+    if not isinstance(payload, str | bytes):
+        return payload
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload

@@ -1,0 +1,146 @@
+"""In-process stand-ins for the service's ports, a clock and an id factory.
+
+`InMemorySessionStore` keeps the contract of `worker.service.SessionStore` as the
+DynamoDB store keeps it: a save is all or nothing, a known command id wins over a
+changed session (a retried write that landed is a duplicate, not a conflict), and a
+session counts as unchanged while its version and `updated_at` are what was read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from schemas.session import CheckoutSession
+from worker.domain import Applied, Snapshot
+from worker.errors import AlreadyRecorded, SessionChanged
+from worker.service import CommandRecord
+
+SaveHook = Callable[["InMemorySessionStore"], None]
+
+
+@dataclass
+class InMemorySessionStore:
+    """Sessions and command records in dicts; `before_save` hooks play concurrent writers.
+
+    Each hook runs once, at the start of the next save, before its conditions are checked.
+    """
+
+    sessions: dict[str, Snapshot] = field(default_factory=dict)
+    records: dict[str, CommandRecord] = field(default_factory=dict)
+    before_save: list[SaveHook] = field(default_factory=list)
+    load_error: Exception | None = None
+    loads: list[str] = field(default_factory=list)
+    save_attempts: list[CommandRecord] = field(default_factory=list)
+
+    def load(self, session_id: str) -> Snapshot | None:
+        self.loads.append(session_id)
+        if self.load_error is not None:
+            raise self.load_error
+        return self.sessions.get(session_id)
+
+    def save(
+        self, record: CommandRecord, *, before: Snapshot | None, applied: Applied | None
+    ) -> None:
+        self.save_attempts.append(record)
+        if self.before_save:
+            self.before_save.pop(0)(self)
+        if record.command_id in self.records:
+            raise AlreadyRecorded(self.records[record.command_id])
+        if applied is not None:
+            current = self.sessions.get(applied.session.id)
+            if not _still(before, current):
+                raise SessionChanged(current)
+            self.sessions[applied.session.id] = Snapshot(applied.session, applied.version)
+        self.records[record.command_id] = record
+
+    # ─── Writers other than the service ───
+
+    def put(self, session: CheckoutSession, *, version: int, expired: bool = False) -> Snapshot:
+        """Store `session` directly, as the seed or another worker would."""
+        snapshot = Snapshot(session, version, expired=expired)
+        self.sessions[session.id] = snapshot
+        return snapshot
+
+    def concurrent_change(self, session_id: str, **changes: Any) -> None:
+        """Queue a writer that changes `session_id` just before the next save's checks."""
+
+        def write(store: InMemorySessionStore) -> None:
+            current = store.sessions[session_id]
+            document = current.session.to_document()
+            session = CheckoutSession.model_validate(
+                {**document, **changes, "updated_at": _later(document["updated_at"])}
+            )
+            store.put(session, version=current.version + 1)
+
+        self.before_save.append(write)
+
+    def contend(self, session_id: str, *, times: int) -> None:
+        """Queue `times` concurrent writers, so the next `times` saves all conflict."""
+        for _ in range(times):
+            self.concurrent_change(session_id)
+
+    def version_of(self, session_id: str) -> int | None:
+        snapshot = self.sessions.get(session_id)
+        return snapshot.version if snapshot else None
+
+
+def _still(before: Snapshot | None, current: Snapshot | None) -> bool:
+    """Whether a write decided on `before` may replace `current` (the store's condition)."""
+    if before is None or before.expired:  # a create: the id must be free or expired
+        return current is None or current.expired
+    if current is None or current.expired:
+        return False
+    return (current.version, current.session.updated_at) == (
+        before.version,
+        before.session.updated_at,
+    )
+
+
+def _later(stamp: str) -> str:
+    moment = datetime.fromisoformat(stamp) + timedelta(milliseconds=1)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class ListEventPublisher:
+    """Keeps published event JSON in order; `failures` are raised by the next publishes."""
+
+    events: list[str] = field(default_factory=list)
+    failures: list[Exception] = field(default_factory=list)
+
+    def publish(self, event_json: str) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.events.append(event_json)
+
+    def parsed(self) -> list[dict[str, Any]]:
+        return [json.loads(event) for event in self.events]
+
+
+@dataclass
+class FakeClock:
+    """A clock that stands still until a test moves it."""
+
+    now: datetime = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float = 1.0) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class SequentialIds:
+    """Session ids `cs_1`, `cs_2`, ... for creates that do not name their session."""
+
+    prefix: str = "cs_"
+    issued: int = 0
+
+    def __call__(self) -> str:
+        self.issued += 1
+        return f"{self.prefix}{self.issued}"

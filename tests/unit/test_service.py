@@ -1,0 +1,475 @@
+"""CheckoutService with in-memory ports: events, versions, idempotency, conflicts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from kombu.utils import json as kombu_json
+
+from schemas.events import REDACTED
+from tests.support.fakes import FakeClock, InMemorySessionStore, ListEventPublisher, SequentialIds
+from worker.domain import new_session
+from worker.errors import (
+    ContentionExhausted,
+    EventsUnavailable,
+    StoredSessionInvalid,
+    Transient,
+)
+from worker.service import CheckoutService
+
+READY_UPDATES = {
+    "line_items": [{"type": "product", "total_amount": 1000, "id": "li_1", "sku": "W-1"}],
+    "buyer": {"email": "buyer@example.com"},
+    "shipping_address": {"line1": "1 Main St", "country": "US"},
+    "payment_instruments": [{"type": "card", "token": "tok_secret", "brand": "visa"}],
+}
+
+
+@dataclass
+class Rig:
+    store: InMemorySessionStore = field(default_factory=InMemorySessionStore)
+    publisher: ListEventPublisher = field(default_factory=ListEventPublisher)
+    clock: FakeClock = field(default_factory=FakeClock)
+    ids: SequentialIds = field(default_factory=SequentialIds)
+    max_write_attempts: int = 5
+
+    @property
+    def service(self) -> CheckoutService:
+        return CheckoutService(
+            self.store,
+            self.publisher,
+            clock=self.clock,
+            new_session_id=self.ids,
+            max_write_attempts=self.max_write_attempts,
+        )
+
+    def handle(self, payload: Any) -> dict[str, Any]:
+        """Handle `payload` and return the event as published."""
+        event = self.service.handle(payload)
+        assert self.publisher.events[-1] == event.to_json()
+        return json.loads(self.publisher.events[-1])
+
+    def create(self, session_id: str = "cs_1") -> dict[str, Any]:
+        return self.handle(command("create_session", f"create-{session_id}", session_id))
+
+    def ready(self, session_id: str = "cs_1") -> dict[str, Any]:
+        self.create(session_id)
+        return self.handle(command("update_session", "ready", session_id, updates=READY_UPDATES))
+
+
+def command(kind: str, command_id: str = "cmd-1", session_id: str | None = "cs_1", **fields):
+    body: dict[str, Any] = {"command_id": command_id, "type": kind, **fields}
+    if session_id is not None:
+        body["session_id"] = session_id
+    return body
+
+
+def update(command_id: str = "cmd-1", session_id: str = "cs_1", **updates: Any):
+    return command("update_session", command_id, session_id, updates=updates)
+
+
+@pytest.fixture
+def rig() -> Rig:
+    return Rig()
+
+
+# ─── Each command's event ───
+
+
+def test_create_without_id_uses_the_id_factory_and_skips_the_read(rig: Rig) -> None:
+    event = rig.handle(command("create_session", session_id=None))
+    assert (event["type"], event["session_id"], event["version"]) == ("session.created", "cs_1", 1)
+    assert event["previous_status"] is None
+    assert rig.store.loads == []
+    assert rig.store.version_of("cs_1") == 1
+
+
+def test_create_snapshot_is_the_seeds_empty_session(rig: Rig) -> None:
+    session = rig.create()["session"]
+    assert session["status"] == "incomplete"
+    assert session["created_at"] == session["updated_at"] == "2025-03-01T12:00:00.000Z"
+    assert session["totals"] == {
+        "subtotal": 0, "tax": 0, "shipping": 0, "discount": 0, "fee": 0, "total": 0,
+        "currency": "USD",
+    }  # fmt: skip
+    assert [m["code"] for m in session["messages"]] == [
+        "missing_line_items",
+        "missing_buyer_email",
+        "missing_shipping_address",
+        "missing_payment",
+    ]
+
+
+def test_create_over_a_live_session_is_a_recorded_version_conflict(rig: Rig) -> None:
+    rig.create()
+    event = rig.handle(command("create_session", "again", "cs_1"))
+    assert (event["type"], event["error"]["code"], event["version"]) == (
+        "command.rejected",
+        "version_conflict",
+        1,
+    )
+    assert rig.store.version_of("cs_1") == 1
+    assert "again" in rig.store.records
+
+
+def test_create_over_an_expired_session_starts_again_at_version_1(rig: Rig) -> None:
+    old = new_session("cs_1", "EUR", rig.clock())
+    rig.store.put(old, version=7, expired=True)
+    event = rig.handle(command("create_session", session_id="cs_1"))
+    assert (event["type"], event["version"], event["session"]["currency"]) == (
+        "session.created",
+        1,
+        "USD",
+    )
+
+
+def test_update_recomputes_totals_and_bumps_the_version(rig: Rig) -> None:
+    rig.create()
+    rig.clock.advance()
+    event = rig.handle(update(line_items=READY_UPDATES["line_items"]))
+    assert (event["type"], event["version"], event["previous_status"]) == (
+        "session.updated",
+        2,
+        "incomplete",
+    )
+    totals = event["session"]["totals"]
+    assert (totals["subtotal"], totals["tax"], totals["fee"], totals["total"]) == (
+        1000,
+        80,
+        5,
+        1085,
+    )
+    assert event["session"]["updated_at"] == "2025-03-01T12:00:01.000Z"
+    assert event["session"]["line_items"][0]["sku"] == "W-1"
+
+
+def test_update_that_completes_the_data_makes_the_session_ready(rig: Rig) -> None:
+    event = rig.ready()
+    assert event["session"]["status"] == "ready_for_complete"
+    assert event["session"]["messages"] == []
+    assert rig.store.sessions["cs_1"].session.status == "ready_for_complete"
+
+
+def test_event_snapshot_redacts_payment_credentials_but_the_store_keeps_them(rig: Rig) -> None:
+    event = rig.ready()
+    assert event["session"]["payment_instruments"] == [
+        {"type": "card", "token": REDACTED, "brand": "visa"}
+    ]
+    stored = rig.store.sessions["cs_1"].session.to_document()
+    assert stored["payment_instruments"][0]["token"] == "tok_secret"
+
+
+@pytest.mark.parametrize(
+    ("kind", "event_type", "status"),
+    [
+        ("complete_session", "session.completed", "completed"),
+        ("cancel_session", "session.canceled", "canceled"),
+    ],
+)
+def test_lifecycle_commands_on_a_ready_session(
+    rig: Rig, kind: str, event_type: str, status: str
+) -> None:
+    rig.ready()
+    event = rig.handle(command(kind, "lifecycle"))
+    assert (event["type"], event["version"], event["previous_status"]) == (
+        event_type,
+        3,
+        "ready_for_complete",
+    )
+    assert event["session"]["status"] == status
+    assert rig.store.sessions["cs_1"].session.status == status
+
+
+def test_a_ready_session_allows_no_forced_transition(rig: Rig) -> None:
+    rig.ready()
+    event = rig.handle(command("transition_session", target="incomplete"))
+    assert (event["error"]["code"], event["version"]) == ("invalid_transition", 2)
+
+
+def test_transition_from_incomplete_reports_the_previous_status(rig: Rig) -> None:
+    rig.create()
+    event = rig.handle(command("transition_session", target="requires_escalation"))
+    assert (event["type"], event["previous_status"], event["version"]) == (
+        "session.status_changed",
+        "incomplete",
+        2,
+    )
+
+
+@pytest.mark.parametrize(
+    ("setup", "payload", "code", "version"),
+    [
+        ("none", update(buyer={"email": "a@b.c"}), "session_not_found", None),
+        ("created", command("complete_session"), "invalid_transition", 1),
+        ("created", command("transition_session", target="completed"), "invalid_transition", 1),
+        (
+            "created",
+            command("update_session", updates={"buyer": {"email": "a@b.c"}}, expected_version=5),
+            "version_conflict",
+            1,
+        ),
+        ("canceled", update(buyer={"email": "a@b.c"}), "session_closed", 2),
+    ],
+)
+def test_rejections_are_recorded_and_leave_the_session_alone(
+    rig: Rig, setup: str, payload: dict[str, Any], code: str, version: int | None
+) -> None:
+    if setup != "none":
+        rig.create()
+    if setup == "canceled":
+        rig.handle(command("cancel_session", "cancel"))
+    event = rig.handle(payload)
+    assert (event["type"], event["error"]["code"], event["version"]) == (
+        "command.rejected",
+        code,
+        version,
+    )
+    assert "session" not in event
+    assert rig.store.version_of("cs_1") == version
+    assert rig.store.records["cmd-1"].event_json == rig.publisher.events[-1]
+
+
+# ─── Replays and idempotency ───
+
+
+def test_a_replayed_command_republishes_the_identical_json(rig: Rig) -> None:
+    rig.create()
+    first = rig.service.handle(update(line_items=READY_UPDATES["line_items"]))
+    rig.clock.advance(60)
+    second = rig.service.handle(update(line_items=READY_UPDATES["line_items"]))
+    assert second == first
+    assert rig.publisher.events[-1] == rig.publisher.events[-2] == first.to_json()
+    assert rig.store.version_of("cs_1") == 2
+
+
+def test_a_replay_reproduces_unicode_and_unusual_numbers_byte_for_byte(rig: Rig) -> None:
+    rig.create()
+    item = {"type": "product", "total_amount": 5, "name": "Café ☕", "w": 1e-07, "r": 2.0}
+    first = rig.service.handle(update(line_items=[item])).to_json()
+    rig.clock.advance()
+    assert rig.service.handle(update(line_items=[item])).to_json() == first
+
+
+def test_a_replayed_rejection_stays_the_first_answer(rig: Rig) -> None:
+    first = rig.handle(update(buyer={"email": "a@b.c"}))
+    rig.create()
+    assert rig.handle(update(buyer={"email": "a@b.c"})) == first
+    assert rig.store.version_of("cs_1") == 1
+
+
+def test_a_replayed_json_text_command_matches_its_mapping(rig: Rig) -> None:
+    rig.create()
+    first = rig.handle(update(buyer={"email": "a@b.c"}))
+    assert rig.handle(json.dumps(update(buyer={"email": "a@b.c"}))) == first
+
+
+@pytest.mark.parametrize(
+    "reuse",
+    [
+        update(buyer={"email": "other@b.c"}),
+        update(session_id="cs_2", buyer={"email": "a@b.c"}),
+        command("cancel_session"),
+    ],
+    ids=["other-body", "other-session", "other-type"],
+)
+def test_a_reused_command_id_is_an_idempotency_conflict(rig: Rig, reuse: dict[str, Any]) -> None:
+    rig.create()
+    rig.create("cs_2")
+    original = rig.handle(update(buyer={"email": "a@b.c"}))
+    recorded = rig.store.records["cmd-1"]
+    versions = (rig.store.version_of("cs_1"), rig.store.version_of("cs_2"))
+
+    event = rig.handle(reuse)
+
+    assert (event["type"], event["error"]["code"]) == ("command.rejected", "idempotency_conflict")
+    assert event["event_id"] != original["event_id"]
+    assert rig.store.records["cmd-1"] == recorded
+    assert (rig.store.version_of("cs_1"), rig.store.version_of("cs_2")) == versions
+
+
+# ─── Invalid payloads ───
+
+INVALID_PAYLOADS = {
+    "missing-command-id": ({"type": "create_session"}, "command_id"),
+    "empty-command-id": ({"command_id": "", "type": "create_session"}, "command_id"),
+    "unknown-type": ({"command_id": "c1", "type": "explode"}, "'type'"),
+    "float-money": (
+        update(line_items=[{"type": "product", "total_amount": 12.5}]),
+        "updates.line_items.0.total_amount",
+    ),
+    "null-update": (update(buyer=None), "updates.buyer"),
+    "unknown-field": (command("cancel_session", reason="x"), "reason"),
+    "bad-session-id": (command("cancel_session", session_id="a/b"), "session_id"),
+    "not-an-object": ([1, 2], "command: Input should be a valid dictionary"),
+    "json-array": ("[1, 2]", "command: Input should be a valid dictionary"),
+    "not-json": ("{not json", "command: Invalid JSON"),
+}
+
+
+@pytest.mark.parametrize(
+    ("payload", "names"), INVALID_PAYLOADS.values(), ids=INVALID_PAYLOADS.keys()
+)
+def test_an_invalid_payload_is_rejected_naming_the_field(
+    rig: Rig, payload: Any, names: str
+) -> None:
+    event = rig.handle(payload)
+    assert (event["type"], event["error"]["code"]) == ("command.rejected", "validation_error")
+    assert names in event["error"]["message"]
+    assert event["version"] is None
+    assert rig.store.loads == rig.store.save_attempts == []
+
+
+@pytest.mark.parametrize("payload", [p for p, _ in INVALID_PAYLOADS.values()])
+def test_an_invalid_payload_has_the_same_event_id_on_every_delivery(rig: Rig, payload: Any) -> None:
+    first = rig.handle(payload)
+    rig.clock.advance(30)
+    second = rig.handle(payload)
+    assert first["event_id"] == second["event_id"]
+    assert first["occurred_at"] != second["occurred_at"]
+
+
+@pytest.mark.parametrize("encode", [dict, json.dumps], ids=["mapping", "json-text"])
+def test_an_invalid_payload_echoes_its_command_and_session_ids(rig: Rig, encode) -> None:
+    # Fails for JSON text: worker/service.py `_text_field` reads ids from mappings only.
+    payload = update("cmd-9", line_items=[{"type": "product", "total_amount": 1.5}])
+    event = rig.handle(encode(payload))
+    assert (event["command_id"], event["session_id"]) == ("cmd-9", "cs_1")
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [Decimal("12.50"), datetime(2025, 3, 1, tzinfo=UTC)],
+    ids=["decimal", "datetime"],
+)
+def test_a_payload_with_types_celerys_json_decodes_is_rejected_not_crashed(
+    rig: Rig, wrong: Any
+) -> None:
+    # Celery's JSON (kombu.utils.json) turns {"__type__": "decimal", ...} markers into
+    # Decimal and datetime objects, so a worker can receive them from any producer.
+    sent = update(line_items=[{"type": "product", "total_amount": wrong}])
+    payload = kombu_json.loads(kombu_json.dumps(sent))
+    assert payload["updates"]["line_items"][0]["total_amount"] == wrong
+    event = rig.handle(payload)
+    assert event["error"]["code"] == "validation_error"
+    assert "updates.line_items.0.total_amount" in event["error"]["message"]
+
+
+def test_invalid_payloads_differing_in_content_have_different_event_ids(rig: Rig) -> None:
+    a = rig.handle(update(line_items=[{"type": "product", "total_amount": 1.5}]))
+    b = rig.handle(update(line_items=[{"type": "product", "total_amount": 2.5}]))
+    assert a["event_id"] != b["event_id"]
+
+
+def test_a_fixed_invalid_command_can_reuse_its_command_id(rig: Rig) -> None:
+    rig.create()
+    rig.handle(update(line_items=[{"type": "product", "total_amount": 1.5}]))
+    event = rig.handle(update(line_items=[{"type": "product", "total_amount": 150}]))
+    assert (event["type"], event["version"]) == ("session.updated", 2)
+
+
+# ─── Concurrent writers ───
+
+
+def test_a_conflict_is_decided_again_on_the_current_session(rig: Rig) -> None:
+    rig.create()
+    rig.store.concurrent_change("cs_1", buyer={"email": "concurrent@example.com"})
+    event = rig.handle(update(line_items=READY_UPDATES["line_items"]))
+    assert len(rig.store.save_attempts) == 3  # the create, then two tries
+    assert (event["type"], event["version"], event["previous_status"]) == (
+        "session.updated",
+        3,
+        "incomplete",
+    )
+    assert event["session"]["buyer"] == {"email": "concurrent@example.com"}
+    assert event["session"]["totals"]["total"] == 1085
+    assert "missing_buyer_email" not in [m["code"] for m in event["session"]["messages"]]
+    assert rig.store.sessions["cs_1"].session.buyer.email == "concurrent@example.com"
+
+
+def test_a_create_that_loses_a_race_is_a_version_conflict(rig: Rig) -> None:
+    rig.store.before_save.append(
+        lambda store: store.put(new_session("cs_1", "EUR", rig.clock()), version=1)
+    )
+    event = rig.handle(command("create_session", session_id="cs_1"))
+    assert (event["error"]["code"], event["version"]) == ("version_conflict", 1)
+    assert rig.store.sessions["cs_1"].session.currency == "EUR"
+
+
+def test_a_conflict_with_a_cancel_turns_into_a_rejection(rig: Rig) -> None:
+    rig.create()
+    rig.store.concurrent_change("cs_1", status="canceled")
+    event = rig.handle(update(line_items=READY_UPDATES["line_items"]))
+    assert (event["error"]["code"], event["version"]) == ("session_closed", 2)
+    assert rig.store.sessions["cs_1"].session.line_items == []
+
+
+def test_constant_conflicts_exhaust_the_write_attempts(rig: Rig) -> None:
+    rig.create()
+    rig.store.contend("cs_1", times=rig.max_write_attempts)
+    published = list(rig.publisher.events)
+    with pytest.raises(ContentionExhausted) as raised:
+        rig.service.handle(update(buyer={"email": "a@b.c"}))
+    assert isinstance(raised.value, Transient)
+    assert len(rig.store.save_attempts) == 1 + rig.max_write_attempts
+    assert "cmd-1" not in rig.store.records
+    assert rig.publisher.events == published
+
+
+def test_a_redelivery_after_contention_applies_the_command(rig: Rig) -> None:
+    rig.create()
+    rig.store.contend("cs_1", times=rig.max_write_attempts)
+    with pytest.raises(ContentionExhausted):
+        rig.service.handle(update(buyer={"email": "a@b.c"}))
+    event = rig.handle(update(buyer={"email": "a@b.c"}))
+    assert (event["type"], event["version"]) == ("session.updated", 2 + rig.max_write_attempts)
+
+
+# ─── Failures around the store and the stream ───
+
+
+def test_an_invalid_stored_session_becomes_a_recorded_rejection(rig: Rig) -> None:
+    problem = "Stored checkout session cs_1 is not a valid session: status: Field required"
+    rig.store.load_error = StoredSessionInvalid(problem)
+    event = rig.handle(update(buyer={"email": "a@b.c"}))
+    assert (event["type"], event["error"]) == (
+        "command.rejected",
+        {"code": "validation_error", "message": problem},
+    )
+    assert (event["session_id"], event["version"]) == ("cs_1", None)
+    assert rig.store.records["cmd-1"].event_json == rig.publisher.events[-1]
+
+
+def test_a_failed_publish_is_retried_with_the_recorded_event(rig: Rig) -> None:
+    rig.create()
+    rig.publisher.failures.append(EventsUnavailable("redis down"))
+    with pytest.raises(EventsUnavailable):
+        rig.service.handle(update(buyer={"email": "a@b.c"}))
+    rig.clock.advance(5)
+    rig.handle(update(buyer={"email": "a@b.c"}))
+    assert rig.publisher.events[-1] == rig.store.records["cmd-1"].event_json
+    assert rig.store.version_of("cs_1") == 2
+
+
+# ─── Event ids ───
+
+
+def test_event_id_is_the_same_on_every_delivery() -> None:
+    first, second = Rig(), Rig()
+    second.clock.advance(3600)
+    payload = command("create_session", session_id=None)
+    assert first.handle(payload)["event_id"] == second.handle(payload)["event_id"]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [command("create_session", "cmd-2", None), command("create_session", currency="EUR")],
+    ids=["other-command-id", "other-content"],
+)
+def test_event_id_differs_for_other_commands(other: dict[str, Any]) -> None:
+    base = Rig().handle(command("create_session", session_id=None))
+    assert Rig().handle(other)["event_id"] != base["event_id"]
