@@ -8,11 +8,12 @@ through its own writes untouched.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from pydantic import ValidationError
 
 from schemas.commands import describe_validation_error
@@ -127,4 +128,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, set):  # string/number sets: not in the seed's layout, kept readable
         return sorted(_plain(v) for v in value)
+    if isinstance(value, Binary):
+        # A Buffer the TypeScript side stored, shown as base64 text. Updates only write
+        # the attributes a command changed, so the stored value stays binary.
+        return base64.b64encode(value.value).decode()
     return value
