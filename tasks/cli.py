@@ -75,26 +75,36 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
-    from tasks.producer import InvalidCommand, default_producer, prepare
+    from tasks.producer import EnqueueFailed, InvalidCommand, default_producer, prepare
 
     send_prepared = default_producer().send_prepared
-
-    valid: list[dict[str, Any]] = []
+    batch: list[tuple[int, dict[str, Any]]] = []  # (line number, message body)
     sent = invalid = 0
-    with _open_input(args.file) as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                valid.append(prepare(line))
-            except InvalidCommand as error:
-                invalid += 1
-                print(f"{args.file}:{number}: {error}", file=sys.stderr)
-            if not args.strict and len(valid) >= SEND_BATCH:
-                sent += send_prepared(valid)
-                valid.clear()
-    if not (args.strict and invalid):
-        sent += send_prepared(valid)
+    try:
+        with _open_input(args.file) as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    batch.append((number, prepare(line)))
+                except InvalidCommand as error:
+                    invalid += 1
+                    print(f"{args.file}:{number}: {error}", file=sys.stderr)
+                if not args.strict and len(batch) >= SEND_BATCH:
+                    sent += send_prepared(body for _, body in batch)
+                    batch.clear()
+        if not (args.strict and invalid):
+            sent += send_prepared(body for _, body in batch)
+            batch.clear()
+    except EnqueueFailed as failure:
+        first_unsent = batch[failure.sent][0]
+        print(
+            f"{args.file}: enqueued {sent + failure.sent} commands, then the broker failed; "
+            f"line {first_unsent} and the valid lines after it were not enqueued: "
+            f"{failure.__cause__}",
+            file=sys.stderr,
+        )
+        return 2
     print(f"enqueued {sent} commands, {invalid} invalid lines", file=sys.stderr)
     return 1 if invalid else 0
 

@@ -12,7 +12,9 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ValidationError
+from redis.exceptions import RedisError
 
 from schemas.commands import Command, describe_validation_error, parse_command
 from worker.celery_app import APPLY_COMMAND_TASK, create_app
@@ -23,6 +25,14 @@ CommandInput = Command | Mapping[str, Any] | str
 
 class InvalidCommand(ValueError):
     """Raised when a command does not validate; nothing has been enqueued for it."""
+
+
+class EnqueueFailed(RuntimeError):
+    """Raised when the broker fails mid-way; the first `sent` commands were enqueued."""
+
+    def __init__(self, sent: int, cause: Exception) -> None:
+        super().__init__(f"broker failed after {sent} commands were enqueued: {cause}")
+        self.sent = sent
 
 
 def prepare(command: CommandInput) -> dict[str, Any]:
@@ -68,14 +78,21 @@ class CommandProducer:
         return self.send_prepared(bodies)
 
     def send_prepared(self, bodies: Iterable[dict[str, Any]]) -> int:
-        """Enqueue bodies that `prepare` returned, reusing one producer connection."""
+        """Enqueue bodies that `prepare` returned, reusing one producer connection.
+
+        Raises `EnqueueFailed` saying how many were enqueued when the broker fails
+        (after Celery's own publish retries).
+        """
         count = 0
-        with self.app.producer_or_acquire() as producer:
-            for body in bodies:
-                self.app.send_task(
-                    APPLY_COMMAND_TASK, args=[body], queue=self.queue, producer=producer
-                )
-                count += 1
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for body in bodies:
+                    self.app.send_task(
+                        APPLY_COMMAND_TASK, args=[body], queue=self.queue, producer=producer
+                    )
+                    count += 1
+        except (OperationalError, RedisError, OSError) as error:
+            raise EnqueueFailed(count, error) from error
         return count
 
 

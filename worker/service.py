@@ -7,6 +7,7 @@ protocols below; the DynamoDB and Redis adapters implement them.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from worker.errors import (
     SessionChanged,
     StoredSessionInvalid,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -122,11 +125,17 @@ class CheckoutService:
     ) -> ResultEvent:
         # A create with a fresh random id cannot find an item: skip the read.
         current = self._store.load(session_id) if command.session_id else None
-        for _ in range(self._max_write_attempts):
+        for attempt in range(1, self._max_write_attempts + 1):
             event, applied = self._decide(command, fingerprint, current, session_id)
             try:
                 return self._commit(command, fingerprint, event, current, applied)
             except SessionChanged as changed:
+                logger.debug(
+                    "session %s changed under command %s (attempt %d); deciding again",
+                    session_id,
+                    command.command_id,
+                    attempt,
+                )
                 current = changed.current  # re-decide on what is there now
         raise ContentionExhausted(
             f"session {session_id} changed on each of {self._max_write_attempts} write attempts"

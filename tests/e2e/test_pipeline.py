@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 from tests.e2e.builders import (
@@ -174,3 +175,19 @@ def test_checkout_events_prints_the_stream_as_json_lines(checkout, start_workers
         "code": "session_not_found",
         "message": "Checkout session not found: s-missing",
     }
+
+
+def test_checkout_send_says_what_was_not_enqueued_when_the_broker_is_down(env, tmp_path):
+    from tasks.embedded import free_port
+    from tests.e2e.conftest import CHECKOUT
+
+    commands = tmp_path / "commands.jsonl"
+    commands.write_text(json.dumps(create("down-1", "s-down")) + "\n")
+    down = {**env, "CHECKOUT_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+
+    result = subprocess.run(
+        [CHECKOUT, "send", str(commands)], env=down, capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == 2
+    assert "enqueued 0 commands, then the broker failed; line 1" in result.stderr
