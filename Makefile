@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-unit test-integration test-e2e lint format compose-check clean
+.PHONY: install demo test test-unit test-integration test-e2e lint format compose-check clean seed-harness
 
 install: $(STAMP)
 
@@ -19,13 +19,21 @@ demo: install
 	$(BIN)/python -m tasks.demo
 
 ## The whole suite; it starts the redis-server and moto server it needs.
-test: install
+test: install seed-harness
 	$(BIN)/pytest
+
+## The seed's own TypeScript store under node (tests/integration/test_seed_interop.py):
+## `npm ci` of its pinned packages, again only when node_modules is missing or older than the lock.
+seed-harness:
+	@stamp=tests/seed/node_modules/.seed-harness-stamp; \
+	if [ ! -f $$stamp ] || [ tests/seed/package-lock.json -nt $$stamp ] || [ tests/seed/package.json -nt $$stamp ]; then \
+		npm ci --prefix tests/seed --no-audit --no-fund && touch $$stamp; \
+	fi
 
 test-unit: install
 	$(BIN)/pytest -m unit
 
-test-integration: install
+test-integration: install seed-harness
 	$(BIN)/pytest -m integration
 
 test-e2e: install
