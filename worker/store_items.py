@@ -9,7 +9,7 @@ through its own writes untouched.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -35,13 +35,30 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+# The attributes the seed's writes can change and that a decision reads (totals and
+# messages are derived from them).
+SEED_DECISION_INPUTS = (
+    "status",
+    "currency",
+    "line_items",
+    "buyer",
+    "shipping_address",
+    "billing_address",
+    "payment_instruments",
+    "continue_url",
+)
+
+
 @dataclass(frozen=True)
 class ItemToken:
-    """What a conditional write compares against: the attributes every writer changes."""
+    """What a conditional write compares against, as the item was when loaded."""
 
     version: int | None  # None: a session the seed created, which has no version yet
     updated_at: str | None
     has_ttl: bool
+    loaded_at: int  # epoch seconds, the store's clock
+    # The decision inputs exactly as stored, for an equality condition byte for byte.
+    inputs: dict[str, AttributeValue] = field(default_factory=dict)
 
 
 def to_attribute(value: Any) -> AttributeValue:
@@ -81,6 +98,8 @@ def snapshot_from_item(item: Item, *, now: int) -> Snapshot:
             version=version if isinstance(version, int) else None,
             updated_at=document.get("updated_at"),
             has_ttl=ttl is not None,
+            loaded_at=now,
+            inputs={name: item[name] for name in SEED_DECISION_INPUTS if name in item},
         ),
     )
 

@@ -276,13 +276,6 @@ def test_seed_transition_of_a_pipeline_session_is_detected_and_kept(
     assert session["line_items"] == full_updates()["line_items"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding: worker/store.py _unchanged_since detects a seed write only by updated_at; "
-    "a seed write stamped with the same millisecond (clock skew, or timestamp_after running "
-    "ahead) passes the condition and the pipeline writes messages/status decided on a stale read",
-)
 def test_seed_update_stamped_in_the_same_millisecond_is_detected(
     env, settings, service, store, dynamodb
 ):

@@ -40,11 +40,12 @@ from worker.store_items import (
     to_item,
 )
 
-NOW = 1_700_000_000
 SESSION_TTL = 86_400
 COMMAND_TTL = 604_800
 CREATED = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 LATER = datetime(2025, 3, 1, 12, 5, tzinfo=UTC)
+# A day after the stored stamps: too late for a seed write to carry the same updated_at.
+NOW = int(CREATED.timestamp()) + 24 * 60 * 60
 RECORD = CommandRecord("cmd-1", "f" * 64, "cs_1", '{"event_id":"e1"}')
 
 
@@ -181,6 +182,22 @@ def test_an_update_is_conditioned_on_the_version_and_updated_at_it_read(
         f"version = 3 AND updated_at = '2025-03-01T12:00:00.000Z' AND ttl > {NOW}"
     )
     assert update["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
+
+
+def test_an_update_of_a_recently_written_item_also_compares_every_decision_input(
+    stub, store, requests
+) -> None:
+    # Loaded the second it was written: a seed write could carry the very same stamp.
+    before = snapshot_from_item(
+        item(buyer={"email": "a@example.com"}), now=int(CREATED.timestamp())
+    )
+    update = transact(stub, store, requests, before, add_buyer(before))[0]["Update"]
+    assert render(update["ConditionExpression"], update) == (
+        "version = 3 AND updated_at = '2025-03-01T12:00:00.000Z' AND status = 'incomplete' "
+        "AND currency = 'USD' AND line_items = [] AND buyer = {'email': 'a@example.com'} "
+        "AND attribute_not_exists(shipping_address) AND attribute_not_exists(billing_address) "
+        f"AND payment_instruments = [] AND attribute_not_exists(continue_url) AND ttl > {NOW}"
+    )
 
 
 def test_an_update_of_a_seed_created_session_requires_it_still_has_no_version(
