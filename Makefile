@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-unit test-integration test-e2e lint format compose-check clean seed-harness
+.PHONY: install demo bench test test-unit test-integration test-e2e lint format compose-check clean seed-harness
 
 install: $(STAMP)
 
@@ -46,6 +46,10 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## Update commands direct vs through the service vs through a worker, side by side in one run.
+bench: install
+	$(BIN)/python -m benchmarks.pipeline_vs_direct
 
 ## Validates docker-compose.yml (needs the docker-compose client, no engine).
 compose-check:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from tasks.embedded import EmbeddedStack
+from tasks.embedded import EmbeddedStack, start_worker
 
 CHECKOUT = str(Path(sys.executable).with_name("checkout"))
 BULK_SESSIONS = 200
@@ -88,41 +87,6 @@ PHASES: list[tuple[str, list[dict[str, Any]]]] = [
 ]
 
 
-class Worker:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self._out = log.open("wb")
-        self.process = subprocess.Popen(
-            [CHECKOUT, "worker", "--concurrency", "2", "--loglevel", "WARNING"],
-            env=env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, redis_url: str, timeout: float = 60.0) -> None:
-        from celery import Celery
-
-        probe = Celery(broker=redis_url)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited: see {self.log}")
-            if probe.control.ping(timeout=0.5):
-                return
-        raise RuntimeError(f"worker not ready after {timeout:.0f}s: see {self.log}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._out.close()
-
-
 def main() -> int:
     with EmbeddedStack() as stack:
         env = stack.env()
@@ -130,10 +94,9 @@ def main() -> int:
         console.rule("checkout pipeline demo")
         console.print(f"redis  {stack.redis_url}  (pid-managed)\nmoto   {stack.dynamodb_url}")
         subprocess.run([CHECKOUT, "init"], env=env, check=True, capture_output=True)
-        worker = Worker(env, stack.workdir / "worker.log")
+        worker = start_worker(env, log=stack.workdir / "worker.log", concurrency=2)
         try:
-            worker.wait_ready(stack.redis_url)
-            console.print(f"worker pid {worker.process.pid}, concurrency 2\n")
+            console.print(f"worker pid {worker.pid}, concurrency 2\n")
             run_flow()
             measure_bulk()
         finally:

@@ -71,7 +71,7 @@ class ManagedProcess:
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s; see {self.log}")
 
-    def stop(self, *, timeout: float = 10.0) -> None:
+    def stop(self, *, timeout: float = 30.0) -> None:
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -93,11 +93,23 @@ def start_redis(workdir: Path) -> tuple[ManagedProcess, str]:
 
 def start_moto(workdir: Path) -> tuple[ManagedProcess, str]:
     port = free_port()
-    args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    args = [sys.executable, "-m", "tasks.embedded_moto", "-H", "127.0.0.1", "-p", str(port)]
     process = ManagedProcess("moto server", args, log=workdir / "moto.log")
     url = f"http://127.0.0.1:{port}"
     process.wait_until(lambda: _http_answers(url))
     return process, url
+
+
+def start_worker(
+    env: dict[str, str], *, log: Path, concurrency: int = 2, loglevel: str = "WARNING"
+) -> ManagedProcess:
+    """A `checkout worker` process, returned once it answers a ping on the broker."""
+    checkout = str(Path(sys.executable).with_name("checkout"))
+    args = [checkout, "worker", "--concurrency", str(concurrency), "--loglevel", loglevel]
+    process = ManagedProcess("checkout worker", args, log=log, env=env)
+    node = f"checkout-{process.pid}@{socket.gethostname()}"  # the name `checkout worker` takes
+    process.wait_until(lambda: _worker_answers(env["CHECKOUT_REDIS_URL"], node), timeout=60)
+    return process
 
 
 class EmbeddedStack:
@@ -153,3 +165,10 @@ def _http_answers(url: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def _worker_answers(broker_url: str, node: str) -> bool:
+    from celery import Celery
+
+    with Celery(broker=broker_url) as probe:
+        return bool(probe.control.ping(destination=[node], timeout=0.5))

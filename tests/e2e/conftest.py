@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -12,58 +11,21 @@ from pathlib import Path
 
 import pytest
 
+from tasks.embedded import ManagedProcess, start_worker
+
 CHECKOUT = str(Path(sys.executable).with_name("checkout"))
-READY_TIMEOUT = 60.0
-
-
-class WorkerProcess:
-    """A `checkout worker` process, stopped by its PID."""
-
-    def __init__(self, env: dict[str, str], log: Path, concurrency: int) -> None:
-        self.log = log
-        self._log_file = log.open("wb")
-        self.process = subprocess.Popen(
-            [CHECKOUT, "worker", "--concurrency", str(concurrency), "--loglevel", "INFO"],
-            env=env,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker exited early:\n{self.log.read_text()}")
-            if " ready." in self.log.read_text(errors="replace"):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"worker not ready after {READY_TIMEOUT}s:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # warm shutdown: finish the running task
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log_file.close()
 
 
 @pytest.fixture
-def start_workers(env, tables, tmp_path: Path) -> Iterator[Callable[..., list[WorkerProcess]]]:
-    started: list[WorkerProcess] = []
+def start_workers(env, tables, tmp_path: Path) -> Iterator[Callable[..., list[ManagedProcess]]]:
+    """Start `checkout worker` processes; each is stopped (SIGTERM, by PID) after the test."""
+    started: list[ManagedProcess] = []
 
-    def start(count: int = 1, *, concurrency: int = 2) -> list[WorkerProcess]:
-        workers = [
-            WorkerProcess(env, tmp_path / f"worker-{len(started) + i}.log", concurrency)
-            for i in range(count)
-        ]
-        started.extend(workers)
-        for worker in workers:
-            worker.wait_ready()
-        return workers
+    def start(count: int = 1, *, concurrency: int = 2) -> list[ManagedProcess]:
+        for _ in range(count):
+            log = tmp_path / f"worker-{len(started)}.log"
+            started.append(start_worker(env, log=log, concurrency=concurrency, loglevel="INFO"))
+        return started[-count:]
 
     yield start
     for worker in started:
