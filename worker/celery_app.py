@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.app.amqp import AMQP
 
 from worker.settings import Settings, get_settings
 
 APPLY_COMMAND_TASK = "checkout.apply_command"
 
 
+class RedactingAMQP(AMQP):
+    """Task messages whose `argsrepr` names the command, never shows its body.
+
+    Celery copies a repr of the arguments into every message's headers, worker logs
+    and monitoring events; a command carries buyer emails and payment credentials.
+    Retries build their messages here too, so they stay redacted.
+    """
+
+    def as_task_v2(self, task_id: str, name: str, args: Any = None, *rest: Any, **options: Any):
+        if name == APPLY_COMMAND_TASK:
+            options["argsrepr"] = command_summary(args)
+        return super().as_task_v2(task_id, name, args, *rest, **options)
+
+
+def command_summary(args: Any) -> str:
+    command = args[0] if args and isinstance(args[0], dict) else {}
+    return f"({command.get('type')!r} command {command.get('command_id')!r})"
+
+
 def create_app(settings: Settings) -> Celery:
-    app = Celery("checkout", broker=settings.redis_url, include=["tasks.commands"])
+    app = Celery(
+        "checkout", broker=settings.redis_url, include=["tasks.commands"], amqp=RedactingAMQP
+    )
     app.conf.update(
         # Pickle would let anyone who can write to the broker run code in the worker.
         task_serializer="json",

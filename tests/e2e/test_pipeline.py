@@ -20,7 +20,7 @@ from tests.e2e.builders import (
 
 
 def test_order_flow_from_create_to_completed(start_workers, send, events, checkout):
-    start_workers(1)
+    (worker,) = start_workers(1)
     steps = [
         create("flow-1", "s-flow"),
         update("flow-2", "s-flow", line_items=[MUG]),
@@ -52,6 +52,9 @@ def test_order_flow_from_create_to_completed(start_workers, send, events, checko
     shown = json.loads(checkout("get", "s-flow").stdout)
     assert shown["status"] == "completed"
     assert shown["version"] == 6
+    # Buyer and payment data stay out of the worker's log.
+    log = worker.log.read_text()
+    assert "flow-5" in log and "tok_abc" not in log and "ann@example.com" not in log
     assert shown["totals"] == {
         "subtotal": 2500,
         "tax": 200,
@@ -191,3 +194,31 @@ def test_checkout_send_says_what_was_not_enqueued_when_the_broker_is_down(env, t
 
     assert result.returncode == 2
     assert "enqueued 0 commands, then the broker failed; line 1" in result.stderr
+
+
+def test_a_command_that_fails_transiently_is_retried_until_it_applies(
+    env, settings, dynamodb, send, events, tmp_path
+):
+    from tasks.embedded import start_worker
+    from worker.store_tables import ensure_tables
+
+    # No tables yet: every attempt fails with ResourceNotFoundException (StoreUnavailable).
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log=log, concurrency=1, loglevel="INFO")
+    try:
+        send([create("retry-1", "s-retry")])
+        deadline = time.monotonic() + 60
+        while "Retry in" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+
+        ensure_tables(dynamodb, settings)
+        (event,) = events(1, timeout=120)
+    finally:
+        worker.stop()
+
+    assert (event["type"], event["session_id"], event["version"]) == (
+        "session.created",
+        "s-retry",
+        1,
+    )

@@ -106,3 +106,26 @@ def test_a_non_transient_error_fails_the_task_without_a_retry(eager, monkeypatch
     assert result.state == "FAILURE"
     assert isinstance(result.result, ValueError)
     assert service.retries_seen == [0]
+
+
+def test_task_messages_name_the_command_but_never_carry_its_body_in_argsrepr() -> None:
+    from worker.celery_app import APPLY_COMMAND_TASK, create_app
+    from worker.settings import Settings
+
+    app = create_app(Settings())
+    command = {
+        "type": "update_session",
+        "command_id": "cmd-7",
+        "session_id": "s-1",
+        "updates": {
+            "buyer": {"email": "ann@example.com"},
+            "payment_instruments": [{"id": "pi", "credential": {"token": "tok_secret"}}],
+        },
+    }
+
+    message = app.amqp.create_task_message("task-1", APPLY_COMMAND_TASK, [command], {})
+
+    assert message.headers["argsrepr"] == "('update_session' command 'cmd-7')"
+    assert "tok_secret" not in str(message.headers)
+    assert "ann@example.com" not in str(message.headers)
+    assert message.body[0] == [command]  # the worker still gets the whole command
