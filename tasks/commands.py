@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from worker.bootstrap import get_service
-from worker.celery_app import APPLY_COMMAND_TASK, app
+from worker.celery_app import APPLY_COMMAND_TASK, app, command_summary
 from worker.errors import Transient
 
 logger = logging.getLogger(__name__)
@@ -14,7 +14,11 @@ logger = logging.getLogger(__name__)
 
 @app.task(
     name=APPLY_COMMAND_TASK,
-    autoretry_for=(Transient,),
+    # Every failure is retried: Transient ones are expected to pass; anything else is a
+    # bug or bad stored data, logged with its traceback and kept on the queue until a
+    # fix ships, rather than acked and lost. (Rejections are answers, not failures:
+    # the service records and publishes them.)
+    autoretry_for=(Exception,),
     # None on the task means "retry until it works"; on self.retry() it would mean
     # "the task's default". Backoff is capped well under the broker's visibility timeout.
     max_retries=None,
@@ -24,7 +28,13 @@ logger = logging.getLogger(__name__)
 )
 def apply_command(command: dict[str, Any]) -> str:
     """Apply one command and publish its result event; returns the event id."""
-    event = get_service().handle(command)
+    try:
+        event = get_service().handle(command)
+    except Transient:
+        raise
+    except Exception:
+        logger.exception("command %s failed unexpectedly; retrying", command_summary([command]))
+        raise
     # Ids and outcome only: sessions carry buyer and payment data.
     logger.info(
         "command %s on session %s: %s (version %s)",

@@ -12,7 +12,7 @@ import pytest
 import tasks.commands
 from schemas.events import ResultEvent
 from worker.celery_app import APPLY_COMMAND_TASK, create_app
-from worker.errors import ContentionExhausted, EventsUnavailable, StoreUnavailable, Transient
+from worker.errors import ContentionExhausted, EventsUnavailable, StoreUnavailable
 from worker.settings import Settings
 
 TASK = tasks.commands.apply_command
@@ -52,10 +52,10 @@ def test_the_visibility_timeout_outlasts_the_longest_retry_countdown(conf) -> No
     assert visibility > TASK.retry_backoff_max
 
 
-def test_the_task_retries_transient_errors_without_limit() -> None:
+def test_the_task_retries_every_failure_without_limit() -> None:
     assert TASK.name == APPLY_COMMAND_TASK
     assert TASK.max_retries is None
-    assert tuple(TASK.autoretry_for) == (Transient,)
+    assert tuple(TASK.autoretry_for) == (Exception,)
     assert TASK.retry_backoff and TASK.retry_jitter
 
 
@@ -100,12 +100,13 @@ def test_a_transient_error_is_retried_until_the_command_applies(eager, monkeypat
     assert service.retries_seen == [0, 1, 2, 3, 4, 5, 6]
 
 
-def test_a_non_transient_error_fails_the_task_without_a_retry(eager, monkeypatch) -> None:
+def test_an_unexpected_error_is_logged_and_retried_not_dropped(eager, monkeypatch, caplog) -> None:
     service = FlakyService(ValueError("bug"))
     result = run_with(monkeypatch, service)
-    assert result.state == "FAILURE"
-    assert isinstance(result.result, ValueError)
-    assert service.retries_seen == [0]
+    assert (result.state, result.get()) == ("SUCCESS", "event-1")
+    assert service.retries_seen == [0, 1]
+    [failure] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "failed unexpectedly" in failure.getMessage() and failure.exc_info is not None
 
 
 def test_task_messages_name_the_command_but_never_carry_its_body_in_argsrepr() -> None:
