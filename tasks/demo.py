@@ -136,8 +136,8 @@ def measure_bulk() -> None:
     rate = len(commands) / elapsed
     console.print(
         f"\nbulk: {BULK_SESSIONS} creates, then {BULK_SESSIONS} updates, applied in "
-        f"{elapsed:.1f}s: [bold]{rate:.0f} commands/s[/bold] (1 worker x 2 processes; "
-        "the moto server's CPU is the limit here, not the pipeline)"
+        f"{elapsed:.1f}s: [bold]{rate:.0f} commands/s[/bold] (1 worker x 2 processes, "
+        "sharing this machine's cores with the moto server and Redis)"
     )
 
 
