@@ -101,6 +101,17 @@ class StoredSessionInvalid(Rejected):
     code = "validation_error"
 
 
+class SessionTooLarge(Rejected):
+    """Raised when the session (or its result) would not fit in one 400 KB DynamoDB item."""
+
+    code = "validation_error"
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"Checkout session {session_id} would exceed DynamoDB's 400 KB item size limit"
+        )
+
+
 class SessionChanged(CheckoutError):
     """Raised by a store when the session changed after it was read; carries the new state."""
 

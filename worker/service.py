@@ -31,7 +31,6 @@ from worker.errors import (
     IdempotencyConflict,
     Rejected,
     SessionChanged,
-    StoredSessionInvalid,
 )
 
 logger = logging.getLogger(__name__)
@@ -116,9 +115,12 @@ class CheckoutService:
         session_id = command.session_id or self._new_session_id()
         try:
             return self._apply_with_retries(command, fingerprint, session_id)
-        except StoredSessionInvalid as invalid:
+        except Rejected as rejection:
+            # Raised by the store (domain rejections are decided in `_decide`): a stored
+            # item we cannot read, or a session too large to write. Recorded like any other.
             header = self._header(command, fingerprint, session_id, self._clock())
-            return self._commit(command, fingerprint, _rejected(header, invalid, None), None, None)
+            event = _rejected(header, rejection, None)
+            return self._commit(command, fingerprint, event, None, None)
 
     def _apply_with_retries(
         self, command: Command, fingerprint: str, session_id: str

@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.domain import Applied, Snapshot
-from worker.errors import AlreadyRecorded, SessionChanged, StoreUnavailable
+from worker.errors import AlreadyRecorded, SessionChanged, SessionTooLarge, StoreUnavailable
 from worker.service import CommandRecord
 from worker.settings import Settings
 from worker.store_items import (
@@ -39,6 +39,9 @@ from worker.store_items import (
 # Clocks of the seed's hosts and ours may differ by this much; beyond it a seed write
 # cannot carry an `updated_at` as old as one we read (see `_seed_could_restamp`).
 MAX_CLOCK_SKEW_SECONDS = 60
+
+# How DynamoDB words a write past the 400 KB item limit (a ValidationException).
+ITEM_TOO_LARGE = "exceeded the maximum allowed size"
 
 RETRYABLE_CODES = frozenset(
     {
@@ -126,6 +129,8 @@ class DynamoSessionStore:
         try:
             self._call(self._client.transact_write_items, TransactItems=[session_write, record_put])
         except ClientError as error:
+            if _code(error) == "ValidationException" and ITEM_TOO_LARGE in str(error):
+                raise SessionTooLarge(applied.session.id) from error
             self._raise_cancellation(error, applied.session.id)
 
     # ─── Requests ───

@@ -238,3 +238,18 @@ def test_create_without_session_id_delivered_twice_creates_one_session(
     stream = published(redis_client, tables)
     assert len(stream) == 2
     assert stream[0] == stream[1]
+
+
+def test_an_update_too_large_for_one_item_is_rejected_and_recorded(service, dynamodb, tables):
+    session_id = new_id("s")
+    service.handle(create(session_id))
+    title = "x" * 200
+    line_items = [{"type": "product", "total_amount": 1, "title": title} for _ in range(2500)]
+    oversized = update(session_id, line_items=line_items)
+
+    first, again = service.handle(oversized), service.handle(oversized)
+
+    assert first.error.code == "validation_error"
+    assert "400 KB" in first.error.message
+    assert again == first  # recorded: the redelivery replays the same rejection
+    assert raw_session(dynamodb, tables, session_id)["version"] == {"N": "1"}
