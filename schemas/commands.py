@@ -20,15 +20,25 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
-from schemas.session import Buyer, CheckoutStatus, LineItem, PaymentInstrument, PostalAddress
+from schemas.session import (
+    MAX_SAFE_INTEGER,
+    Buyer,
+    CheckoutStatus,
+    LineItem,
+    PaymentInstrument,
+    PostalAddress,
+)
 
 CommandId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 # UUIDs (what the seed generates) and other URL-safe ids; nothing that could smuggle
 # separators or control characters into keys, logs or stream fields.
 SessionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+# Subtotal plus 8% tax and 0.5% fee must stay a safe integer in JavaScript.
+MAX_CART = MAX_SAFE_INTEGER // 2
 
 
 class _Command(BaseModel):
@@ -37,8 +47,13 @@ class _Command(BaseModel):
     command_id: CommandId
 
     def body(self) -> dict[str, Any]:
-        """Everything that defines the command's effect: type, session and payload."""
-        return self.model_dump(mode="json", exclude={"command_id"})
+        """Everything that defines the command's effect: type, session and payload.
+
+        Defaults are left out, so an explicit default (`"currency": "USD"`) is the same
+        command as an absent one, and a new optional field does not change the
+        fingerprint of commands recorded before it existed.
+        """
+        return self.model_dump(mode="json", exclude={"command_id"}, exclude_defaults=True)
 
 
 class CreateSession(_Command):
@@ -68,6 +83,16 @@ class SessionUpdates(BaseModel):
         if value is None:
             raise ValueError("must not be null; omit the field to keep the current value")
         return value
+
+    @model_validator(mode="after")
+    def _cart_within_safe_integers(self) -> SessionUpdates:
+        # The seed sums amounts as JavaScript doubles: past 2**53 its totals and ours differ.
+        if self.line_items and sum(abs(li.total_amount) for li in self.line_items) > MAX_CART:
+            raise ValueError(
+                f"line_items: amounts add up to more than {MAX_CART} minor units, where the "
+                "totals would lose precision"
+            )
+        return self
 
     def given(self) -> dict[str, Any]:
         """The fields the producer set, as model values."""

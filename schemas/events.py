@@ -37,8 +37,28 @@ EVENT_ID_NAMESPACE = uuid.UUID("6f1c9a52-8f57-4d8e-9d43-2b1f5e0a7c31")
 
 # Keys whose values are payment credentials. Events fan out to every consumer of the
 # stream, so the snapshot carries the instrument's shape but never its secrets.
+# Compared lower-cased without `_` and `-`, so `cardNumber` and `card_number` both match.
 SENSITIVE_PAYMENT_KEYS = frozenset(
-    {"credential", "token", "number", "card_number", "pan", "cvc", "cvv", "security_code"}
+    {
+        "credential",
+        "credentials",
+        "token",
+        "number",
+        "cardnumber",
+        "pan",
+        "cvc",
+        "cvv",
+        "cvv2",
+        "securitycode",
+        "iban",
+        "accountnumber",
+        "routingnumber",
+        "expiry",
+        "expirymonth",
+        "expiryyear",
+        "expmonth",
+        "expyear",
+    }
 )
 REDACTED = "[redacted]"
 
@@ -85,9 +105,12 @@ def public_snapshot(document: dict[str, Any]) -> dict[str, Any]:
 def _redact(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            key: REDACTED if key in SENSITIVE_PAYMENT_KEYS else _redact(item)
-            for key, item in value.items()
+            key: REDACTED if _is_sensitive(key) else _redact(item) for key, item in value.items()
         }
     if isinstance(value, list):
         return [_redact(item) for item in value]
     return value
+
+
+def _is_sensitive(key: str) -> bool:
+    return key.lower().replace("_", "").replace("-", "") in SENSITIVE_PAYMENT_KEYS

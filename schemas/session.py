@@ -90,6 +90,17 @@ class CheckoutSession(OpenModel):
     shipping_address: PostalAddress | None = None
     billing_address: PostalAddress | None = None
     continue_url: str | None = None
+    # Set when this pipeline completes or cancels the session. The seed's `update` knows no
+    # closed states and recomputes `status` (a completed session reads ready_for_complete
+    # again), but it copies attributes it does not know, so this one survives it.
+    closed_status: CheckoutStatus | None = None
+
+    @property
+    def closed_as(self) -> str | None:
+        """`completed` or `canceled` once closed, whatever a later seed write did to `status`."""
+        if self.closed_status in CLOSED_STATUSES:
+            return self.closed_status
+        return self.status if self.status in CLOSED_STATUSES else None
 
     def to_document(self) -> dict:
         """The session as the JSON document the seed reads and writes."""

@@ -23,7 +23,6 @@ from schemas.commands import (
     UpdateSession,
 )
 from schemas.session import (
-    CLOSED_STATUSES,
     CheckoutSession,
     CheckoutStatus,
     LineItem,
@@ -62,7 +61,8 @@ SEED_TRANSITIONS: dict[str, tuple[CheckoutStatus, ...]] = {
     "requires_escalation": ("incomplete", "ready_for_complete"),
     "ready_for_complete": (),
 }
-COMPLETABLE_STATUSES = frozenset({"ready_for_complete", "complete_in_progress"})
+# complete_in_progress belongs to a payment step this pipeline does not model.
+COMPLETABLE_STATUSES = frozenset({"ready_for_complete"})
 
 
 @dataclass(frozen=True)
@@ -250,8 +250,8 @@ def _live(session_id: str, current: Snapshot | None) -> Snapshot:
         raise SessionNotFound(session_id)
     if current.expired:
         raise SessionExpired(session_id)
-    if current.session.status in CLOSED_STATUSES:
-        raise SessionClosed(session_id, current.session.status)
+    if current.session.closed_as:
+        raise SessionClosed(session_id, current.session.closed_as)
     return current
 
 
@@ -280,8 +280,7 @@ def _complete(
     session = snapshot.session
     if session.status not in COMPLETABLE_STATUSES:
         raise InvalidTransition(
-            f"Invalid transition: {session.status} → completed. "
-            f"Allowed from: {', '.join(sorted(COMPLETABLE_STATUSES))}"
+            f"Invalid transition: {session.status} → completed. Allowed from: ready_for_complete"
         )
     missing = build_messages(session)
     if missing:
@@ -289,13 +288,17 @@ def _complete(
         # must not be completed without a cart, buyer, address and payment.
         codes = ", ".join(message.code for message in missing)
         raise InvalidTransition(f"Cannot complete checkout session {session.id}: {codes}")
-    return with_status(session, "completed", now), "session.completed"
+    return _closed(session, "completed", now), "session.completed"
 
 
 def _cancel(
     command: CancelSession, snapshot: Snapshot, now: datetime
 ) -> tuple[CheckoutSession, str]:
-    return with_status(snapshot.session, "canceled", now), "session.canceled"
+    return _closed(snapshot.session, "canceled", now), "session.canceled"
+
+
+def _closed(session: CheckoutSession, status: CheckoutStatus, now: datetime) -> CheckoutSession:
+    return with_status(session, status, now).model_copy(update={"closed_status": status})
 
 
 _HANDLERS: dict[type[SessionCommand], Callable[..., tuple[CheckoutSession, str]]] = {

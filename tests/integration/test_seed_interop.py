@@ -326,6 +326,25 @@ def test_seed_refuses_to_transition_a_session_the_pipeline_completed(env, settin
     assert str(refused.value) == "Invalid transition: completed → incomplete. Allowed: "
 
 
+def test_a_completed_session_the_seed_reopens_stays_closed(env, settings, service, store):
+    session_id = new_id("s")
+    service.handle(create(session_id))
+    service.handle(update(session_id, **full_updates()))
+    service.handle(complete(session_id))
+
+    # The seed's update recomputes status without knowing closed states.
+    reopened = seed(
+        env,
+        op("update", settings.sessions_table, id=session_id, updates={"continue_url": "https://x"}),
+    )
+    assert reopened["status"] == "ready_for_complete"
+
+    again = service.handle(complete(session_id) | {"command_id": new_id("again")})
+
+    assert (again.type, again.error.code) == ("command.rejected", "session_closed")
+    assert store.load(session_id).session.closed_status == "completed"
+
+
 # ─── 4. The same arithmetic through both stores ───
 
 

@@ -201,3 +201,32 @@ def test_update_body_distinguishes_an_absent_field_from_a_set_one() -> None:
     assert absent.body()["updates"] == {}
     assert emptied.body()["updates"] == {"line_items": []}
     assert command_fingerprint(absent) != command_fingerprint(emptied)
+
+
+def test_an_explicit_default_is_the_same_command_as_an_absent_one() -> None:
+    implicit = parse_command({"type": "create_session", "command_id": "a", "session_id": "s"})
+    explicit = parse_command(
+        {"type": "create_session", "command_id": "b", "session_id": "s", "currency": "USD"}
+    )
+    assert command_fingerprint(implicit) == command_fingerprint(explicit)
+
+
+def test_a_cart_whose_totals_would_pass_javascripts_safe_integers_is_refused() -> None:
+    huge = {"type": "product", "total_amount": 2**52}
+    with pytest.raises(ValidationError, match="would lose precision"):
+        parse_command(
+            {
+                "type": "update_session",
+                "command_id": "c",
+                "session_id": "s",
+                "updates": {"line_items": [huge, huge]},
+            }
+        )
+
+
+def test_payment_credentials_are_redacted_whatever_the_key_case() -> None:
+    from schemas.events import REDACTED, public_snapshot
+
+    instrument = {"id": "pi", "cardNumber": "4242", "Security-Code": "123", "brand": "visa"}
+    [shown] = public_snapshot({"payment_instruments": [instrument]})["payment_instruments"]
+    assert shown == {"id": "pi", "cardNumber": REDACTED, "Security-Code": REDACTED, "brand": "visa"}

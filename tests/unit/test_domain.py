@@ -577,18 +577,27 @@ def test_transition_outside_the_seed_table_is_rejected_with_the_seed_text() -> N
     assert raised.value.message == "Invalid transition: ready_for_complete → incomplete. Allowed: "
 
 
-@pytest.mark.parametrize("status", ["ready_for_complete", "complete_in_progress"])
-def test_complete_a_ready_session(status: str) -> None:
-    applied = run(command("complete_session"), snapshot(full_session(status=status), version=5))
-    assert applied.session.status == "completed"
+def test_complete_a_ready_session_closes_it() -> None:
+    ready = full_session(status="ready_for_complete")
+    applied = run(command("complete_session"), snapshot(ready, version=5))
+    assert (applied.session.status, applied.session.closed_status) == ("completed", "completed")
     assert (applied.version, applied.event_type, applied.previous_status) == (
         6,
         "session.completed",
-        status,
+        "ready_for_complete",
     )
 
 
-@pytest.mark.parametrize("status", ["incomplete", "requires_escalation"])
+def test_a_completed_session_stays_closed_after_the_seed_recomputes_its_status() -> None:
+    # The seed's update knows no closed states: it turns `completed` back into
+    # ready_for_complete, but carries our closed_status attribute through.
+    reopened = full_session(status="ready_for_complete", closed_status="completed")
+    with pytest.raises(SessionClosed) as raised:
+        run(command("complete_session"), snapshot(reopened, version=5))
+    assert raised.value.message == "Checkout session is closed (completed): cs_1"
+
+
+@pytest.mark.parametrize("status", ["incomplete", "requires_escalation", "complete_in_progress"])
 def test_complete_before_ready_is_an_invalid_transition(status: str) -> None:
     with pytest.raises(InvalidTransition):
         run(command("complete_session"), snapshot(full_session(status=status)))
