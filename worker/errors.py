@@ -22,12 +22,6 @@ class Rejected(CheckoutError):
         self.message = message
 
 
-class CommandInvalid(Rejected):
-    """Raised when a command does not validate against its schema."""
-
-    code = "validation_error"
-
-
 class SessionNotFound(Rejected):
     """Raised when the command's session does not exist."""
 
@@ -91,6 +85,13 @@ class EventsUnavailable(Transient):
     """Raised when the result event cannot be written to Redis."""
 
 
+class SessionNotFoundYet(Transient):
+    """Raised instead of rejecting a command whose session may still be being created."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"checkout session {session_id} does not exist (yet)")
+
+
 class ContentionExhausted(Transient):
     """Raised when a session kept changing under us for every conditional-write attempt."""
 
@@ -101,15 +102,13 @@ class StoredSessionInvalid(Rejected):
     code = "validation_error"
 
 
-class SessionTooLarge(Rejected):
-    """Raised when the session (or its result) would not fit in one 400 KB DynamoDB item."""
+class WriteRefused(Rejected):
+    """Raised when DynamoDB refuses the session as written (size, number precision, nesting)."""
 
     code = "validation_error"
 
-    def __init__(self, session_id: str) -> None:
-        super().__init__(
-            f"Checkout session {session_id} would exceed DynamoDB's 400 KB item size limit"
-        )
+    def __init__(self, session_id: str, reason: str) -> None:
+        super().__init__(f"DynamoDB cannot store checkout session {session_id}: {reason}")
 
 
 class SessionChanged(CheckoutError):

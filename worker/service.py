@@ -31,6 +31,7 @@ from worker.errors import (
     IdempotencyConflict,
     Rejected,
     SessionChanged,
+    SessionNotFoundYet,
 )
 
 logger = logging.getLogger(__name__)
@@ -91,30 +92,36 @@ class CheckoutService:
         self._new_session_id = new_session_id
         self._max_write_attempts = max_write_attempts
 
-    def handle(self, payload: Mapping[str, Any] | str) -> ResultEvent:
+    def handle(
+        self, payload: Mapping[str, Any] | str, *, defer_if_missing: bool = False
+    ) -> ResultEvent:
         """Apply one command (a mapping or JSON text) and publish its result event.
 
         A replayed command republishes its first result unchanged. Raises a
-        `Transient` error when DynamoDB or Redis fail; retrying is then safe.
+        `Transient` error when DynamoDB or Redis fail; retrying is then safe. With
+        `defer_if_missing`, a command whose session does not exist yet raises
+        `SessionNotFoundYet` instead of being rejected: its create may still be queued.
         """
-        event = self.outcome(payload)
+        event = self.outcome(payload, defer_if_missing=defer_if_missing)
         self._publisher.publish(event.to_json())
         return event
 
-    def outcome(self, payload: Mapping[str, Any] | str) -> ResultEvent:
+    def outcome(
+        self, payload: Mapping[str, Any] | str, *, defer_if_missing: bool = False
+    ) -> ResultEvent:
         """Apply one command and return its result event without publishing it."""
         payload = _as_mapping(payload)
         try:
             command = parse_command(payload)
         except ValidationError as error:
             return self._invalid(payload, error)
-        return self._apply(command)
+        return self._apply(command, defer_if_missing)
 
-    def _apply(self, command: Command) -> ResultEvent:
+    def _apply(self, command: Command, defer_if_missing: bool) -> ResultEvent:
         fingerprint = command_fingerprint(command)
         session_id = command.session_id or self._new_session_id()
         try:
-            return self._apply_with_retries(command, fingerprint, session_id)
+            return self._apply_with_retries(command, fingerprint, session_id, defer_if_missing)
         except Rejected as rejection:
             # Raised by the store (domain rejections are decided in `_decide`): a stored
             # item we cannot read, or a session too large to write. Recorded like any other.
@@ -123,12 +130,14 @@ class CheckoutService:
             return self._commit(command, fingerprint, event, None, None)
 
     def _apply_with_retries(
-        self, command: Command, fingerprint: str, session_id: str
+        self, command: Command, fingerprint: str, session_id: str, defer_if_missing: bool
     ) -> ResultEvent:
         # A create with a fresh random id cannot find an item: skip the read.
         current = self._store.load(session_id) if command.session_id else None
         for attempt in range(1, self._max_write_attempts + 1):
             event, applied = self._decide(command, fingerprint, current, session_id)
+            if defer_if_missing and event.error and event.error.code == "session_not_found":
+                raise SessionNotFoundYet(session_id)  # not recorded: a later try may find it
             try:
                 return self._commit(command, fingerprint, event, current, applied)
             except SessionChanged as changed:

@@ -8,6 +8,7 @@ the other way round.
 
 from __future__ import annotations
 
+import decimal
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -18,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.domain import Applied, Snapshot
-from worker.errors import AlreadyRecorded, SessionChanged, SessionTooLarge, StoreUnavailable
+from worker.errors import AlreadyRecorded, SessionChanged, StoreUnavailable, WriteRefused
 from worker.service import CommandRecord
 from worker.settings import Settings
 from worker.store_items import (
@@ -125,13 +126,19 @@ class DynamoSessionStore:
         if applied is None:
             self._put_record(record_put)
             return
-        session_write = self._session_write(before, applied, now)
+        session_id = applied.session.id
         try:
+            session_write = self._session_write(before, applied, now)
             self._call(self._client.transact_write_items, TransactItems=[session_write, record_put])
+        except decimal.DecimalException as error:
+            raise WriteRefused(
+                session_id, "a number has more than 38 significant digits"
+            ) from error
         except ClientError as error:
-            if _code(error) == "ValidationException" and ITEM_TOO_LARGE in str(error):
-                raise SessionTooLarge(applied.session.id) from error
-            self._raise_cancellation(error, applied.session.id)
+            if _code(error) == "ValidationException":
+                # Permanent for this content: retrying would loop; answering is the cure.
+                raise WriteRefused(session_id, _refusal_reason(error)) from error
+            self._raise_cancellation(error, session_id)
 
     # ─── Requests ───
 
@@ -176,8 +183,8 @@ class DynamoSessionStore:
             f"{expression.name(name)} = {expression.value(value)}"
             for name, value in {**changed, TTL: ttl, VERSION: applied.version}.items()
         ]
-        removes = [expression.name(name) for name in old if name not in new]
-        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        # Commands only ever add or replace attributes, so there is nothing to REMOVE.
+        update = "SET " + ", ".join(sets)
         return {
             "TableName": self._sessions_table,
             "Key": {SESSION_KEY: {"S": applied.session.id}},
@@ -306,6 +313,13 @@ def _stored_as(expression: _Expression, name: str, stored: Any) -> str:
     if stored is None:
         return f"attribute_not_exists({placeholder})"
     return f"{placeholder} = {expression.raw_value(stored)}"
+
+
+def _refusal_reason(error: ClientError) -> str:
+    message = error.response.get("Error", {}).get("Message", "")
+    if ITEM_TOO_LARGE in message:
+        return "it would exceed the 400 KB item size limit"
+    return message or "the item is not valid"
 
 
 def _code(error: ClientError) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
@@ -222,3 +223,58 @@ def test_a_command_that_fails_transiently_is_retried_until_it_applies(
         "s-retry",
         1,
     )
+
+
+def test_updates_sent_with_their_creates_wait_for_them(start_workers, send, events, store):
+    sessions = [f"s-race-{n}" for n in range(20)]
+    start_workers(2, concurrency=2)
+
+    # Each update races its create across four worker processes.
+    send(
+        [
+            command
+            for s in sessions
+            for command in (create(f"race-create-{s}", s), update(f"race-{s}", s, line_items=[MUG]))
+        ]
+    )
+    received = events(40, timeout=120)
+
+    assert [e for e in received if e["type"] == "command.rejected"] == []
+    assert {store.load(s).version for s in sessions} == {2}
+
+
+def test_a_command_survives_a_broker_that_refuses_its_retry(
+    start_workers, env, events, redis_client, store
+):
+    from tests.e2e.conftest import CHECKOUT
+
+    (worker,) = start_workers(1, concurrency=1)
+    # The worker's Redis user may no longer publish events (XADD) nor re-enqueue a
+    # command for retry (LPUSH); Celery alone would then ack the command and drop it.
+    # The producer enqueues as another user.
+    redis_client.execute_command("ACL", "SETUSER", "producer", "on", ">pw", "~*", "&*", "+@all")
+    producer_url = env["CHECKOUT_REDIS_URL"].replace("redis://", "redis://producer:pw@")
+    redis_client.execute_command("ACL", "SETUSER", "default", "-xadd", "-lpush")
+    try:
+        subprocess.run(
+            [CHECKOUT, "send", "-"],
+            env={**env, "CHECKOUT_REDIS_URL": producer_url},
+            input=json.dumps(create("refused-1", "s-refused")),
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        # Wait until the retry has been refused: Celery logs the reject, this task says
+        # it retries in place.
+        deadline = time.monotonic() + 60
+        while not re.search(r"retrying in place|requeue=False", worker.log.read_text()):
+            assert time.monotonic() < deadline, worker.log.read_text()
+            time.sleep(0.1)
+    finally:
+        redis_client.execute_command("ACL", "SETUSER", "default", "+@all")
+        redis_client.execute_command("ACL", "DELUSER", "producer")
+
+    (event,) = events(1, timeout=120)
+    assert (event["command_id"], event["version"]) == ("refused-1", 1)
+    assert store.load("s-refused").version == 1

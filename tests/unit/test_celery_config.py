@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from celery.exceptions import Reject
 
 import tasks.commands
 from schemas.events import ResultEvent
@@ -48,15 +49,12 @@ def test_the_broker_and_queue_come_from_the_settings(conf, settings) -> None:
 
 def test_the_visibility_timeout_outlasts_the_longest_retry_countdown(conf) -> None:
     visibility = conf.broker_transport_options["visibility_timeout"]
-    assert TASK.retry_backoff_max is not None
-    assert visibility > TASK.retry_backoff_max
+    assert visibility > tasks.commands.RETRY_BACKOFF_MAX_SECONDS
 
 
-def test_the_task_retries_every_failure_without_limit() -> None:
+def test_the_task_retries_without_limit() -> None:
     assert TASK.name == APPLY_COMMAND_TASK
     assert TASK.max_retries is None
-    assert tuple(TASK.autoretry_for) == (Exception,)
-    assert TASK.retry_backoff and TASK.retry_jitter
 
 
 class FlakyService:
@@ -65,9 +63,11 @@ class FlakyService:
     def __init__(self, *errors: Exception) -> None:
         self.errors = list(errors)
         self.retries_seen: list[int] = []
+        self.deferrals: list[bool] = []
 
-    def handle(self, command: dict[str, Any]) -> ResultEvent:
+    def handle(self, command: dict[str, Any], *, defer_if_missing: bool) -> ResultEvent:
         self.retries_seen.append(TASK.request.retries)
+        self.deferrals.append(defer_if_missing)
         if self.errors:
             raise self.errors.pop(0)
         return ResultEvent(
@@ -130,3 +130,29 @@ def test_task_messages_name_the_command_but_never_carry_its_body_in_argsrepr() -
     assert "tok_secret" not in str(message.headers)
     assert "ann@example.com" not in str(message.headers)
     assert message.body[0] == [command]  # the worker still gets the whole command
+
+
+def test_a_missing_session_is_deferred_only_for_the_first_attempts(eager, monkeypatch) -> None:
+    errors = [StoreUnavailable("down")] * 4
+    service = FlakyService(*errors)
+    run_with(monkeypatch, service)
+    assert service.deferrals == [True, True, True, False, False]
+
+
+def test_when_the_retry_cannot_be_enqueued_the_command_is_retried_in_place(monkeypatch) -> None:
+    # Celery turns a failed retry publish into Reject(requeue=False), which acks the
+    # message: the task must keep the command itself instead.
+    service = FlakyService(EventsUnavailable("redis down"), EventsUnavailable("redis down"))
+    monkeypatch.setattr(tasks.commands, "get_service", lambda: service)
+    monkeypatch.setattr(tasks.commands.time, "sleep", lambda seconds: None)
+    refused = []
+
+    def retry(*args: Any, **kwargs: Any) -> None:
+        refused.append(kwargs["exc"])
+        raise Reject(kwargs["exc"], requeue=False)
+
+    monkeypatch.setattr(TASK, "retry", retry)
+
+    assert TASK.run(COMMAND) == "event-1"
+    assert len(refused) == 2
+    assert service.retries_seen == [0, 0, 0]

@@ -335,7 +335,6 @@ def test_an_invalid_payload_has_the_same_event_id_on_every_delivery(rig: Rig, pa
 
 @pytest.mark.parametrize("encode", [dict, json.dumps], ids=["mapping", "json-text"])
 def test_an_invalid_payload_echoes_its_command_and_session_ids(rig: Rig, encode) -> None:
-    # Fails for JSON text: worker/service.py `_text_field` reads ids from mappings only.
     payload = update("cmd-9", line_items=[{"type": "product", "total_amount": 1.5}])
     event = rig.handle(encode(payload))
     assert (event["command_id"], event["session_id"]) == ("cmd-9", "cs_1")

@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 
 from schemas.commands import parse_command
@@ -27,6 +27,7 @@ from worker.errors import (
     StoredSessionInvalid,
     StoreUnavailable,
     Transient,
+    WriteRefused,
 )
 from worker.service import CommandRecord
 from worker.store import DynamoSessionStore
@@ -390,10 +391,25 @@ def test_an_unreachable_endpoint_is_store_unavailable(client, store) -> None:
         store.load("cs_1")
 
 
-def test_a_malformed_request_is_not_transient(stub, store) -> None:
-    stub.add_client_error("transact_write_items", service_error_code="ValidationException")
-    with pytest.raises(ClientError):
+def test_an_item_dynamodb_refuses_is_a_rejection_not_a_retry(stub, store) -> None:
+    stub.add_client_error(
+        "transact_write_items",
+        service_error_code="ValidationException",
+        service_message="Nesting Levels have exceeded supported limits",
+    )
+    with pytest.raises(WriteRefused) as refused:
         store.save(RECORD, before=snapshot(), applied=add_buyer(snapshot()))
+    assert refused.value.code == "validation_error"
+    assert refused.value.message == (
+        "DynamoDB cannot store checkout session cs_1: Nesting Levels have exceeded supported limits"
+    )
+
+
+def test_a_number_beyond_38_digits_is_refused_before_any_request(stub, store) -> None:
+    before = snapshot()
+    change = applied(before, updates={"buyer": {"email": "a@example.com", "ref": 10**40}})
+    with pytest.raises(WriteRefused, match="more than 38 significant digits"):
+        store.save(RECORD, before=before, applied=change)
 
 
 # ─── Item layout (worker/store_items.py) ───
