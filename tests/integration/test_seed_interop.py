@@ -95,6 +95,12 @@ def op(name: str, table: str, **fields: Any) -> dict[str, Any]:
     return {"op": name, "table": table, **fields}
 
 
+def seed_adds_buyer_and_address(settings, session_id: str, **fields: Any) -> dict[str, Any]:
+    """The seed's update of a buyer email and a shipping address (the seed's clock optional)."""
+    updates = {"buyer": {"email": "seed@example.com"}, "shipping_address": ADDRESS}
+    return op("update", settings.sessions_table, id=session_id, updates=updates, **fields)
+
+
 def document(store, session_id: str) -> tuple[dict[str, Any], int]:
     snapshot = store.load(session_id)
     return snapshot.session.to_document(), snapshot.version
@@ -202,15 +208,7 @@ def test_seed_update_of_a_pipeline_session_is_detected_and_kept(
     service.handle(update(session_id, line_items=full_updates()["line_items"]))
     stale = store.load(session_id)
 
-    written = seed(
-        env,
-        op(
-            "update",
-            settings.sessions_table,
-            id=session_id,
-            updates={"buyer": {"email": "seed@example.com"}, "shipping_address": ADDRESS},
-        ),
-    )
+    written = seed(env, seed_adds_buyer_and_address(settings, session_id))
 
     # The seed read our item and put it all back: our version rides along unchanged.
     assert written["version"] == 2
@@ -286,14 +284,7 @@ def test_seed_update_stamped_in_the_same_millisecond_is_detected(
 
     # The seed's host clock reads the instant of our last write (a few ms of skew).
     written = seed(
-        env,
-        op(
-            "update",
-            settings.sessions_table,
-            id=session_id,
-            updates={"buyer": {"email": "seed@example.com"}, "shipping_address": ADDRESS},
-            clock=stale.session.updated_at,
-        ),
+        env, seed_adds_buyer_and_address(settings, session_id, clock=stale.session.updated_at)
     )
     assert written["updated_at"] == stale.session.updated_at
     assert raw_session(dynamodb, settings, session_id)["buyer"] == {
