@@ -19,15 +19,13 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tasks.embedded import EmbeddedStack, start_worker
+from tasks.embedded import CHECKOUT, EmbeddedStack, start_worker
 
-CHECKOUT = str(Path(sys.executable).with_name("checkout"))
 CART = [{"id": f"li-{n}", "type": "product", "total_amount": 1250 + n} for n in range(3)]
 UPDATES = {"line_items": CART, "buyer": {"email": "bench@example.com"}}
 

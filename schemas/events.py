@@ -7,6 +7,7 @@ so every delivery of a command yields the same id and consumers can deduplicate.
 from __future__ import annotations
 
 import uuid
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -86,6 +87,11 @@ class ResultEvent(BaseModel):
     error: EventError | None = None
 
     def to_json(self) -> str:
+        return self._json_text
+
+    @cached_property
+    def _json_text(self) -> str:
+        # Serialised once: the same text goes into the command record and onto the stream.
         return self.model_dump_json(exclude_unset=True)
 
 

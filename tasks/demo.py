@@ -13,15 +13,13 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from tasks.embedded import EmbeddedStack, start_worker
+from tasks.embedded import CHECKOUT, EmbeddedStack, start_worker
 
-CHECKOUT = str(Path(sys.executable).with_name("checkout"))
 BULK_SESSIONS = 200
 console = Console()
 if not console.is_terminal:  # piped or in CI: don't squeeze the tables into 80 columns

@@ -20,6 +20,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 START_TIMEOUT_SECONDS = 30.0
+# The `checkout` console script installed beside this interpreter.
+CHECKOUT = str(Path(sys.executable).with_name("checkout"))
 
 
 def free_port() -> int:
@@ -104,8 +106,7 @@ def start_worker(
     env: dict[str, str], *, log: Path, concurrency: int = 2, loglevel: str = "WARNING"
 ) -> ManagedProcess:
     """A `checkout worker` process, returned once it answers a ping on the broker."""
-    checkout = str(Path(sys.executable).with_name("checkout"))
-    args = [checkout, "worker", "--concurrency", str(concurrency), "--loglevel", loglevel]
+    args = [CHECKOUT, "worker", "--concurrency", str(concurrency), "--loglevel", loglevel]
     process = ManagedProcess("checkout worker", args, log=log, env=env)
     node = f"checkout-{process.pid}@{socket.gethostname()}"  # the name `checkout worker` takes
     process.wait_until(lambda: _worker_answers(env["CHECKOUT_REDIS_URL"], node), timeout=60)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tasks.embedded import ManagedProcess, start_worker
-
-CHECKOUT = str(Path(sys.executable).with_name("checkout"))
+from tasks.embedded import CHECKOUT, ManagedProcess, start_worker
 
 
 @pytest.fixture

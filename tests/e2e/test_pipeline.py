@@ -182,8 +182,7 @@ def test_checkout_events_prints_the_stream_as_json_lines(checkout, start_workers
 
 
 def test_checkout_send_says_what_was_not_enqueued_when_the_broker_is_down(env, tmp_path):
-    from tasks.embedded import free_port
-    from tests.e2e.conftest import CHECKOUT
+    from tasks.embedded import CHECKOUT, free_port
 
     commands = tmp_path / "commands.jsonl"
     commands.write_text(json.dumps(create("down-1", "s-down")) + "\n")
@@ -246,7 +245,7 @@ def test_updates_sent_with_their_creates_wait_for_them(start_workers, send, even
 def test_a_command_survives_a_broker_that_refuses_its_retry(
     start_workers, env, events, redis_client, store
 ):
-    from tests.e2e.conftest import CHECKOUT
+    from tasks.embedded import CHECKOUT
 
     (worker,) = start_workers(1, concurrency=1)
     # The worker's Redis user may no longer publish events (XADD) nor re-enqueue a

@@ -24,6 +24,7 @@ from tests.integration.helpers import (
     transition,
     update,
 )
+from worker.service import CheckoutService
 
 WEEK = 7 * 24 * 60 * 60
 
@@ -135,11 +136,28 @@ def test_the_same_command_delivered_concurrently_applies_once(
     session_id = new_id("s")
     service.handle(create(session_id))
     command = update(session_id, buyer={"email": "ada@example.com"})
-    barrier = threading.Barrier(2)
+    both_loaded = threading.Barrier(2)
+
+    class LoadTogether:
+        """Each delivery waits after its first load until the other has loaded too."""
+
+        def __init__(self, store):
+            self.store, self.local = store, threading.local()
+
+        def load(self, session_id):
+            snapshot = self.store.load(session_id)
+            if not getattr(self.local, "loaded", False):
+                self.local.loaded = True
+                both_loaded.wait(timeout=10)
+            return snapshot
+
+        def save(self, *args, **kwargs):
+            return self.store.save(*args, **kwargs)
+
+    racing = CheckoutService(LoadTogether(service._store), service._publisher)
 
     def deliver(_):
-        barrier.wait()
-        return service.handle(command)
+        return racing.handle(command)
 
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.map(deliver, range(2))
