@@ -21,6 +21,7 @@ EventType = Literal[
     "session.completed",
     "session.canceled",
     "command.rejected",
+    "command.dead_lettered",
 ]
 
 ErrorCode = Literal[
@@ -31,6 +32,15 @@ ErrorCode = Literal[
     "session_closed",
     "idempotency_conflict",
     "version_conflict",
+]
+
+# Why a command was dead-lettered: it failed, it was not rejected, and it will not be
+# retried again until someone replays it (`checkout dlq replay`).
+DeadLetterCode = Literal[
+    "retries_exhausted",  # transient failures past CHECKOUT_MAX_RETRIES
+    "handler_failed",  # an unexpected exception, CHECKOUT_MAX_RETRIES times
+    "worker_lost",  # the worker process died while applying it, again and again
+    "undeliverable",  # not JSON, not a Celery message, or an unknown task
 ]
 
 # Fixed namespace: event ids must be the same in every process and every release.
@@ -67,8 +77,10 @@ REDACTED = "[redacted]"
 class EventError(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    code: ErrorCode
+    code: ErrorCode | DeadLetterCode
     message: str
+    # The exception class behind a dead letter (`StoreUnavailable`, `KeyError`, ...).
+    type: str | None = None
 
 
 class ResultEvent(BaseModel):

@@ -1,0 +1,32 @@
+"""`checkout`: set up tables, run a worker, send commands, read sessions and events.
+
+One module per command group; each exposes `register(commands)`, which adds its
+subcommands to the parser and binds each to a `run(args) -> exit code` function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tasks.cli import read, send, setup
+
+GROUPS = (setup, send, read)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="checkout", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.register(commands)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
