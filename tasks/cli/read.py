@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     events.add_argument("--follow", "-f", action="store_true", help="wait for new events")
     events.add_argument("--after", default="0-0", help="stream entry id to start after")
     events.add_argument("--count", type=int, default=None, help="stop after this many")
+    events.add_argument(
+        "--group",
+        help="read through this consumer group (a new group starts after --after), "
+        "acknowledge what was printed, take over what dead consumers left pending",
+    )
+    events.add_argument(
+        "--consumer", help="with --group: this reader's name in it (default: HOSTNAME-PID)"
+    )
+    events.add_argument(
+        "--claim-idle-ms",
+        type=int,
+        default=None,
+        help="with --group: take over entries pending this long (default: 30000)",
+    )
     events.set_defaults(run=run_events)
 
 
@@ -37,17 +52,64 @@ def run_get(args: argparse.Namespace) -> int:
 
 
 def run_events(args: argparse.Namespace) -> int:
-    from worker.events import make_redis_client, read_events
+    from worker.events import make_redis_client
 
+    if args.group is None and (args.consumer is not None or args.claim_idle_ms is not None):
+        print("checkout events: --consumer and --claim-idle-ms need --group", file=sys.stderr)
+        return 2
     settings = get_settings()
     client = make_redis_client(settings.redis_url)
-    stream = read_events(client, settings.events_stream, after=args.after, follow=args.follow)
     try:
-        for _, event_json in _limit(stream, args.count):
-            print(event_json, flush=True)
+        if args.group is None:
+            _print_stream(args, client, settings.events_stream)
+        else:
+            _print_group(args, client, settings.events_stream)
     except KeyboardInterrupt:
         pass
+    except _OutputClosed:
+        # The reader went away (`| head`): the entry in hand stays pending, like a killed consumer.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+def _print_stream(args: argparse.Namespace, client: Any, stream: str) -> None:
+    from worker.events import read_events
+
+    entries = read_events(client, stream, after=args.after, follow=args.follow)
+    for _, event_json in _limit(entries, args.count):
+        print(event_json, flush=True)
+
+
+def _print_group(args: argparse.Namespace, client: Any, stream: str) -> None:
+    """Print through the consumer group; each entry is acknowledged once it is written."""
+    from worker.event_consumer import DEFAULT_CLAIM_IDLE_MS, EventConsumer, default_consumer_name
+
+    consumer = EventConsumer(
+        client,
+        stream=stream,
+        group=args.group,
+        consumer=args.consumer or default_consumer_name(),
+        claim_idle_ms=args.claim_idle_ms or DEFAULT_CLAIM_IDLE_MS,
+    )
+    consumer.ensure_group(args.after)
+    remaining = args.count
+    while remaining is None or remaining > 0:
+        taken = consumer.poll_once(_print_event, limit=remaining, wait=args.follow)
+        if not taken and not args.follow:
+            return
+        if remaining is not None:
+            remaining -= taken
+
+
+class _OutputClosed(BaseException):
+    """stdout is closed. A BaseException, so the consumer stops instead of logging and going on."""
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    try:
+        print(json.dumps(event, separators=(",", ":"), ensure_ascii=False), flush=True)
+    except BrokenPipeError:
+        raise _OutputClosed from None
 
 
 def _limit(items: Iterator[Any], count: int | None) -> Iterator[Any]:
