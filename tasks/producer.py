@@ -1,26 +1,33 @@
 """Enqueueing checkout commands: the API producers call.
 
 Commands are validated here, before they reach the queue, so a producer learns
-about a bad command at once and with the field that is wrong. Producers need
-Celery and the schemas only: no AWS SDK, no worker code.
+about a bad command at once and with the field that is wrong. Then each goes to
+Redis through the pipeline's one enqueue script (`worker/pipeline.lua`): the
+Celery message, the session's sequence number and the journal entry in one
+atomic step, batched and pipelined. Every other language's producer runs the
+same script, so what it enqueues is indistinguishable from this.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
-from celery import Celery
-from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ValidationError
-from redis.exceptions import RedisError
 
 from schemas.commands import Command, describe_validation_error, parse_command
-from worker.celery_app import APPLY_COMMAND_TASK, create_app
+from worker.errors import JournalUnavailable
+from worker.events import make_redis_client
+from worker.journal import Journal, Pending
 from worker.settings import Settings, get_settings
 
-CommandInput = Command | Mapping[str, Any] | str
+CommandInput = Command | Mapping[str, Any] | str | bytes
+# Commands per script call, and calls per pipelined round trip: big enough to
+# amortise the round trip and the script call, small enough not to stall Redis.
+SCRIPT_BATCH = 100
+PIPELINE_CALLS = 10
 
 
 class InvalidCommand(ValueError):
@@ -28,78 +35,83 @@ class InvalidCommand(ValueError):
 
 
 class EnqueueFailed(RuntimeError):
-    """Raised when the broker fails mid-way; the first `sent` commands were enqueued."""
+    """Raised when Redis fails mid-way; the first `sent` commands were enqueued."""
 
     def __init__(self, sent: int, cause: Exception) -> None:
-        super().__init__(f"broker failed after {sent} commands were enqueued: {cause}")
+        super().__init__(f"Redis failed after {sent} commands were enqueued: {cause}")
         self.sent = sent
 
 
-def prepare(command: CommandInput) -> dict[str, Any]:
-    """Validate `command` and return the message body a worker receives."""
+def prepare(command: CommandInput) -> Pending:
+    """Validate `command` and return what the enqueue script takes for it."""
     if not isinstance(command, BaseModel):
         try:
             command = parse_command(command)
         except ValidationError as error:
             raise InvalidCommand(describe_validation_error(error)) from None
     # exclude_unset keeps the seed's partial-update meaning: absent is not null.
-    return command.model_dump(mode="json", exclude_unset=True)
+    text = command.model_dump_json(exclude_unset=True)
+    return Pending(text, command.command_id, command.session_id)
 
 
 class CommandProducer:
-    """Sends validated commands to the workers' queue."""
+    """Sends validated commands to a queue (interactive or bulk)."""
 
-    def __init__(self, app: Celery, *, queue: str) -> None:
-        self.app = app
+    def __init__(self, journal: Journal, *, queue: str) -> None:
+        self.journal = journal
         self.queue = queue
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CommandProducer:
-        return cls(create_app(settings), queue=settings.commands_queue)
+    def from_settings(cls, settings: Settings, *, bulk: bool = False) -> CommandProducer:
+        journal = Journal(make_redis_client(settings.redis_url), settings)
+        return cls(journal, queue=settings.bulk_queue if bulk else settings.commands_queue)
 
     def enqueue(self, command: CommandInput) -> str:
         """Validate and enqueue one command; returns its `command_id`."""
-        body = prepare(command)
-        self.send_prepared([body])
-        return body["command_id"]
+        pending = prepare(command)
+        self.send_prepared([pending])
+        return pending.command_id
 
-    def enqueue_many(self, commands: Iterable[CommandInput]) -> int:
-        """Validate every command, then enqueue them all on one broker connection.
+    def enqueue_many(self, commands: Iterable[CommandInput], *, run_id: str | None = None) -> int:
+        """Validate every command, then enqueue them all in pipelined batches.
 
         Raises `InvalidCommand` naming the first bad command's position, before
-        anything is enqueued.
+        anything is enqueued. With `run_id`, outcomes are counted for
+        `checkout report` and a command the run already finished is skipped.
         """
-        bodies = []
+        prepared = []
         for position, command in enumerate(commands):
             try:
-                bodies.append(prepare(command))
+                prepared.append(prepare(command))
             except InvalidCommand as error:
                 raise InvalidCommand(f"command {position}: {error}") from None
-        return self.send_prepared(bodies)
+        return self.send_prepared(prepared, run_id=run_id)
 
-    def send_prepared(self, bodies: Iterable[dict[str, Any]]) -> int:
-        """Enqueue bodies that `prepare` returned, reusing one producer connection.
+    def send_prepared(self, pending: Iterable[Pending], *, run_id: str | None = None) -> int:
+        """Enqueue what `prepare` returned; returns how many were handed to Redis.
 
-        Raises `EnqueueFailed` saying how many were enqueued when the broker fails
-        (after Celery's own publish retries).
+        Raises `EnqueueFailed` saying how many were enqueued when Redis fails.
         """
-        count = 0
-        try:
-            with self.app.producer_or_acquire() as producer:
-                for body in bodies:
-                    self.app.send_task(
-                        APPLY_COMMAND_TASK, args=[body], queue=self.queue, producer=producer
-                    )
-                    count += 1
-        except (OperationalError, RedisError, OSError) as error:
-            raise EnqueueFailed(count, error) from error
-        return count
+        sent = 0
+        for round_trip in _chunks(_chunks(pending, SCRIPT_BATCH), PIPELINE_CALLS):
+            try:
+                self.journal.enqueue(round_trip, queue=self.queue, run_id=run_id)
+            except (JournalUnavailable, OSError) as error:
+                raise EnqueueFailed(sent, error) from error
+            sent += sum(len(batch) for batch in round_trip)
+        return sent
 
 
-@lru_cache(maxsize=1)
-def default_producer() -> CommandProducer:
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+@lru_cache(maxsize=2)
+def default_producer(*, bulk: bool = False) -> CommandProducer:
     """The producer configured from the environment (`CHECKOUT_*`)."""
-    return CommandProducer.from_settings(get_settings())
+    return CommandProducer.from_settings(get_settings(), bulk=bulk)
 
 
 def enqueue(command: CommandInput) -> str:
@@ -107,6 +119,8 @@ def enqueue(command: CommandInput) -> str:
     return default_producer().enqueue(command)
 
 
-def enqueue_many(commands: Iterable[CommandInput]) -> int:
+def enqueue_many(
+    commands: Iterable[CommandInput], *, run_id: str | None = None, bulk: bool = False
+) -> int:
     """Validate all commands, then enqueue them with the default producer."""
-    return default_producer().enqueue_many(commands)
+    return default_producer(bulk=bulk).enqueue_many(commands, run_id=run_id)

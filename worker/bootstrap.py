@@ -1,4 +1,4 @@
-"""Wiring: the service with its DynamoDB and Redis adapters, built once per process.
+"""Wiring: the service, journal and processor with their adapters, built once per process.
 
 Built lazily, so a Celery prefork child creates its own boto3 client and Redis
 connection pool after the fork instead of sharing the parent's sockets.
@@ -10,6 +10,9 @@ import os
 from functools import lru_cache
 
 from worker.events import RedisEventPublisher, make_redis_client
+from worker.journal import Journal
+from worker.processing import CommandProcessor, Heartbeat, new_worker_id
+from worker.reaper import Reaper
 from worker.service import CheckoutService
 from worker.settings import Settings, get_settings
 from worker.store import DynamoSessionStore
@@ -30,6 +33,38 @@ def get_service() -> CheckoutService:
     return _service_for(os.getpid())
 
 
+def get_processor() -> CommandProcessor:
+    """This process's command processor, heartbeating from the first call on."""
+    return _processor_for(os.getpid())
+
+
+def get_journal() -> Journal:
+    return _journal_for(os.getpid())
+
+
+def start_reaper() -> Reaper:
+    """Start this process's reaper thread (a worker's main process calls this once)."""
+    settings = get_settings()
+    reaper = Reaper(get_journal(), owner=new_worker_id(), interval=settings.reap_interval)
+    reaper.start()
+    return reaper
+
+
 @lru_cache(maxsize=1)
 def _service_for(pid: int) -> CheckoutService:
     return build_service(get_settings())
+
+
+@lru_cache(maxsize=1)
+def _journal_for(pid: int) -> Journal:
+    settings = get_settings()
+    return Journal(make_redis_client(settings.redis_url), settings)
+
+
+@lru_cache(maxsize=1)
+def _processor_for(pid: int) -> CommandProcessor:
+    settings = get_settings()
+    worker_id = new_worker_id()
+    journal = get_journal()
+    Heartbeat(journal, worker_id, interval=settings.heartbeat_timeout / 5).start()
+    return CommandProcessor(get_service(), journal, settings, worker_id)

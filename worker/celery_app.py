@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from celery import Celery
 from celery.app.amqp import AMQP
+from celery.signals import worker_ready
 
 from worker.settings import Settings, get_settings
 
@@ -35,6 +38,7 @@ def create_app(settings: Settings) -> Celery:
     app = Celery(
         "checkout", broker=settings.redis_url, include=["tasks.commands"], amqp=RedactingAMQP
     )
+    visibility = settings.visibility_timeout
     app.conf.update(
         # Pickle would let anyone who can write to the broker run code in the worker.
         task_serializer="json",
@@ -42,19 +46,70 @@ def create_app(settings: Settings) -> Celery:
         result_serializer="json",
         task_ignore_result=True,  # results are the events on the stream
         # At least once: ack after the task ran, redeliver if the worker dies mid-task.
+        # What kombu cannot redeliver (a message taken by a worker killed before it
+        # recorded it) the journal does (`worker.journal`).
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=False,
         worker_prefetch_multiplier=1,
+        # A command stuck in a child this long is killed; the journal delivers it again
+        # and counts the death (a command that keeps killing its worker is dead-lettered).
+        task_time_limit=max(300, int(visibility * 5)),
         task_default_queue=settings.commands_queue,
         task_routes={APPLY_COMMAND_TASK: {"queue": settings.commands_queue}},
-        # Longer than any task plus its longest retry countdown, or a slow message is
-        # delivered twice (idempotency makes that safe, not free).
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={
+            # kombu restores unacked messages of dead workers after this; the journal
+            # usually does it sooner (heartbeats). Duplicates are skipped at claim.
+            "visibility_timeout": visibility,
+            # Take queues in the order the worker names them: interactive before bulk.
+            "queue_order_strategy": "priority",
+        },
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # Redis restarting: reconnect until it is back
         worker_send_task_events=False,
+        worker_consumer="worker.consumer:DeadLetteringConsumer",
         enable_utc=True,
+        **_transport_settings(settings.redis_url),
     )
     return app
+
+
+def _transport_settings(url: str) -> dict[str, Any]:
+    """Our kombu transport (dead-letters undecodable items), with TLS for `rediss://`.
+
+    Naming the transport by class bypasses kombu's `rediss` scheme handling, so TLS
+    options come from the URL here: `?ssl_cert_reqs=required|optional|none`.
+    """
+    options: dict[str, Any] = {"broker_transport": "worker.transport:Transport"}
+    parsed = urlparse(url)
+    if parsed.scheme == "rediss":
+        wanted = parse_qs(parsed.query).get("ssl_cert_reqs", ["required"])[0].lower()
+        requirement = {
+            "required": ssl.CERT_REQUIRED,
+            "optional": ssl.CERT_OPTIONAL,
+            "none": ssl.CERT_NONE,
+        }.get(wanted.removeprefix("cert_"), ssl.CERT_REQUIRED)
+        options["broker_use_ssl"] = {"ssl_cert_reqs": requirement}
+    return options
+
+
+def worker_queues(settings: Settings) -> list[str]:
+    """The queues a worker consumes, first first: interactive commands before bulk."""
+    return [settings.commands_queue, settings.bulk_queue]
+
+
+@worker_ready.connect
+def _start_reaper(**_: Any) -> None:
+    # In the worker's main process only; prefork children do the applying.
+    from worker import transport
+    from worker.bootstrap import get_journal, start_reaper
+    from worker.undeliverable import bury
+
+    def undeliverable(raw: bytes | str, queue: str, reason: str, error_type: str) -> None:
+        bury(get_journal(), raw, queue=queue, reason=reason, error_type=error_type)
+
+    transport.on_undeliverable = undeliverable
+    start_reaper()
 
 
 # The worker's app. Tasks register on it when `tasks.commands` is imported (the

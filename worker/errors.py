@@ -125,3 +125,7 @@ class AlreadyRecorded(CheckoutError):
     def __init__(self, record: object) -> None:
         super().__init__("command already has a recorded outcome")
         self.record = record
+
+
+class JournalUnavailable(Transient):
+    """Raised when Redis refuses the journal's script: the command stays journaled and unacked."""

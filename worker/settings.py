@@ -25,6 +25,30 @@ class Settings(BaseSettings):
     # Approximate cap on stream entries, so an unread stream cannot exhaust Redis memory.
     events_maxlen: int = Field(default=1_000_000, ge=1000)
     commands_queue: str = "checkout.commands"
+    # Bulk runs (`checkout send --bulk`, `checkout bulk-update`) go to their own queue;
+    # workers take interactive commands first.
+    bulk_queue: str = "checkout.bulk"
+    # Every key the pipeline keeps in Redis (journal, ordering, dead letters, runs)
+    # starts with this, so several deployments can share one Redis.
+    key_prefix: str = "checkout"
+
+    # ─── Failure handling (README "Failure handling") ───
+    # Failed attempts before a command is dead-lettered (transient or unexpected errors,
+    # or worker processes dying while applying it).
+    max_retries: int = Field(default=10, ge=0)
+    # Cap on the exponential backoff between attempts (full jitter, seconds).
+    retry_backoff_max: float = Field(default=300.0, gt=0)
+    # A command enqueued but not claimed by a worker this long after its messages
+    # behind it were, or claimed by a worker that stopped heartbeating, is enqueued
+    # again. Also kombu's own visibility timeout. Shorter: faster recovery of a message
+    # lost between the queue and a dead worker; longer: fewer needless duplicates when
+    # a single command legitimately takes long (duplicates are skipped, not re-applied).
+    visibility_timeout: float = Field(default=60.0, ge=1)
+    # A worker process whose heartbeat is older than this is dead: its command is
+    # re-enqueued at once instead of after the visibility timeout.
+    heartbeat_timeout: float = Field(default=10.0, ge=1)
+    # How often one worker (holding a lease) looks for commands to re-enqueue.
+    reap_interval: float = Field(default=0.25, gt=0)
     session_ttl_seconds: int = Field(default=DAY_SECONDS, ge=60)
     # Command records outlive the session write they commit with, so a redelivery that
     # arrives late (a long retry, a replay) still finds the first outcome.

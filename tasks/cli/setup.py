@@ -15,6 +15,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     worker = commands.add_parser("worker", help="run a Celery worker that applies commands")
     worker.add_argument("--concurrency", "-c", type=int, default=None, help="worker processes")
     worker.add_argument("--loglevel", "-l", default="INFO")
+    worker.add_argument(
+        "--queues",
+        "-Q",
+        default=None,
+        help="comma-separated queues, first first (default: the interactive queue, then "
+        "the bulk queue; `-Q checkout.bulk` makes a dedicated bulk worker)",
+    )
     worker.set_defaults(run=run_worker)
 
 
@@ -30,9 +37,10 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    from worker.celery_app import app
+    from worker.celery_app import app, worker_queues
 
-    argv = ["worker", f"--loglevel={args.loglevel}", "-Q", get_settings().commands_queue]
+    queues = args.queues or ",".join(worker_queues(get_settings()))
+    argv = ["worker", f"--loglevel={args.loglevel}", "-Q", queues]
     # A unique node name per process, so several workers on one host do not collide.
     argv += ["--hostname", f"checkout-{os.getpid()}@%h"]
     if args.concurrency:

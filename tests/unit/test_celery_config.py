@@ -8,12 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from celery.exceptions import Reject
 
 import tasks.commands
-from schemas.events import ResultEvent
 from worker.celery_app import APPLY_COMMAND_TASK, create_app
-from worker.errors import ContentionExhausted, EventsUnavailable, StoreUnavailable
 from worker.settings import Settings
 
 TASK = tasks.commands.apply_command
@@ -47,66 +44,26 @@ def test_the_broker_and_queue_come_from_the_settings(conf, settings) -> None:
     assert conf.task_routes[APPLY_COMMAND_TASK] == {"queue": "checkout.test"}
 
 
-def test_the_visibility_timeout_outlasts_the_longest_retry_countdown(conf) -> None:
-    visibility = conf.broker_transport_options["visibility_timeout"]
-    assert visibility > tasks.commands.RETRY_BACKOFF_MAX_SECONDS
+def test_failed_tasks_stay_unacked_and_undecodable_messages_are_dead_lettered(conf) -> None:
+    # The task raises only when Redis refuses the journal: the message must survive.
+    assert conf.task_acks_on_failure_or_timeout is False
+    assert conf.worker_consumer == "worker.consumer:DeadLetteringConsumer"
+    assert conf.broker_transport == "worker.transport:Transport"
 
 
-def test_the_task_retries_without_limit() -> None:
-    assert TASK.name == APPLY_COMMAND_TASK
-    assert TASK.max_retries is None
+def test_workers_take_queues_in_priority_order_interactive_first(conf, settings) -> None:
+    from worker.celery_app import worker_queues
+
+    assert conf.broker_transport_options["queue_order_strategy"] == "priority"
+    assert worker_queues(settings) == [settings.commands_queue, settings.bulk_queue]
 
 
-class FlakyService:
-    """Raises the given errors on the first calls, then returns a result event."""
+def test_rediss_urls_get_tls_with_the_requested_certificate_check() -> None:
+    import ssl
 
-    def __init__(self, *errors: Exception) -> None:
-        self.errors = list(errors)
-        self.retries_seen: list[int] = []
-        self.deferrals: list[bool] = []
-
-    def handle(self, command: dict[str, Any], *, defer_if_missing: bool) -> ResultEvent:
-        self.retries_seen.append(TASK.request.retries)
-        self.deferrals.append(defer_if_missing)
-        if self.errors:
-            raise self.errors.pop(0)
-        return ResultEvent(
-            event_id="event-1",
-            type="session.canceled",
-            command_id=command["command_id"],
-            session_id=command["session_id"],
-            version=2,
-            occurred_at="2025-03-01T12:00:00.000Z",
-        )
-
-
-@pytest.fixture
-def eager(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(TASK.app.conf, "task_always_eager", True)
-    monkeypatch.setitem(TASK.app.conf, "task_eager_propagates", False)
-
-
-def run_with(monkeypatch: pytest.MonkeyPatch, service: FlakyService) -> Any:
-    monkeypatch.setattr(tasks.commands, "get_service", lambda: service)
-    return TASK.delay(COMMAND)
-
-
-def test_a_transient_error_is_retried_until_the_command_applies(eager, monkeypatch) -> None:
-    # More failures than Celery's default limit of 3 retries.
-    errors = [StoreUnavailable("throttled"), EventsUnavailable("down"), ContentionExhausted("x")]
-    service = FlakyService(*errors, *errors)
-    result = run_with(monkeypatch, service)
-    assert (result.state, result.get()) == ("SUCCESS", "event-1")
-    assert service.retries_seen == [0, 1, 2, 3, 4, 5, 6]
-
-
-def test_an_unexpected_error_is_logged_and_retried_not_dropped(eager, monkeypatch, caplog) -> None:
-    service = FlakyService(ValueError("bug"))
-    result = run_with(monkeypatch, service)
-    assert (result.state, result.get()) == ("SUCCESS", "event-1")
-    assert service.retries_seen == [0, 1]
-    [failure] = [r for r in caplog.records if r.levelname == "ERROR"]
-    assert "failed unexpectedly" in failure.getMessage() and failure.exc_info is not None
+    url = "rediss://:secret@127.0.0.1:6380/0?ssl_cert_reqs=none"
+    conf = create_app(Settings(redis_url=url)).conf
+    assert conf.broker_use_ssl == {"ssl_cert_reqs": ssl.CERT_NONE}
 
 
 def test_task_messages_name_the_command_but_never_carry_its_body_in_argsrepr() -> None:
@@ -130,29 +87,3 @@ def test_task_messages_name_the_command_but_never_carry_its_body_in_argsrepr() -
     assert "tok_secret" not in str(message.headers)
     assert "ann@example.com" not in str(message.headers)
     assert message.body[0] == [command]  # the worker still gets the whole command
-
-
-def test_a_missing_session_is_deferred_only_for_the_first_attempts(eager, monkeypatch) -> None:
-    errors = [StoreUnavailable("down")] * 4
-    service = FlakyService(*errors)
-    run_with(monkeypatch, service)
-    assert service.deferrals == [True, True, True, False, False]
-
-
-def test_when_the_retry_cannot_be_enqueued_the_command_is_retried_in_place(monkeypatch) -> None:
-    # Celery turns a failed retry publish into Reject(requeue=False), which acks the
-    # message: the task must keep the command itself instead.
-    service = FlakyService(EventsUnavailable("redis down"), EventsUnavailable("redis down"))
-    monkeypatch.setattr(tasks.commands, "get_service", lambda: service)
-    monkeypatch.setattr(tasks.commands.time, "sleep", lambda seconds: None)
-    refused = []
-
-    def retry(*args: Any, **kwargs: Any) -> None:
-        refused.append(kwargs["exc"])
-        raise Reject(kwargs["exc"], requeue=False)
-
-    monkeypatch.setattr(TASK, "retry", retry)
-
-    assert TASK.run(COMMAND) == "event-1"
-    assert len(refused) == 2
-    assert service.retries_seen == [0, 0, 0]

@@ -1,0 +1,192 @@
+"""The journal: what is in flight, kept in Redis next to the queue (`pipeline.lua`).
+
+Enqueueing writes the Celery message, the session's next sequence number and a
+journal entry in one atomic script call; the entry goes only when the command's
+result event is published (or it is dead-lettered). Between the two, the reaper
+re-enqueues whatever nobody is working on. That closes kombu's SIGKILL window
+(a message taken off the queue by a worker that died before recording it), and
+gives retries a durable home: a failed attempt waits in the journal, not in a
+worker's memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis
+
+from worker.errors import JournalUnavailable
+from worker.redis_keys import RedisKeys
+from worker.settings import Settings
+
+SCRIPT = resources.files("worker").joinpath("pipeline.lua").read_text(encoding="utf-8")
+# A run's summary outlives it by a week, as command records do.
+RUN_TTL_SECONDS = 7 * 24 * 3600
+# Per-session sequence counters outlive the last command of a session by this much.
+ORDER_TTL_SECONDS = 7 * 24 * 3600
+REAP_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One command to enqueue: its JSON text, id and session (None: not ordered)."""
+
+    text: str
+    command_id: str
+    session_id: str | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker may do with a delivery: `go`, `skip`, `busy`, `park` or `dead`."""
+
+    verdict: str
+    deliveries: int = 0
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Why a command is being dead-lettered."""
+
+    code: str
+    error_type: str
+    message: str
+
+
+class Journal:
+    """The pipeline's Redis script, one method per operation."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.client = client
+        self.keys = RedisKeys(settings.key_prefix)
+        self._settings = settings
+        self._script = client.register_script(SCRIPT)
+        self._visibility_ms = str(int(settings.visibility_timeout * 1000))
+        self._heartbeat_ms = str(int(settings.heartbeat_timeout * 1000))
+
+    def _call(self, op: str, *args: Any, client: Any = None) -> Any:
+        try:
+            return self._script(args=[op, self.keys.prefix, *args], client=client or self.client)
+        except redis.RedisError as error:
+            raise JournalUnavailable(f"Redis refused the journal ({op}): {error}") from error
+
+    # ─── Producers ───
+
+    def enqueue_args(self, queue: str, batch: Sequence[Pending], run_id: str | None) -> list[str]:
+        args = [queue, self._visibility_ms, run_id or "", ORDER_TTL_SECONDS, RUN_TTL_SECONDS]
+        for pending in batch:
+            args += [pending.text, pending.command_id, pending.session_id or ""]
+        return args
+
+    def enqueue(
+        self,
+        batches: Iterable[Sequence[Pending]],
+        *,
+        queue: str,
+        run_id: str | None = None,
+    ) -> list[list[str]]:
+        """Enqueue batches in one pipelined round trip; one jid per command ('' = skipped)."""
+        pipe = self.client.pipeline(transaction=False)
+        for batch in batches:
+            self._call("enqueue", *self.enqueue_args(queue, batch, run_id), client=pipe)
+        try:
+            replies = pipe.execute()
+        except redis.RedisError as error:
+            raise JournalUnavailable(f"Redis refused the enqueue: {error}") from error
+        return [[_text(jid) for jid in jids] for jids in replies]
+
+    # ─── Workers ───
+
+    def claim(self, jid: str, worker: str, *, adopt: tuple[str, str, str] | None = None) -> Claim:
+        """Take a delivery; `adopt` = (text, command_id, queue) journals a message sent
+        around `enqueue` (a plain Celery `send_task`)."""
+        text, command_id, queue = adopt or ("", "", "")
+        reply = self._call(
+            "claim",
+            jid,
+            worker,
+            self._visibility_ms,
+            self._heartbeat_ms,
+            self._settings.max_retries + 1,
+            text,
+            command_id,
+            queue,
+        )
+        return Claim(_text(reply[0]), *(int(n) for n in reply[1:]))
+
+    def finish(
+        self,
+        jid: str,
+        worker: str,
+        *,
+        event_json: str,
+        outcome: str,
+        dead_letter: DeadLetter | None = None,
+    ) -> bool:
+        """Publish the result event and forget the entry; False if already finished."""
+        args = [
+            jid,
+            worker,
+            self._settings.events_stream,
+            self._settings.events_maxlen,
+            event_json,
+            outcome,
+            self._visibility_ms,
+            RUN_TTL_SECONDS,
+        ]
+        if dead_letter:
+            args += [dead_letter.code, dead_letter.error_type, dead_letter.message]
+        return bool(self._call("finish", *args))
+
+    def retry(self, jid: str, worker: str, *, delay: float, error: BaseException) -> None:
+        """Record a failed attempt; the reaper re-enqueues the command after `delay`."""
+        self._call("retry", jid, worker, int(delay * 1000), type(error).__name__, str(error)[:1000])
+
+    def heartbeat(self, worker: str) -> None:
+        self._call("beat", worker)
+
+    def hold_lease(self, owner: str, *, ttl_ms: int) -> bool:
+        """Take or renew the reaper's lease; False while another process holds it."""
+        try:
+            if self.client.set(self.keys.reaper_lease, owner, nx=True, px=ttl_ms):
+                return True
+            if _text(self.client.get(self.keys.reaper_lease)) != owner:
+                return False
+            self.client.pexpire(self.keys.reaper_lease, ttl_ms)
+            return True
+        except redis.RedisError as error:
+            raise JournalUnavailable(f"Redis refused the reaper lease: {error}") from error
+
+    def reap(self) -> tuple[int, int]:
+        """Re-enqueue what nobody works on; returns (re-enqueued, dead workers)."""
+        requeued, dead = self._call("reap", self._visibility_ms, self._heartbeat_ms, REAP_BATCH)
+        return int(requeued), int(dead)
+
+    def bury(
+        self, entry_id: str, *, queue: str, raw: str, event_json: str, dead_letter: DeadLetter
+    ) -> None:
+        """Dead-letter a message that is not a command at all, with its result event."""
+        self._call(
+            "bury",
+            entry_id,
+            self._settings.events_stream,
+            self._settings.events_maxlen,
+            event_json,
+            queue,
+            raw,
+            dead_letter.code,
+            dead_letter.error_type,
+            dead_letter.message,
+        )
+
+    def replay(self, entry_id: str) -> str:
+        """Re-enqueue a dead-lettered command: its new jid, '' if gone, 'raw' if not a command."""
+        return _text(self._call("replay", entry_id, self._visibility_ms))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

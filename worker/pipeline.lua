@@ -1,0 +1,340 @@
+-- The checkout pipeline's Redis side: one script, one operation per call.
+--
+--   EVALSHA <sha> 0 <op> <prefix> <args...>
+--
+-- Every producer (Python, TypeScript, anything that speaks Redis) enqueues through
+-- `enqueue`, so a command gets the same Celery message, per-session sequence number
+-- and journal entry whatever language sent it. Workers call `claim`, `finish` and
+-- `retry`; one worker at a time calls `reap`. Each call is atomic: that is what
+-- closes kombu's SIGKILL window (the journal entry is written with the message and
+-- removed only with the result event) and keeps the ordering gate race-free.
+--
+-- Keys (all under <prefix>; a single Redis, not a cluster: keys are derived here):
+--   j:<jid>        hash   journal entry of one delivery chain (see `new_entry`)
+--   due            zset   jid -> ms when the reaper should look at the entry again
+--   s:<session>    hash   next (last sequence given out), done (last sequence finished),
+--                         j:<n> (jid holding sequence n), p:<n> (jid parked waiting for n-1)
+--   qpos:<queue>   string pushes to the queue so far; qtaken:<queue> highest claimed
+--   workers        zset   worker process id -> last heartbeat ms
+--   busy           hash   worker process id -> jid it is applying now
+--   dlq            zset   dead-letter id -> ms;  dlq:<id> hash, the entry
+--   run:<run>      hash   command_id -> outcome;  run:<run>:n hash, counts;
+--   run:<run>:ex   list   "<outcome> <command_id>" of the first failures
+-- Times are Redis's own clock (TIME), so producers' and workers' clocks never matter.
+
+local op, prefix = ARGV[1], ARGV[2]
+local TASK = 'checkout.apply_command'
+local PENDING, APPLIED = 'pending', 'applied'
+local EXAMPLES = 20
+
+local function key(...)
+  return prefix .. ':' .. table.concat({ ... }, ':')
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A Celery (protocol 2) task message as kombu's Redis transport stores it. The
+-- command text is embedded as sent: re-encoding it in Lua would round big numbers.
+local function envelope(cmd, cid, jid, queue, tag)
+  local body = '[[' .. cmd .. '],{"jid":' .. cjson.encode(jid) ..
+    '},{"callbacks":null,"errbacks":null,"chain":null,"chord":null}]'
+  local id = cjson.encode(tag)
+  local headers = '{"lang":"py","task":"' .. TASK .. '","id":' .. id ..
+    ',"shadow":null,"eta":null,"expires":null,"group":null,"group_index":null' ..
+    ',"retries":0,"timelimit":[null,null],"root_id":' .. id .. ',"parent_id":null' ..
+    ',"argsrepr":' .. cjson.encode('(command ' .. cid .. ')') ..
+    ',"kwargsrepr":"{}","origin":"checkout","ignore_result":true' ..
+    ',"replaced_task_nesting":0,"stamped_headers":null,"stamps":{}}'
+  return '{"body":' .. cjson.encode(body) ..
+    ',"content-encoding":"utf-8","content-type":"application/json","headers":' .. headers ..
+    ',"properties":{"correlation_id":' .. id .. ',"reply_to":null,"delivery_mode":2' ..
+    ',"delivery_info":{"exchange":"","routing_key":' .. cjson.encode(queue) ..
+    '},"priority":0,"body_encoding":"utf-8","delivery_tag":' .. id .. '}}'
+end
+
+-- Put the entry's command on its queue (again). `front` puts it next in line: a
+-- woken successor has waited already. `due` is when the reaper looks again.
+local function push(jid, now, visibility, front)
+  local e = key('j', jid)
+  local f = redis.call('HMGET', e, 'cmd', 'cid', 'q')
+  local qpos = redis.call('INCR', key('qpos', f[3]))
+  redis.call('HSET', e, 'st', 'queued', 'own', '', 'qpos', qpos)
+  local message = envelope(f[1], f[2], jid, f[3], jid .. '.' .. qpos)
+  redis.call(front and 'RPUSH' or 'LPUSH', f[3], message)
+  redis.call('ZADD', key('due'), now + visibility, jid)
+end
+
+local function new_jid(now)
+  return now .. '-' .. redis.call('INCR', key('jid'))
+end
+
+local function new_entry(jid, cmd, cid, sid, queue, run, now)
+  redis.call('HSET', key('j', jid), 'cmd', cmd, 'cid', cid, 'sid', sid, 'q', queue,
+    'run', run, 'enq', now, 'att', 0, 'dlv', 0, 'st', 'new', 'own', '')
+end
+
+local function keep_run(run, ttl)
+  for _, k in ipairs({ key('run', run), key('run', run, 'n'), key('run', run, 'ex') }) do
+    redis.call('EXPIRE', k, ttl)
+  end
+end
+
+local function record_outcome(run, cid, outcome, ttl)
+  local r, n, ex = key('run', run), key('run', run, 'n'), key('run', run, 'ex')
+  local previous = redis.call('HGET', r, cid)
+  if previous ~= outcome then
+    redis.call('HSET', r, cid, outcome)
+    if not previous then
+      redis.call('HINCRBY', n, 'sent', 1)
+    elseif previous ~= PENDING then
+      redis.call('HINCRBY', n, previous, -1)
+    end
+    if outcome ~= PENDING then redis.call('HINCRBY', n, outcome, 1) end
+    if outcome ~= PENDING and outcome ~= APPLIED and redis.call('LLEN', ex) < EXAMPLES then
+      redis.call('RPUSH', ex, outcome .. ' ' .. cid)
+    end
+  end
+  if ttl then keep_run(run, ttl) end
+end
+
+local function is_final(run, cid)
+  local outcome = redis.call('HGET', key('run', run), cid)
+  return outcome and outcome ~= PENDING
+end
+
+local function alive(worker, now, heartbeat_timeout)
+  local beat = redis.call('ZSCORE', key('workers'), worker)
+  return beat and tonumber(beat) >= now - heartbeat_timeout
+end
+
+local function applying(worker, jid)
+  return worker ~= '' and redis.call('HGET', key('busy'), worker) == jid
+end
+
+local function release(worker, jid)
+  if applying(worker, jid) then redis.call('HDEL', key('busy'), worker) end
+end
+
+-- enqueue <queue> <visibility ms> <run> <order ttl s> <run ttl s> (<cmd> <cid> <sid>)...
+-- A command with a session gets that session's next sequence number. With a run, a
+-- command the run already has a final outcome for is skipped (a resumed run applies
+-- nothing twice). Returns one jid per command, '' for a skipped one.
+local function enqueue()
+  local queue, visibility, run = ARGV[3], tonumber(ARGV[4]), ARGV[5]
+  local order_ttl, run_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+  local now, jids = now_ms(), {}
+  for i = 8, #ARGV, 3 do
+    local cmd, cid, sid = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    if run ~= '' and is_final(run, cid) then
+      jids[#jids + 1] = ''
+    else
+      local jid = new_jid(now)
+      new_entry(jid, cmd, cid, sid, queue, run, now)
+      if sid ~= '' then
+        local s = key('s', sid)
+        local seq = redis.call('HINCRBY', s, 'next', 1)
+        redis.call('HSET', s, 'j:' .. seq, jid)
+        redis.call('EXPIRE', s, order_ttl)
+        redis.call('HSET', key('j', jid), 'seq', seq)
+      end
+      push(jid, now, visibility, false)
+      if run ~= '' then record_outcome(run, cid, PENDING, nil) end
+      jids[#jids + 1] = jid
+    end
+  end
+  if run ~= '' then keep_run(run, run_ttl) end
+  return jids
+end
+
+-- claim <jid> <worker> <visibility ms> <heartbeat timeout ms> <max deaths>
+--       <cmd> <cid> <queue> (the delivered command: journals a message sent around `enqueue`)
+-- -> {'go', deliveries, failed attempts} | {'skip'} | {'busy'} | {'park'} | {'dead', d, a}
+local function claim()
+  local jid, worker = ARGV[3], ARGV[4]
+  local visibility, heartbeat_timeout = tonumber(ARGV[5]), tonumber(ARGV[6])
+  local max_deaths = tonumber(ARGV[7])
+  local now, e = now_ms(), key('j', jid)
+  local f = redis.call('HMGET', e, 'st', 'own', 'sid', 'seq', 'dlv', 'att', 'q', 'qpos')
+  if not f[1] then
+    -- Finished already (this is a duplicate delivery), or never journaled.
+    if ARGV[8] == '' then return { 'skip' } end
+    new_entry(jid, ARGV[8], ARGV[9], '', ARGV[10], '', now)
+    f = { 'new', '', '', false, '0', '0', ARGV[10], false }
+  end
+  if f[8] and tonumber(f[8]) > tonumber(redis.call('GET', key('qtaken', f[7])) or '0') then
+    redis.call('SET', key('qtaken', f[7]), f[8])
+  end
+  if f[1] == 'running' and f[2] ~= worker and applying(f[2], jid)
+      and alive(f[2], now, heartbeat_timeout) then
+    return { 'busy' }
+  end
+  local seq = tonumber(f[4])
+  if seq and seq > 1 then
+    local s = key('s', f[3])
+    local done = tonumber(redis.call('HGET', s, 'done') or '0')
+    -- Wait only for a predecessor that is still journaled: it will get an outcome
+    -- (applied, rejected or dead-lettered), and that outcome wakes us. One that is
+    -- not journaled (lost with Redis data) will never come: go on.
+    if done < seq - 1 and redis.call('HEXISTS', s, 'j:' .. (seq - 1)) == 1 then
+      redis.call('HSET', e, 'st', 'parked', 'own', '')
+      redis.call('HSET', s, 'p:' .. seq, jid)
+      redis.call('ZADD', key('due'), now + visibility, jid)
+      return { 'park' }
+    end
+  end
+  local deliveries, attempts = tonumber(f[5]), tonumber(f[6])
+  -- Deliveries that ended without an outcome or a recorded failure: the process died.
+  if deliveries - attempts >= max_deaths then return { 'dead', deliveries, attempts } end
+  redis.call('HSET', e, 'st', 'running', 'own', worker, 'dlv', deliveries + 1)
+  redis.call('HSET', key('busy'), worker, jid)
+  redis.call('ZADD', key('due'), now + visibility, jid)
+  return { 'go', deliveries + 1, attempts }
+end
+
+-- finish <jid> <worker> <stream> <maxlen> <event json> <outcome> <visibility ms> <run ttl s>
+--        [<dead-letter code> <error type> <error message>]
+-- Publishes the result event, then forgets the entry (or moves it to the dead-letter
+-- store), advances the session's ordering gate and wakes its parked successor.
+-- Returns 0 when another delivery finished the command first (its event is out).
+local function finish()
+  local jid, worker, stream, maxlen = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+  local event, outcome, visibility, run_ttl = ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10]
+  local e = key('j', jid)
+  local f = redis.call('HMGET', e, 'cid', 'sid', 'seq', 'run', 'q', 'cmd', 'att', 'dlv', 'ff')
+  if not f[1] then return 0 end
+  -- First, so a refused XADD (ACL, OOM) leaves everything else as it was.
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
+  local now = now_ms()
+  if ARGV[11] then
+    local d = key('dlq', jid)
+    redis.call('HSET', d, 'id', jid, 'cmd', f[6], 'cid', f[1], 'sid', f[2], 'q', f[5],
+      'run', f[4], 'code', ARGV[11], 'type', ARGV[12], 'message', ARGV[13],
+      'attempts', f[7], 'deliveries', f[8], 'first_failure', f[9] or now,
+      'last_failure', now, 'dead_lettered_at', now)
+    redis.call('ZADD', key('dlq'), now, jid)
+  end
+  local seq = tonumber(f[3])
+  if seq then
+    local s = key('s', f[2])
+    redis.call('HDEL', s, 'j:' .. seq)
+    if tonumber(redis.call('HGET', s, 'done') or '0') < seq then
+      redis.call('HSET', s, 'done', seq)
+    end
+    local successor = redis.call('HGET', s, 'p:' .. (seq + 1))
+    if successor then
+      redis.call('HDEL', s, 'p:' .. (seq + 1))
+      if redis.call('EXISTS', key('j', successor)) == 1 then
+        push(successor, now, visibility, true)
+      end
+    end
+  end
+  if f[4] ~= '' then record_outcome(f[4], f[1], outcome, tonumber(run_ttl)) end
+  release(worker, jid)
+  redis.call('DEL', e)
+  redis.call('ZREM', key('due'), jid)
+  return 1
+end
+
+-- retry <jid> <worker> <delay ms> <error type> <error message>
+-- A failed attempt: the reaper re-enqueues the command when the delay is over.
+local function retry()
+  local jid, worker, delay = ARGV[3], ARGV[4], tonumber(ARGV[5])
+  local e = key('j', jid)
+  if redis.call('EXISTS', e) == 0 then return 0 end
+  local now = now_ms()
+  redis.call('HINCRBY', e, 'att', 1)
+  redis.call('HSETNX', e, 'ff', now)
+  redis.call('HSET', e, 'st', 'waiting', 'own', '', 'lf', now, 'etype', ARGV[6], 'err', ARGV[7])
+  redis.call('ZADD', key('due'), now + delay, jid)
+  release(worker, jid)
+  return 1
+end
+
+-- reap <visibility ms> <heartbeat timeout ms> <limit>
+-- Re-enqueues what nobody is working on: the command of a worker process whose
+-- heartbeat stopped, a retry whose delay is over, a parked command due for a
+-- re-check, and a message lost between the queue and a worker (still unclaimed
+-- after the visibility timeout although later messages of its queue were claimed).
+-- Returns {re-enqueued, dead workers}.
+local function reap()
+  local visibility, heartbeat_timeout, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+  local now, requeued = now_ms(), 0
+  local dead = redis.call('ZRANGEBYSCORE', key('workers'), '-inf', now - heartbeat_timeout)
+  for _, worker in ipairs(dead) do
+    local jid = redis.call('HGET', key('busy'), worker)
+    if jid and redis.call('HGET', key('j', jid), 'own') == worker then
+      push(jid, now, visibility, false)
+      requeued = requeued + 1
+    end
+    redis.call('HDEL', key('busy'), worker)
+    redis.call('ZREM', key('workers'), worker)
+  end
+  local due = redis.call('ZRANGEBYSCORE', key('due'), '-inf', now, 'LIMIT', 0, limit)
+  for _, jid in ipairs(due) do
+    local f = redis.call('HMGET', key('j', jid), 'st', 'own', 'q', 'qpos')
+    local later = now + visibility
+    if not f[1] then
+      redis.call('ZREM', key('due'), jid)
+    elseif f[1] == 'running' and applying(f[2], jid) and alive(f[2], now, heartbeat_timeout) then
+      redis.call('ZADD', key('due'), later, jid) -- a slow command, still being applied
+    elseif f[1] == 'queued'
+        and tonumber(f[4]) > tonumber(redis.call('GET', key('qtaken', f[3])) or '0') then
+      redis.call('ZADD', key('due'), later, jid) -- still waiting its turn in the queue
+    else
+      push(jid, now, visibility, false)
+      requeued = requeued + 1
+    end
+  end
+  return { requeued, #dead }
+end
+
+-- replay <dead-letter id> <visibility ms>
+-- A fresh delivery of a dead-lettered command, outside the ordering gate (its turn
+-- has passed). Removing the entry in the same step makes a second replay a no-op.
+-- Returns the new jid, '' if there is no such entry, or 'raw' for an undeliverable
+-- message that is not a command.
+local function replay()
+  local d, visibility = key('dlq', ARGV[3]), tonumber(ARGV[4])
+  local f = redis.call('HMGET', d, 'cmd', 'cid', 'q', 'run')
+  if not f[3] then return '' end
+  if not f[1] or f[1] == '' then return 'raw' end
+  local now = now_ms()
+  local jid = new_jid(now)
+  new_entry(jid, f[1], f[2], '', f[3], f[4] or '', now)
+  push(jid, now, visibility, false)
+  if f[4] and f[4] ~= '' then record_outcome(f[4], f[2], PENDING, nil) end
+  redis.call('DEL', d)
+  redis.call('ZREM', key('dlq'), ARGV[3])
+  return jid
+end
+
+-- bury <id> <stream> <maxlen> <event json> <queue> <raw message> <code> <type> <message>
+-- A message that can never be processed (not JSON, not a Celery message, an unknown
+-- task): straight to the dead-letter store, with its result event.
+local function bury()
+  local id = ARGV[3]
+  redis.call('XADD', ARGV[4], 'MAXLEN', '~', ARGV[5], '*', 'event', ARGV[6])
+  local now = now_ms()
+  redis.call('HSET', key('dlq', id), 'id', id, 'cmd', '', 'cid', '', 'sid', '', 'q', ARGV[7],
+    'run', '', 'raw', ARGV[8], 'code', ARGV[9], 'type', ARGV[10], 'message', ARGV[11],
+    'attempts', 0, 'deliveries', 1, 'first_failure', now, 'last_failure', now,
+    'dead_lettered_at', now)
+  redis.call('ZADD', key('dlq'), now, id)
+  return 1
+end
+
+-- beat <worker>: a worker process is alive (Redis's clock, like every other time here).
+local function beat()
+  redis.call('ZADD', key('workers'), now_ms(), ARGV[3])
+  return 1
+end
+
+local ops = {
+  enqueue = enqueue, claim = claim, finish = finish, retry = retry,
+  reap = reap, replay = replay, bury = bury, beat = beat,
+}
+if not ops[op] then return redis.error_reply('unknown operation ' .. tostring(op)) end
+return ops[op]()

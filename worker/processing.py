@@ -1,0 +1,233 @@
+"""One delivery of one command: claim it, apply it, finish it (or schedule its retry).
+
+The order of steps is what makes the guarantees:
+- `claim` first: a duplicate of a finished command is skipped, a command whose
+  session predecessor is still journaled is parked (woken when it finishes), and a
+  command that keeps killing its worker process is dead-lettered.
+- the service decides and writes DynamoDB (idempotent: a replay republishes).
+- `finish` publishes the event and clears the journal in one atomic step; a crash
+  before it leaves the entry, and the reaper delivers the command again.
+- a failure is recorded in the journal with a backoff; past `max_retries` the
+  command is dead-lettered with its last error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from celery.utils.time import get_exponential_backoff_interval
+
+from schemas.events import EventError, ResultEvent, dead_letter_event_id
+from worker.domain import js_iso
+from worker.errors import JournalUnavailable, Transient
+from worker.journal import DeadLetter, Journal
+from worker.service import CheckoutService
+from worker.settings import Settings
+
+logger = logging.getLogger("checkout.worker")
+
+# An update whose session does not exist yet is retried this many times (a few
+# seconds) before it is rejected `session_not_found`: its create may be in flight.
+# Never dead-lettered: a mistyped session id must get its answer quickly.
+MISSING_SESSION_RETRIES = 3
+MIN_RETRY_DELAY_SECONDS = 0.1
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class CommandProcessor:
+    """Applies deliveries of commands through the journal; one per worker process."""
+
+    def __init__(
+        self, service: CheckoutService, journal: Journal, settings: Settings, worker_id: str
+    ) -> None:
+        self._service = service
+        self._journal = journal
+        self._settings = settings
+        self.worker_id = worker_id
+
+    def process(self, command: Any, *, jid: str | None, task_id: str, queue: str) -> str:
+        """Handle one delivery; returns what happened (an outcome, or skip/busy/park).
+
+        Raises `JournalUnavailable` when Redis refuses the journal: the message must
+        then stay unacked, and the journal entry (if any) is delivered again later.
+        """
+        adopt = None
+        if jid is None:  # sent around the producer API: journal it from here on
+            jid = f"T{task_id}"
+            adopt = (_as_text(command), _field(command, "command_id") or "", queue)
+        return self._process(command, jid, adopt)
+
+    def _process(self, command: Any, jid: str, adopt: tuple[str, str, str] | None) -> str:
+        claim = self._journal.claim(jid, self.worker_id, adopt=adopt)
+        if claim.verdict == "dead":
+            deaths = claim.deliveries - claim.attempts
+            lost = DeadLetter(
+                "worker_lost",
+                "WorkerLost",
+                f"the worker process died {deaths} times while applying this command",
+            )
+            return self._dead_letter(jid, command, lost)
+        if claim.verdict != "go":
+            return claim.verdict
+        try:
+            event = self._service.outcome(command, defer_if_missing=self._may_defer(claim))
+        except Exception as error:  # every failure is bounded: retried, then dead-lettered
+            return self._failed(jid, command, error, claim.attempts + 1)
+        self._journal.finish(
+            jid, self.worker_id, event_json=event.to_json(), outcome=outcome_of(event)
+        )
+        _log_outcome(event, claim.attempts)
+        return outcome_of(event)
+
+    def _may_defer(self, claim: Any) -> bool:
+        return claim.attempts < min(MISSING_SESSION_RETRIES, self._settings.max_retries)
+
+    def _failed(self, jid: str, command: Any, error: Exception, attempts: int) -> str:
+        summary = _summary(command)
+        if attempts > self._settings.max_retries:
+            logger.error(
+                "command %s: attempt %d failed (%s: %s); dead-lettered",
+                summary,
+                attempts,
+                type(error).__name__,
+                error,
+                exc_info=not isinstance(error, Transient),
+            )
+            return self._dead_letter(jid, command, _dead_letter_for(error))
+        delay = self._backoff(attempts - 1)
+        if isinstance(error, Transient):
+            logger.warning(
+                "command %s: attempt %d: %s; retrying in %.1fs", summary, attempts, error, delay
+            )
+        else:  # a bug: the traceback once, then one line per attempt
+            logger.error(
+                "command %s: attempt %d failed unexpectedly; retrying in %.1fs",
+                summary,
+                attempts,
+                delay,
+                exc_info=attempts == 1,
+            )
+        self._journal.retry(jid, self.worker_id, delay=delay, error=error)
+        return "retry"
+
+    def _backoff(self, retries: int) -> float:
+        delay = get_exponential_backoff_interval(
+            factor=1,
+            retries=retries,
+            maximum=int(self._settings.retry_backoff_max),
+            full_jitter=True,
+        )
+        return max(float(delay), MIN_RETRY_DELAY_SECONDS)
+
+    def _dead_letter(self, jid: str, command: Any, reason: DeadLetter) -> str:
+        event = dead_letter_event(
+            jid,
+            command_id=_field(command, "command_id"),
+            session_id=_field(command, "session_id"),
+            reason=reason,
+        )
+        self._journal.finish(
+            jid,
+            self.worker_id,
+            event_json=event.to_json(),
+            outcome="dead_lettered",
+            dead_letter=reason,
+        )
+        return "dead_lettered"
+
+
+def dead_letter_event(
+    delivery_id: str, *, command_id: str | None, session_id: str | None, reason: DeadLetter
+) -> ResultEvent:
+    """The `command.dead_lettered` event: the last error's code, type and message."""
+    return ResultEvent(
+        event_id=dead_letter_event_id(delivery_id),
+        type="command.dead_lettered",
+        command_id=command_id,
+        session_id=session_id,
+        version=None,
+        occurred_at=js_iso(datetime.now(UTC)),
+        error=EventError(code=reason.code, message=reason.message, type=reason.error_type),
+    )
+
+
+def outcome_of(event: ResultEvent) -> str:
+    """How a run summary counts the event: applied, rejected:<code>, dead_lettered."""
+    if event.type == "command.dead_lettered":
+        return "dead_lettered"
+    if event.error:
+        return f"rejected:{event.error.code}"
+    return "applied"
+
+
+def _dead_letter_for(error: Exception) -> DeadLetter:
+    code = "retries_exhausted" if isinstance(error, Transient) else "handler_failed"
+    return DeadLetter(code, type(error).__name__, str(error)[:1000])
+
+
+def _log_outcome(event: ResultEvent, attempts: int) -> None:
+    # Ids and outcome only: sessions carry buyer and payment data.
+    logger.info(
+        "command %s on session %s: %s (version %s)",
+        event.command_id,
+        event.session_id,
+        event.error.code if event.error else event.type,
+        event.version,
+        extra={
+            "command_id": event.command_id,
+            "session_id": event.session_id,
+            "outcome": outcome_of(event),
+            "attempt": attempts + 1,
+        },
+    )
+
+
+def _field(command: Any, name: str) -> str | None:
+    value = command.get(name) if isinstance(command, Mapping) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 255 else None
+
+
+def _summary(command: Any) -> str:
+    return f"{_field(command, 'type')!r} {_field(command, 'command_id')!r}"
+
+
+def _as_text(command: Any) -> str:
+    return json.dumps(command, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+class Heartbeat:
+    """Tells the reaper this worker process is alive, every few seconds, from a thread."""
+
+    def __init__(self, journal: Journal, worker_id: str, *, interval: float) -> None:
+        self._journal = journal
+        self._worker_id = worker_id
+        self._interval = interval
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        self._beat()
+        threading.Thread(target=self._run, name="checkout-heartbeat", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            self._beat()
+
+    def _beat(self) -> None:
+        try:
+            self._journal.heartbeat(self._worker_id)
+        except JournalUnavailable as error:  # Redis restarting: the next beat will do
+            logger.warning("heartbeat failed: %s", error)

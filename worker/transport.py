@@ -1,0 +1,60 @@
+"""kombu's Redis transport, with one change: a message that is not a kombu message
+is dead-lettered instead of crashing the worker.
+
+kombu's `_brpop_read` decodes the popped item with `loads()` and lets the error
+escape: Celery logs "Unrecoverable error" and the worker exits, and every restart
+dies on the next bad item (kombu 5.7). The item is already off the list then, so
+the only place to keep it is here. The method below is kombu's own, with the
+decode guarded; keep it in step with kombu when upgrading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kombu.exceptions import DecodeError
+from kombu.transport import redis as kombu_redis
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+
+# Set by the worker (worker.celery_app): where undeliverable items go.
+on_undeliverable: Callable[[bytes | str, str, str, str], None] | None = None
+
+
+class Channel(kombu_redis.Channel):
+    def _brpop_read(self, **options: Any) -> bool:
+        try:
+            try:
+                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+            if not dest__item:
+                raise kombu_redis.Empty()
+            dest, item = dest__item
+            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(dest)
+            payload = self._decode(item, dest)
+            if payload is not None:
+                self.connection._deliver(payload, dest)
+            return True
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()
+
+    def _decode(self, item: bytes, queue: str) -> dict[str, Any] | None:
+        try:
+            payload = loads(bytes_to_str(item))
+            self.Message(payload, channel=self)  # what _deliver builds: fails the same way
+        except (ValueError, TypeError, KeyError, AttributeError, DecodeError) as error:
+            if on_undeliverable is None:
+                raise
+            reason = f"not a kombu message: {type(error).__name__}: {error}"[:500]
+            on_undeliverable(item, queue, reason, type(error).__name__)
+            return None
+        return payload
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
