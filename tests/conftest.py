@@ -41,6 +41,8 @@ def env(stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         "CHECKOUT_COMMANDS_TABLE": f"commands_{suffix}",
         "CHECKOUT_EVENTS_STREAM": f"checkout:events:{suffix}",
         "CHECKOUT_COMMANDS_QUEUE": f"checkout.commands.{suffix}",
+        "CHECKOUT_BULK_QUEUE": f"checkout.bulk.{suffix}",
+        "CHECKOUT_KEY_PREFIX": f"checkout-{suffix}",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
