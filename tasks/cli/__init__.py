@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tasks.cli import read, schema, send, setup
+from tasks.cli import dlq, read, schema, send, setup
 
-GROUPS = (setup, send, read, schema)
+GROUPS = (setup, send, read, schema, dlq)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,168 @@
+"""`checkout dlq list|show|replay|purge`: inspect and act on the dead-letter store.
+
+`list` on a terminal shows ids, types and errors only: a command body may carry a
+buyer's email or payment data. `list --json` and `show` print the stored command
+(or raw message), because that is what an operator asks them for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from worker.settings import get_settings
+
+COLUMNS = ("id", "command_id", "type", "session", "code", "attempts", "last failure")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    dlq = commands.add_parser("dlq", help="list, show, replay or purge dead-lettered commands")
+    actions = dlq.add_subparsers(required=True, metavar="ACTION")
+
+    listing = actions.add_parser("list", help="list entries, oldest first")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.add_argument("--limit", type=int, default=None, help="at most this many entries")
+    listing.set_defaults(run=run_list)
+
+    show = actions.add_parser("show", help="print one entry as JSON, command included")
+    show.add_argument("id", metavar="ID", help="dead-letter id or command_id")
+    show.set_defaults(run=run_show)
+
+    for name, run, text in (
+        ("replay", run_replay, "enqueue the command again (applied once, whatever the order)"),
+        ("purge", run_purge, "delete the entry"),
+    ):
+        action = actions.add_parser(name, help=text)
+        target = action.add_mutually_exclusive_group(required=True)
+        target.add_argument("id", metavar="ID", nargs="?", help="dead-letter id or command_id")
+        target.add_argument("--all", action="store_true", help="every entry")
+        action.set_defaults(run=run)
+
+
+def _guarded(action: Callable[[Any, argparse.Namespace], int]) -> Callable[..., int]:
+    """Run `action` with a store; a Redis failure is one line on stderr and exit 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        from worker.errors import JournalUnavailable
+
+        try:
+            return action(_store(), args)
+        except JournalUnavailable as error:
+            print(f"checkout dlq: {error}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _store() -> Any:
+    from worker.deadletters import DeadLetterStore
+    from worker.events import make_redis_client
+    from worker.journal import Journal
+
+    settings = get_settings()
+    client = make_redis_client(settings.redis_url)
+    journal = Journal(client, settings)
+    return DeadLetterStore(client, journal.keys, journal)
+
+
+@_guarded
+def run_list(store: Any, args: argparse.Namespace) -> int:
+    entries = store.list(args.limit)
+    if args.json:
+        for entry in entries:
+            print(entry.to_json())
+    elif sys.stdout.isatty():
+        _print_table(entries)
+    else:
+        print("\t".join(COLUMNS))
+        for entry in entries:
+            print("\t".join(_row(entry)))
+    return 0
+
+
+def _row(entry: Any) -> tuple[str, ...]:
+    """What a listing shows of an entry: ids and the error, never the command's body."""
+    kind = entry.command.get("type") if entry.command else None
+    return (
+        entry.id,
+        entry.command_id or "-",
+        str(kind) if kind else ("(raw message)" if entry.raw is not None else "-"),
+        entry.session_id or "-",
+        entry.error["code"],
+        str(entry.attempts),
+        entry.last_failure_at or "-",
+    )
+
+
+def _print_table(entries: list[Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(entries)} dead-lettered")
+    for column in COLUMNS:
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        table.add_row(*_row(entry))
+    Console().print(table)
+
+
+@_guarded
+def run_show(store: Any, args: argparse.Namespace) -> int:
+    entry = store.get(args.id)
+    if entry is None:
+        return _unknown(args.id)
+    print(entry.to_json(indent=2))
+    return 0
+
+
+@_guarded
+def run_replay(store: Any, args: argparse.Namespace) -> int:
+    if args.all:
+        return _replay_all(store)
+    entry = store.get(args.id)
+    result = store.replay(entry.id) if entry else ""
+    if result == "":
+        return _unknown(args.id)
+    if result == "raw":
+        print(
+            f"dead-letter entry {entry.id} is a raw message, not a command: it cannot be "
+            f"replayed; purge it (checkout dlq purge {entry.id})",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"replayed {entry.id} (command {entry.command_id}) as delivery {result}")
+    return 0
+
+
+def _replay_all(store: Any) -> int:
+    results = store.replay_all()
+    raw = sorted(entry_id for entry_id, result in results.items() if result == "raw")
+    replayed = sum(1 for result in results.values() if result not in ("", "raw"))
+    print(f"replayed {replayed} dead-lettered commands")
+    if raw:
+        print(
+            f"{len(raw)} entries are raw messages, not commands, and were left in the store "
+            f"(purge them): {' '.join(raw)}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+@_guarded
+def run_purge(store: Any, args: argparse.Namespace) -> int:
+    if args.all:
+        print(f"purged {store.purge_all()} dead-letter entries")
+        return 0
+    entry = store.get(args.id)
+    if entry is None or not store.purge(entry.id):
+        return _unknown(args.id)
+    print(f"purged {entry.id}")
+    return 0
+
+
+def _unknown(entry_id: str) -> int:
+    print(f"no dead-letter entry {entry_id} (replayed or purged already?)", file=sys.stderr)
+    return 1
