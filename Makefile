@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo bench test test-unit test-integration test-e2e lint format compose-check clean seed-harness
+.PHONY: install demo bench test test-unit test-integration test-e2e test-faults lint format compose-check clean seed-harness
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ test-integration: install seed-harness
 
 test-e2e: install
 	$(BIN)/pytest -m e2e
+
+## The fault-injection suite (SIGKILLed workers, outages, poison messages) on its own.
+test-faults: install
+	$(BIN)/pytest -m faults
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,0 +1,154 @@
+"""Fault-injection fixtures: real `checkout worker` processes with short failure timings,
+which the tests SIGKILL (one pool child or the whole worker) and restart.
+
+Every test here carries the `faults` marker (`make test-faults`). The timings are
+small so that a dead worker's command comes back in seconds, not minutes: the
+reaper looks every 0.2 s, a worker process silent for 3 s is dead, an unclaimed
+message is re-enqueued after 5 s, and a failing command is dead-lettered after
+3 retries of at most 2 s each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tasks.embedded import ManagedProcess, start_worker
+
+HERE = Path(__file__).parent
+FAULT_TIMINGS = {
+    "CHECKOUT_VISIBILITY_TIMEOUT": "5",
+    "CHECKOUT_HEARTBEAT_TIMEOUT": "3",
+    "CHECKOUT_MAX_RETRIES": "3",
+    "CHECKOUT_RETRY_BACKOFF_MAX": "2",
+    "CHECKOUT_REAP_INTERVAL": "0.2",
+}
+# The machine is shared: generous, but every wait polls and ends as soon as it can.
+WAIT_SECONDS = 120.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.faults)
+
+
+@pytest.fixture
+def fault_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The test's environment with the short failure timings, for workers and this process."""
+    for name, value in FAULT_TIMINGS.items():
+        monkeypatch.setenv(name, value)
+    env.update(FAULT_TIMINGS)
+    return env
+
+
+@pytest.fixture
+def settings(fault_env):
+    """Overrides the shared fixture so the test process's journal uses the same timings."""
+    from worker.settings import Settings
+
+    return Settings()
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of `pid` (a worker's prefork pool processes)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.update(int(c) for c in (task / "children").read_text().split())
+        except OSError:  # the thread ended while we looked
+            continue
+    if not found:  # kernels without CONFIG_PROC_CHILDREN
+        listing = subprocess.run(
+            ["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True, text=True, check=False
+        )
+        found.update(int(p) for p in listing.stdout.split())
+    return sorted(found)
+
+
+def wait_for(predicate, *, what: str, timeout: float = WAIT_SECONDS, interval: float = 0.05):
+    """Poll `predicate` until it returns something truthy; fail the test with `what` after."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Workers:
+    """`checkout worker` processes of one test: start, SIGKILL (child or whole), restart."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self._env = env
+        self._logs = logs
+        self.started: list[ManagedProcess] = []
+        self.kills: list[str] = []
+
+    def start(self, *, concurrency: int = 2) -> ManagedProcess:
+        """A new worker, returned once it answers a ping and its pool is up."""
+        log = self._logs / f"worker-{len(self.started)}.log"
+        worker = start_worker(self._env, log=log, concurrency=concurrency, loglevel="INFO")
+        self.started.append(worker)
+        wait_for(
+            lambda: len(children(worker.pid)) >= concurrency,
+            what=f"{concurrency} pool processes of worker {worker.pid}",
+        )
+        return worker
+
+    def alive(self) -> list[ManagedProcess]:
+        return [w for w in self.started if w.process.poll() is None]
+
+    def kill_child(self, worker: ManagedProcess) -> int:
+        """SIGKILL one pool process of `worker` (Celery's main process replaces it)."""
+        pool = wait_for(lambda: children(worker.pid), what=f"a child of worker {worker.pid}")
+        victim = pool[len(self.kills) % len(pool)]
+        os.kill(victim, signal.SIGKILL)
+        self.kills.append(f"child {victim} of {worker.pid}")
+        return victim
+
+    def kill_worker(self, worker: ManagedProcess) -> None:
+        """SIGKILL the whole worker: its main process and every child (one process group)."""
+        os.killpg(worker.pid, signal.SIGKILL)  # start_worker uses start_new_session=True
+        worker.process.wait(timeout=WAIT_SECONDS)
+        self.kills.append(f"worker {worker.pid}")
+
+    def restart(self, worker: ManagedProcess, *, concurrency: int = 2) -> ManagedProcess:
+        """SIGKILL `worker` whole and start a replacement."""
+        self.kill_worker(worker)
+        return self.start(concurrency=concurrency)
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop()
+            _kill_group(worker.pid)  # pool children the SIGTERM left behind
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+@pytest.fixture
+def workers(fault_env, tables, tmp_path: Path) -> Iterator[Workers]:
+    """Start workers with `workers.start()`; all are stopped (by PID) after the test."""
+    pool = Workers(fault_env, tmp_path)
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture
+def producer(settings, tables):
+    """The producer API on the test's interactive queue (sequence numbers, journal)."""
+    from tasks.producer import CommandProducer
+
+    return CommandProducer.from_settings(settings)
