@@ -1,0 +1,364 @@
+"""The journal script (`worker/pipeline.lua`) against a real redis-server.
+
+Each test drives the operations a producer, a worker and the reaper call, with
+made-up worker ids, and reads the keys the script keeps to see what it did.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from worker.events import make_redis_client
+from worker.journal import DeadLetter, Journal, Pending
+from worker.settings import Settings
+
+TASK = "checkout.apply_command"
+DEADLINE = 60.0
+
+
+def command(session_id: str | None = None, **fields: object) -> dict:
+    body = {"type": "update_session", "command_id": f"cmd-{uuid.uuid4().hex[:10]}"}
+    if session_id is not None:
+        body["session_id"] = session_id
+    return {**body, "updates": {"metadata": {"n": 1}}, **fields}
+
+
+def pending(cmd: dict) -> Pending:
+    return Pending(json.dumps(cmd), cmd["command_id"], cmd.get("session_id"))
+
+
+@pytest.fixture
+def make_journal(settings) -> Callable[..., Journal]:
+    """A Journal on the test's prefix; keyword arguments override settings."""
+    clients = []
+
+    def make(**overrides: object) -> Journal:
+        client = make_redis_client(settings.redis_url)
+        clients.append(client)
+        return Journal(client, Settings(**overrides) if overrides else settings)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def journal(make_journal) -> Journal:
+    return make_journal()
+
+
+def enqueue(journal: Journal, queue: str, *cmds: dict, run_id: str | None = None) -> list[str]:
+    (jids,) = journal.enqueue([[pending(c) for c in cmds]], queue=queue, run_id=run_id)
+    return jids
+
+
+def entry(redis_client, journal: Journal, jid: str) -> dict[str, str]:
+    return redis_client.hgetall(journal.keys.journal(jid))
+
+
+def queued_jids(redis_client, queue: str) -> list[str]:
+    """The jid in each message on `queue`, next to be taken first (kombu pops the right end)."""
+    messages = reversed(redis_client.lrange(queue, 0, -1))
+    return [json.loads(json.loads(m)["body"])[1]["jid"] for m in messages]
+
+
+def finish(journal: Journal, jid: str, worker: str, **kwargs: object) -> bool:
+    event = json.dumps({"type": "session.updated", "jid": jid})
+    return journal.finish(jid, worker, event_json=event, outcome="applied", **kwargs)
+
+
+def redis_ms(redis_client) -> int:
+    seconds, micros = redis_client.time()
+    return seconds * 1000 + micros // 1000
+
+
+def poll(condition: Callable[[], object], what: str, *, timeout: float = DEADLINE) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.05)
+
+
+# ─── Enqueue ───
+
+
+def test_enqueue_writes_the_celery_message_the_entry_and_the_sequence(
+    journal, redis_client, settings
+):
+    queue = settings.commands_queue
+    cmd = command("s-enq")
+
+    (jid,) = enqueue(journal, queue, cmd)
+
+    (raw,) = redis_client.lrange(queue, 0, -1)
+    message = json.loads(raw)
+    assert message["headers"]["task"] == TASK
+    assert message["properties"]["delivery_info"]["routing_key"] == queue
+    args, kwargs, embed = json.loads(message["body"])
+    assert args == [cmd] and kwargs == {"jid": jid}
+    assert embed["callbacks"] is None and embed["chain"] is None
+    stored = entry(redis_client, journal, jid)
+    assert stored["cid"] == cmd["command_id"] and stored["sid"] == "s-enq"
+    assert (stored["seq"], stored["st"], stored["q"], stored["qpos"]) == ("1", "queued", queue, "1")
+    order = redis_client.hgetall(journal.keys.session_order("s-enq"))
+    assert order == {"next": "1", "j:1": jid}
+    assert redis_client.zscore(journal.keys.due, jid) is not None
+
+
+def test_each_command_of_a_session_gets_the_next_sequence_number(journal, redis_client, settings):
+    jids = enqueue(journal, settings.commands_queue, command("s-seq"), command("s-seq"))
+    jids += enqueue(journal, settings.commands_queue, command("s-seq"))
+
+    assert [entry(redis_client, journal, j)["seq"] for j in jids] == ["1", "2", "3"]
+    assert queued_jids(redis_client, settings.commands_queue) == jids
+
+
+# ─── Claim ───
+
+
+def test_claim_goes_then_skips_a_finished_command(journal, settings):
+    (jid,) = enqueue(journal, settings.commands_queue, command("s-go"))
+
+    first = journal.claim(jid, "w1")
+    assert (first.verdict, first.deliveries, first.attempts) == ("go", 1, 0)
+    assert finish(journal, jid, "w1")
+
+    assert journal.claim(jid, "w2").verdict == "skip"  # a duplicate delivery
+
+
+def test_claim_is_busy_while_a_live_worker_applies_the_command(journal, settings):
+    (jid,) = enqueue(journal, settings.commands_queue, command("s-busy"))
+    journal.heartbeat("w1")
+    assert journal.claim(jid, "w1").verdict == "go"
+
+    assert journal.claim(jid, "w2").verdict == "busy"
+
+
+def test_a_successor_parks_until_its_predecessor_finishes_then_goes_first(
+    journal, redis_client, settings
+):
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-park"), command("s-park"))
+
+    assert journal.claim(second, "w2").verdict == "park"
+    assert entry(redis_client, journal, second)["st"] == "parked"
+    assert journal.claim(first, "w1").verdict == "go"
+    assert finish(journal, first, "w1")
+
+    # Pushed back at the front of its queue: it has waited its turn already.
+    assert queued_jids(redis_client, queue)[0] == second
+    assert len(queued_jids(redis_client, queue)) == 3
+    assert entry(redis_client, journal, second)["st"] == "queued"
+    assert journal.claim(second, "w2").verdict == "go"
+
+
+def test_a_predecessor_that_is_not_journaled_does_not_hold_its_successor(
+    journal, redis_client, settings
+):
+    _, second = enqueue(journal, settings.commands_queue, command("s-gap"), command("s-gap"))
+    # As if Redis had lost the predecessor (a restart without its last writes).
+    redis_client.hdel(journal.keys.session_order("s-gap"), "j:1")
+
+    assert journal.claim(second, "w2").verdict == "go"
+
+
+def test_claim_journals_a_message_sent_around_the_producer_api(journal, redis_client, settings):
+    cmd = command("s-adopt")
+    adopt = (json.dumps(cmd), cmd["command_id"], settings.commands_queue)
+
+    assert journal.claim("Ttask-1", "w1", adopt=adopt).verdict == "go"
+
+    stored = entry(redis_client, journal, "Ttask-1")
+    assert (stored["cid"], stored["st"], stored["own"]) == (cmd["command_id"], "running", "w1")
+
+
+# ─── Finish ───
+
+
+def test_finish_publishes_one_event_and_clears_the_entry_once(journal, redis_client, settings):
+    (jid,) = enqueue(journal, settings.commands_queue, command("s-fin"))
+    journal.claim(jid, "w1")
+
+    assert finish(journal, jid, "w1") is True
+    assert finish(journal, jid, "w2") is False
+
+    (event,) = redis_client.xrange(settings.events_stream)
+    assert json.loads(event[1]["event"])["jid"] == jid
+    assert not redis_client.exists(journal.keys.journal(jid))
+    assert redis_client.zscore(journal.keys.due, jid) is None
+    assert redis_client.hget(journal.keys.prefix + ":busy", "w1") is None
+    assert redis_client.hget(journal.keys.session_order("s-fin"), "done") == "1"
+
+
+# ─── Retry and reap ───
+
+
+def test_a_retry_is_re_enqueued_by_the_reaper_once_its_delay_is_over(
+    journal, redis_client, settings
+):
+    queue = settings.commands_queue
+    (jid,) = enqueue(journal, queue, command("s-retry"))
+    journal.claim(jid, "w1")
+    before = redis_ms(redis_client)
+
+    journal.retry(jid, "w1", delay=3.0, error=TimeoutError("DynamoDB timed out"))
+
+    stored = entry(redis_client, journal, jid)
+    assert (stored["st"], stored["att"], stored["etype"]) == ("waiting", "1", "TimeoutError")
+    due = redis_client.zscore(journal.keys.due, jid)
+    assert before + 3000 <= due <= redis_ms(redis_client) + 3000
+    assert journal.reap() == (0, 0)
+    assert len(queued_jids(redis_client, queue)) == 1
+
+    poll(lambda: journal.reap()[0] == 1, "the retry is re-enqueued")
+    assert redis_ms(redis_client) >= due
+    assert queued_jids(redis_client, queue) == [jid, jid]  # its first message, then the retry
+    assert journal.claim(jid, "w2").attempts == 1
+
+
+def test_the_reaper_re_enqueues_a_dead_workers_command_and_leaves_a_live_ones(
+    make_journal, redis_client, settings
+):
+    journal = make_journal(heartbeat_timeout=1, visibility_timeout=1)
+    queue = settings.commands_queue
+    dead_jid, live_jid = enqueue(journal, queue, command("s-dead"), command("s-live"))
+    for worker, jid in (("dead", dead_jid), ("live", live_jid)):
+        journal.heartbeat(worker)
+        assert journal.claim(jid, worker).verdict == "go"
+    live_due = redis_client.zscore(journal.keys.due, live_jid)
+
+    def reap_while_live_beats() -> bool:
+        journal.heartbeat("live")
+        journal.reap()
+        # Done once the dead worker's command is back and the live one's was looked at.
+        looked_at = redis_client.zscore(journal.keys.due, live_jid) > live_due
+        return entry(redis_client, journal, dead_jid)["st"] == "queued" and looked_at
+
+    poll(reap_while_live_beats, "the dead worker's command is re-enqueued")
+
+    assert queued_jids(redis_client, queue) == [dead_jid, live_jid, dead_jid]
+    live = entry(redis_client, journal, live_jid)
+    assert (live["st"], live["own"]) == ("running", "live")
+    assert redis_client.zscore(journal.keys.workers, "dead") is None
+
+
+def test_a_message_skipped_past_in_its_queue_is_re_enqueued_one_still_behind_is_not(
+    make_journal, redis_client, settings
+):
+    journal = make_journal(visibility_timeout=1)
+    queue = settings.commands_queue
+    lost, taken = enqueue(journal, queue, command(), command())
+    journal.claim(taken, "w1")  # a later message was taken: `lost` never reached a worker
+    assert finish(journal, taken, "w1")
+    (waiting,) = enqueue(journal, queue, command())
+    waiting_due = redis_client.zscore(journal.keys.due, waiting)
+
+    def reaped() -> bool:
+        journal.reap()
+        looked_at = redis_client.zscore(journal.keys.due, waiting) > waiting_due
+        return entry(redis_client, journal, lost)["qpos"] != "1" and looked_at
+
+    poll(reaped, "the lost message is re-enqueued")
+
+    assert entry(redis_client, journal, waiting)["qpos"] == "3"
+    assert queued_jids(redis_client, queue) == [lost, taken, waiting, lost]
+
+
+# ─── Dead letters and replay ───
+
+
+def test_a_dead_lettered_command_is_replayed_once(journal, redis_client, settings):
+    queue = settings.commands_queue
+    cmd = command("s-dlq")
+    (jid,) = enqueue(journal, queue, cmd)
+    journal.claim(jid, "w1")
+    journal.retry(jid, "w1", delay=60, error=TimeoutError("slow"))
+    journal.claim(jid, "w1")
+    reason = DeadLetter("retries_exhausted", "StoreUnavailable", "DynamoDB unreachable")
+
+    assert finish(journal, jid, "w1", dead_letter=reason)
+
+    stored = redis_client.hgetall(journal.keys.dead_letter(jid))
+    assert json.loads(stored["cmd"]) == cmd
+    assert (stored["code"], stored["type"], stored["attempts"], stored["deliveries"]) == (
+        "retries_exhausted",
+        "StoreUnavailable",
+        "1",
+        "2",
+    )
+    assert int(stored["first_failure"]) <= int(stored["last_failure"])
+    assert redis_client.zrange(journal.keys.dead_letters, 0, -1) == [jid]
+
+    replayed = journal.replay(jid)
+    assert replayed not in ("", "raw", jid)
+    assert journal.replay(jid) == ""
+
+    assert queued_jids(redis_client, queue) == [jid, replayed]
+    assert redis_client.zcard(journal.keys.dead_letters) == 0
+    # Outside the ordering gate: its turn has passed.
+    assert "seq" not in entry(redis_client, journal, replayed)
+    assert journal.claim(replayed, "w2").verdict == "go"
+
+
+def test_a_raw_message_is_not_replayed(journal, settings):
+    reason = DeadLetter("undeliverable", "ValueError", "not JSON")
+    journal.bury(
+        "raw-1", queue=settings.commands_queue, raw="\x00junk", event_json="{}", dead_letter=reason
+    )
+
+    assert journal.replay("raw-1") == "raw"
+    assert journal.replay("no-such-entry") == ""
+
+
+# ─── Runs ───
+
+
+def test_a_run_counts_each_outcome_and_skips_what_it_finished(journal, redis_client, settings):
+    queue = settings.commands_queue
+    applied, rejected, dead = command("s-r1"), command("s-r2"), command("s-r3")
+    jids = enqueue(journal, queue, applied, rejected, dead, run_id="run-1")
+    for jid in jids:
+        journal.claim(jid, "w1")
+    assert finish(journal, jids[0], "w1")
+    event = json.dumps({"type": "command.rejected"})
+    journal.finish(jids[1], "w1", event_json=event, outcome="rejected:session_not_found")
+    reason = DeadLetter("handler_failed", "KeyError", "'x'")
+    journal.finish(jids[2], "w1", event_json=event, outcome="dead_lettered", dead_letter=reason)
+
+    again = enqueue(journal, queue, applied, command("s-r4"), run_id="run-1")
+
+    assert again[0] == "" and again[1]
+    assert len(queued_jids(redis_client, queue)) == 4
+    assert redis_client.hgetall(journal.keys.run_counts("run-1")) == {
+        "sent": "4",
+        "applied": "1",
+        "rejected:session_not_found": "1",
+        "dead_lettered": "1",
+    }
+    assert redis_client.lrange(journal.keys.run_examples("run-1"), 0, -1) == [
+        f"rejected:session_not_found {rejected['command_id']}",
+        f"dead_lettered {dead['command_id']}",
+    ]
+    assert redis_client.hget(journal.keys.run_outcomes("run-1"), applied["command_id"]) == "applied"
+
+
+# ─── Deaths ───
+
+
+def test_deliveries_that_died_are_counted_and_then_the_claim_says_dead(make_journal, settings):
+    journal = make_journal(max_retries=1)  # two deaths are enough
+    (jid,) = enqueue(journal, settings.commands_queue, command("s-die"))
+
+    # Worker processes that never beat: each one died holding the command.
+    assert journal.claim(jid, "w1").verdict == "go"
+    journal.retry(jid, "w1", delay=60, error=TimeoutError("slow"))  # a failure, not a death
+    assert (journal.claim(jid, "w2").deliveries, journal.claim(jid, "w3").deliveries) == (2, 3)
+
+    final = journal.claim(jid, "w4")
+    assert (final.verdict, final.deliveries, final.attempts) == ("dead", 3, 1)
