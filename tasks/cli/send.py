@@ -1,62 +1,210 @@
-"""`checkout send`: enqueue JSON-lines commands from a file or stdin."""
+"""`checkout send`: enqueue JSON-lines commands from a file or stdin, as one run.
+
+Streams in constant memory: lines are validated in this thread and handed, a
+batch at a time, to a sender thread that does the pipelined Redis writes, so
+parsing and Redis's work overlap (the queue between them is bounded). Every
+command is counted under a run id; sending the same file again resumes the run
+(the enqueue script skips what the run already finished).
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import queue
+import shutil
 import sys
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import IO, Any
 
+from tasks.cli.progress import (
+    EXIT_BROKER,
+    EXIT_CODES_HELP,
+    Progress,
+    add_wait_options,
+    exit_code,
+    follow_run,
+    print_summary,
+)
+
 SEND_BATCH = 1000
+QUEUED_BATCHES = 4  # between the reading and the sending thread: bounds memory
+HASH_CHUNK = 1 << 20
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    send = commands.add_parser("send", help="enqueue JSON-lines commands from FILE or - (stdin)")
+    send = commands.add_parser(
+        "send",
+        help="enqueue JSON-lines commands from FILE or - (stdin)",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     send.add_argument("file", metavar="FILE|-")
     send.add_argument(
         "--strict", action="store_true", help="enqueue nothing if any line is invalid"
     )
+    send.add_argument(
+        "--run-id",
+        help="count the commands under this run (default: from FILE's content, so sending "
+        "the same file again resumes its run; random for stdin, printed)",
+    )
+    send.add_argument("--bulk", action="store_true", help="send to the bulk queue")
+    add_wait_options(send)
     send.set_defaults(run=run_send)
 
 
-def run_send(args: argparse.Namespace) -> int:
-    from tasks.producer import EnqueueFailed, InvalidCommand, default_producer, prepare
+def file_run_id(path: str) -> str:
+    """The default run id of a file: a digest of its bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        while chunk := source.read(HASH_CHUNK):
+            digest.update(chunk)
+    return f"send-{digest.hexdigest()[:24]}"
 
-    send_prepared = default_producer().send_prepared
-    batch: list[tuple[int, dict[str, Any]]] = []  # (line number, message body)
-    sent = invalid = 0
-    try:
-        with _open_input(args.file) as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
+
+def run_send(args: argparse.Namespace) -> int:
+    from tasks.producer import CommandProducer
+    from worker.settings import get_settings
+
+    producer = CommandProducer.from_settings(get_settings(), bulk=args.bulk)
+    with _input(args) as (path, run_id):
+        if args.strict:
+            invalid = _report_invalid(path, args.file)
+            if invalid:
+                print(f"{args.file}: {invalid} invalid lines; nothing enqueued", file=sys.stderr)
+                return 1
+        print(f"run {run_id}", file=sys.stderr, flush=True)
+        outcome = _send_lines(path, args, producer, run_id)
+    if outcome.failure is not None:
+        print(outcome.failure, file=sys.stderr)
+        return EXIT_BROKER
+    print(
+        f"run {run_id}: enqueued {outcome.sent} commands, {outcome.invalid} invalid lines",
+        file=sys.stderr,
+    )
+    keys = producer.journal.keys
+    summary, done = follow_run(producer.journal.client, keys, run_id, args)
+    if args.wait or args.json:
+        print_summary(summary, as_json=args.json, extra={"invalid_lines": outcome.invalid})
+    return exit_code(summary, waited=args.wait, done=done, invalid=outcome.invalid)
+
+
+@contextmanager
+def _input(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
+    """(path to read, run id); stdin is spooled to a file only for --strict (two passes)."""
+    if args.file != "-":
+        try:
+            run_id = args.run_id or file_run_id(args.file)
+        except OSError as error:
+            raise SystemExit(f"checkout send: cannot read {args.file}: {error.strerror}") from None
+        yield args.file, run_id
+        return
+    run_id = args.run_id or f"send-{uuid.uuid4().hex[:24]}"
+    if not args.strict:
+        yield "-", run_id
+        return
+    with tempfile.NamedTemporaryFile("w+", encoding="utf-8", suffix=".jsonl") as spool:
+        shutil.copyfileobj(sys.stdin, spool)
+        spool.flush()
+        yield spool.name, run_id
+
+
+def _lines(path: str) -> IO[str]:
+    return sys.stdin if path == "-" else open(path, encoding="utf-8")  # closed by the caller
+
+
+def _report_invalid(path: str, shown: str) -> int:
+    """The first pass of --strict: validate every line, enqueue nothing."""
+    from tasks.producer import InvalidCommand, prepare
+
+    invalid = 0
+    with _lines(path) as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
                 try:
-                    batch.append((number, prepare(line)))
+                    prepare(line)
                 except InvalidCommand as error:
                     invalid += 1
-                    print(f"{args.file}:{number}: {error}", file=sys.stderr)
-                if not args.strict and len(batch) >= SEND_BATCH:
-                    sent += send_prepared(body for _, body in batch)
-                    batch.clear()
-        if not (args.strict and invalid):
-            sent += send_prepared(body for _, body in batch)
-            batch.clear()
-    except EnqueueFailed as failure:
-        first_unsent = batch[failure.sent][0]
-        print(
-            f"{args.file}: enqueued {sent + failure.sent} commands, then the broker failed; "
-            f"line {first_unsent} and the valid lines after it were not enqueued: "
-            f"{failure.__cause__}",
-            file=sys.stderr,
-        )
-        return 2
-    print(f"enqueued {sent} commands, {invalid} invalid lines", file=sys.stderr)
-    return 1 if invalid else 0
+                    print(f"{shown}:{number}: {error}", file=sys.stderr)
+    return invalid
 
 
-def _open_input(path: str) -> IO[str]:
-    if path == "-":
-        return sys.stdin
+@dataclass
+class _Outcome:
+    sent: int = 0
+    invalid: int = 0
+    failure: str | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def _send_lines(path: str, args: argparse.Namespace, producer: Any, run_id: str) -> _Outcome:
+    """Validate lines here, enqueue them in the sender thread; constant memory."""
+    from tasks.producer import InvalidCommand, prepare
+
+    outcome = _Outcome()
+    batches: queue.Queue[tuple[list[int], list[Any]] | None] = queue.Queue(QUEUED_BATCHES)
+    sender = threading.Thread(
+        target=_sender, args=(batches, producer, run_id, outcome, args.file), daemon=True
+    )
+    sender.start()
+    numbers: list[int] = []
+    pending: list[Any] = []
+    with Progress("enqueueing", quiet=args.quiet) as progress, _lines(path) as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                pending.append(prepare(line))
+                numbers.append(number)
+            except InvalidCommand as error:
+                outcome.invalid += 1
+                print(f"{args.file}:{number}: {error}", file=sys.stderr)
+            if len(pending) >= SEND_BATCH:
+                if not _hand_over(batches, (numbers, pending), outcome):
+                    break
+                numbers, pending = [], []
+                progress.update(outcome.sent, note=f"{outcome.invalid} invalid")
+        if pending:
+            _hand_over(batches, (numbers, pending), outcome)
+        _hand_over(batches, None, outcome)
+        sender.join()
+        progress.update(outcome.sent, note=f"{outcome.invalid} invalid")
+    return outcome
+
+
+def _hand_over(batches: queue.Queue, item: Any, outcome: _Outcome) -> bool:
+    """Queue `item` for the sender unless it has stopped (a broker failure)."""
+    while not outcome.stop.is_set():
+        try:
+            batches.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _sender(
+    batches: queue.Queue, producer: Any, run_id: str, outcome: _Outcome, shown: str
+) -> None:
+    from tasks.producer import EnqueueFailed
+
     try:
-        return open(path, encoding="utf-8")  # closed by the caller's `with`
-    except OSError as error:
-        raise SystemExit(f"checkout send: cannot read {path}: {error.strerror}") from None
+        while (item := batches.get()) is not None:
+            numbers, pending = item
+            try:
+                outcome.sent += producer.send_prepared(pending, run_id=run_id)
+            except EnqueueFailed as failure:
+                outcome.sent += failure.sent
+                outcome.failure = (
+                    f"{shown}: enqueued {outcome.sent} commands, then the broker failed; "
+                    f"line {numbers[failure.sent]} and the valid lines after it were not "
+                    f"enqueued: {failure.__cause__}"
+                )
+                return
+    finally:
+        outcome.stop.set()

@@ -119,7 +119,13 @@ def test_only_the_store_modules_import_the_aws_sdk(module: str) -> None:
 
 @pytest.mark.parametrize("module", in_package("worker"))
 def test_only_the_redis_adapters_import_redis_in_the_worker(module: str) -> None:
-    adapters = {"worker.events", "worker.event_consumer", "worker.journal", "worker.deadletters"}
+    adapters = {
+        "worker.events",
+        "worker.event_consumer",
+        "worker.journal",
+        "worker.deadletters",
+        "worker.runs",
+    }
     assert module in adapters or "redis" not in roots(module)
 
 
