@@ -1,0 +1,175 @@
+/**
+ * The TypeScript producer: validates commands, then enqueues them through the
+ * pipeline's own Redis script (`worker/pipeline.lua`, op `enqueue`), exactly as the
+ * Python producer (`tasks/producer.py`) does. The script writes the Celery message,
+ * the session's next sequence number and the journal entry in one atomic step, so
+ * what this enqueues is indistinguishable from what Python enqueues: same ordering,
+ * same crash safety, same idempotency.
+ */
+import { Redis, type RedisOptions } from "ioredis";
+
+import type { CheckoutCommand } from "./commands.js";
+import { DEFAULT_SCRIPT_PATH, readText } from "./paths.js";
+import { CommandValidator, InvalidCommand, type Prepared } from "./validation.js";
+
+// Commands per script call, and calls per pipelined round trip: the Python
+// producer's numbers (SCRIPT_BATCH, PIPELINE_CALLS).
+export const SCRIPT_BATCH = 100;
+export const PIPELINE_CALLS = 10;
+// worker/journal.py ORDER_TTL_SECONDS and RUN_TTL_SECONDS: a week each.
+const ORDER_TTL_SECONDS = 7 * 24 * 3600;
+const RUN_TTL_SECONDS = 7 * 24 * 3600;
+const SCRIPT_COMMAND = "checkoutPipeline";
+
+export interface ProducerOptions {
+  /** Default: CHECKOUT_REDIS_URL, else redis://127.0.0.1:6379/0. */
+  redisUrl?: string;
+  /** Extra ioredis options (timeouts, retries, TLS). */
+  redisOptions?: RedisOptions;
+  /** Key prefix of the pipeline's Redis keys. Default: CHECKOUT_KEY_PREFIX, else `checkout`. */
+  prefix?: string;
+  /** Queue name. Default: CHECKOUT_COMMANDS_QUEUE (or CHECKOUT_BULK_QUEUE with `bulk`). */
+  queue?: string;
+  /** Send to the bulk queue, which workers take after interactive commands. */
+  bulk?: boolean;
+  /** Default: CHECKOUT_VISIBILITY_TIMEOUT seconds × 1000, else 60000. */
+  visibilityTimeoutMs?: number;
+  /** The enqueue script; default the repository's worker/pipeline.lua. */
+  scriptPath?: string;
+  /** The command schema; default the repository's schemas/json/commands.schema.json. */
+  schemaPath?: string;
+}
+
+export interface EnqueueManyOptions {
+  /** Count outcomes under this run (`checkout report`); a command the run already finished is skipped. */
+  runId?: string;
+}
+
+/** Redis failed part-way; the first `sent` commands were enqueued. */
+export class EnqueueFailed extends Error {
+  override name = "EnqueueFailed";
+
+  constructor(
+    readonly sent: number,
+    override readonly cause: unknown,
+  ) {
+    super(`Redis failed after ${sent} commands were enqueued: ${String(cause)}`);
+  }
+}
+
+type ScriptRunner = {
+  [SCRIPT_COMMAND](...args: (string | number)[]): Promise<string[]>;
+};
+
+export class CheckoutProducer {
+  readonly prefix: string;
+  readonly queue: string;
+  private readonly redis: Redis;
+  private readonly validator: CommandValidator;
+  private readonly visibilityMs: string;
+
+  constructor(options: ProducerOptions = {}) {
+    const env = process.env;
+    this.prefix = options.prefix ?? env.CHECKOUT_KEY_PREFIX ?? "checkout";
+    this.queue =
+      options.queue ??
+      (options.bulk
+        ? (env.CHECKOUT_BULK_QUEUE ?? "checkout.bulk")
+        : (env.CHECKOUT_COMMANDS_QUEUE ?? "checkout.commands"));
+    const visibility =
+      options.visibilityTimeoutMs ?? Number(env.CHECKOUT_VISIBILITY_TIMEOUT ?? 60) * 1000;
+    this.visibilityMs = String(Math.trunc(visibility));
+    this.validator = new CommandValidator(options.schemaPath);
+    const url = options.redisUrl ?? env.CHECKOUT_REDIS_URL ?? "redis://127.0.0.1:6379/0";
+    this.redis = new Redis(url, options.redisOptions ?? {});
+    // defineCommand sends EVALSHA and falls back to EVAL (loading the script) on
+    // NOSCRIPT, e.g. after a Redis restart or SCRIPT FLUSH.
+    this.redis.defineCommand(SCRIPT_COMMAND, {
+      lua: readText(options.scriptPath ?? DEFAULT_SCRIPT_PATH),
+      numberOfKeys: 0,
+    });
+  }
+
+  /** Validate (throws InvalidCommand) and enqueue one command; resolves to its command_id. */
+  async enqueue(command: CheckoutCommand | unknown): Promise<string> {
+    const prepared = this.validator.prepare(command);
+    await this.sendPrepared([prepared]);
+    return prepared.command.command_id;
+  }
+
+  /**
+   * Validate every command, then enqueue them all in pipelined batches; resolves to
+   * how many were handed to Redis. Throws InvalidCommand naming the first bad
+   * command's position and field before anything is sent.
+   */
+  async enqueueMany(
+    commands: Iterable<CheckoutCommand | unknown>,
+    options: EnqueueManyOptions = {},
+  ): Promise<number> {
+    return this.sendPrepared(this.prepareAll(commands), options.runId);
+  }
+
+  /** Validate without sending (throws InvalidCommand naming the position). */
+  prepareAll(commands: Iterable<CheckoutCommand | unknown>): Prepared[] {
+    const prepared: Prepared[] = [];
+    let position = 0;
+    for (const command of commands) {
+      try {
+        prepared.push(this.validator.prepare(command));
+      } catch (error) {
+        throw error instanceof InvalidCommand ? error.at(position) : error;
+      }
+      position += 1;
+    }
+    return prepared;
+  }
+
+  /** Enqueue already validated commands; throws EnqueueFailed saying how many went. */
+  async sendPrepared(prepared: readonly Prepared[], runId?: string): Promise<number> {
+    let sent = 0;
+    const perRoundTrip = SCRIPT_BATCH * PIPELINE_CALLS;
+    for (let start = 0; start < prepared.length; start += perRoundTrip) {
+      sent += await this.roundTrip(prepared.slice(start, start + perRoundTrip), runId, sent);
+    }
+    return sent;
+  }
+
+  /** Close the Redis connection once pending replies are in. */
+  async close(): Promise<void> {
+    await this.redis.quit();
+  }
+
+  private async roundTrip(chunk: Prepared[], runId: string | undefined, sent: number) {
+    const pipeline = this.redis.pipeline() as unknown as ScriptRunner & {
+      exec(): Promise<[Error | null, unknown][] | null>;
+    };
+    const sizes: number[] = [];
+    for (let start = 0; start < chunk.length; start += SCRIPT_BATCH) {
+      const batch = chunk.slice(start, start + SCRIPT_BATCH);
+      pipeline[SCRIPT_COMMAND](...this.enqueueArgs(batch, runId));
+      sizes.push(batch.length);
+    }
+    let replies: [Error | null, unknown][] | null;
+    try {
+      replies = await pipeline.exec();
+    } catch (error) {
+      throw new EnqueueFailed(sent, error);
+    }
+    let done = 0;
+    for (const [index, [error]] of (replies ?? []).entries()) {
+      if (error) throw new EnqueueFailed(sent + done, error);
+      done += sizes[index] ?? 0;
+    }
+    return done;
+  }
+
+  /** ARGV of one `enqueue` call, as worker/journal.py `Journal.enqueue_args` builds it. */
+  private enqueueArgs(batch: Prepared[], runId: string | undefined): string[] {
+    const args = ["enqueue", this.prefix, this.queue, this.visibilityMs, runId ?? ""];
+    args.push(String(ORDER_TTL_SECONDS), String(RUN_TTL_SECONDS));
+    for (const { command, text } of batch) {
+      args.push(text, command.command_id, command.session_id ?? "");
+    }
+    return args;
+  }
+}
