@@ -15,7 +15,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -84,10 +84,12 @@ class ManagedProcess:
         self._log_file.close()
 
 
-def start_redis(workdir: Path) -> tuple[ManagedProcess, str]:
+def start_redis(workdir: Path, *, appendonly: bool = False) -> tuple[ManagedProcess, str]:
+    """A redis-server on a free port; `appendonly` keeps its data across restarts
+    (`checkout up`), tests do without (faster)."""
     port = free_port()
     args = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    args += ["--appendonly", "no", "--dir", str(workdir)]
+    args += ["--appendonly", "yes" if appendonly else "no", "--dir", str(workdir)]
     process = ManagedProcess("redis-server", args, log=workdir / "redis.log")
     process.wait_until(lambda: _redis_answers(port))
     return process, f"redis://127.0.0.1:{port}/0"
@@ -103,10 +105,19 @@ def start_moto(workdir: Path) -> tuple[ManagedProcess, str]:
 
 
 def start_worker(
-    env: dict[str, str], *, log: Path, concurrency: int = 2, loglevel: str = "WARNING"
+    env: dict[str, str],
+    *,
+    log: Path,
+    concurrency: int = 2,
+    loglevel: str = "WARNING",
+    extra_args: Sequence[str] = (),
 ) -> ManagedProcess:
-    """A `checkout worker` process, returned once it answers a ping on the broker."""
+    """A `checkout worker` process, returned once it answers a ping on the broker.
+
+    `extra_args` go after the usual ones (e.g. `--metrics-port N`).
+    """
     args = [CHECKOUT, "worker", "--concurrency", str(concurrency), "--loglevel", loglevel]
+    args += extra_args
     process = ManagedProcess("checkout worker", args, log=log, env=env)
     node = f"checkout-{process.pid}@{socket.gethostname()}"  # the name `checkout worker` takes
     process.wait_until(lambda: _worker_answers(env["CHECKOUT_REDIS_URL"], node), timeout=60)
@@ -116,8 +127,9 @@ def start_worker(
 class EmbeddedStack:
     """Redis and a moto server, and the environment that points the pipeline at them."""
 
-    def __init__(self, workdir: Path | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, *, appendonly: bool = False) -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="checkout-"))
+        self.appendonly = appendonly
         self._stack = ExitStack()
         self.redis_url = ""
         self.dynamodb_url = ""
@@ -125,7 +137,7 @@ class EmbeddedStack:
     def __enter__(self) -> EmbeddedStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
-            redis, self.redis_url = start_redis(self.workdir)
+            redis, self.redis_url = start_redis(self.workdir, appendonly=self.appendonly)
             self._stack.callback(redis.stop)
             moto, self.dynamodb_url = start_moto(self.workdir)
             self._stack.callback(moto.stop)

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     # arrives late (a long retry, a replay) still finds the first outcome.
     command_ttl_seconds: int = Field(default=7 * DAY_SECONDS, ge=DAY_SECONDS)
 
+    # ─── Operations (README "Seeing it run") ───
+    # Port of the worker's Prometheus endpoint (`/metrics`); unset: no endpoint.
+    metrics_port: int | None = None
+    # `text` (Celery's format) or `json`: one JSON object per log line.
+    log_format: str = "text"
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

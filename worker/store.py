@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.domain import Applied, Snapshot
 from worker.errors import AlreadyRecorded, SessionChanged, StoreUnavailable, WriteRefused
+from worker.metrics import register_request_counter
 from worker.service import CommandRecord
 from worker.settings import Settings
 from worker.store_items import (
@@ -68,12 +69,14 @@ def make_dynamodb_client(settings: Settings) -> Any:
         parameter_validation=False,
         tcp_keepalive=True,
     )
-    return session.client(
+    client = session.client(
         "dynamodb",
         endpoint_url=settings.dynamodb_endpoint_url,
         region_name=region,
         config=config,
     )
+    register_request_counter(client)  # checkout_dynamodb_requests_total
+    return client
 
 
 class DynamoSessionStore:

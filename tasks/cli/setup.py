@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import shutil
+import tempfile
 
 from worker.settings import get_settings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -22,6 +27,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="comma-separated queues, first first (default: the interactive queue, then "
         "the bulk queue; `-Q checkout.bulk` makes a dedicated bulk worker)",
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics on this port (default: CHECKOUT_METRICS_PORT; unset: none)",
+    )
     worker.set_defaults(run=run_worker)
 
 
@@ -37,13 +48,60 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    from worker.celery_app import app, worker_queues
+    settings = get_settings()
+    # Before anything imports prometheus_client: it picks multiprocess mode on import,
+    # and the pool's processes inherit the directory when they fork.
+    created = _ensure_metrics_dir()
+    try:
+        from worker.celery_app import app, worker_queues
+        from worker.logging_json import install_json_logging
 
-    queues = args.queues or ",".join(worker_queues(get_settings()))
-    argv = ["worker", f"--loglevel={args.loglevel}", "-Q", queues]
-    # A unique node name per process, so several workers on one host do not collide.
-    argv += ["--hostname", f"checkout-{os.getpid()}@%h"]
-    if args.concurrency:
-        argv.append(f"--concurrency={args.concurrency}")
-    app.worker_main(argv)
+        if settings.log_format == "json":
+            install_json_logging()
+        port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+        if port is not None:
+            _serve_metrics_when_ready(port)
+        queues = args.queues or ",".join(worker_queues(settings))
+        argv = ["worker", f"--loglevel={args.loglevel}", "-Q", queues]
+        # A unique node name per process, so several workers on one host do not collide.
+        argv += ["--hostname", f"checkout-{os.getpid()}@%h"]
+        if args.concurrency:
+            argv.append(f"--concurrency={args.concurrency}")
+        app.worker_main(argv)
+    finally:
+        if created:
+            shutil.rmtree(created, ignore_errors=True)
     return 0
+
+
+def _ensure_metrics_dir() -> str | None:
+    """Point `PROMETHEUS_MULTIPROC_DIR` at a fresh directory unless the operator set one.
+
+    Returns the directory created here (removed when the worker exits). A directory
+    the operator chose must be emptied between runs, or old counts carry over.
+    """
+    chosen = os.environ.get(MULTIPROC_ENV)
+    if chosen:
+        os.makedirs(chosen, exist_ok=True)
+        return None
+    created = tempfile.mkdtemp(prefix="checkout-metrics-")
+    os.environ[MULTIPROC_ENV] = created
+    return created
+
+
+def _serve_metrics_when_ready(port: int) -> None:
+    """Start the metrics endpoint in the main process once the pool has forked,
+    so no pool process holds a copy of the listening socket."""
+    from celery.signals import worker_ready
+
+    from worker.metrics import serve
+
+    def start(**_: object) -> None:
+        try:
+            serve(port)
+        except OSError as error:  # port taken: keep applying commands, say so loudly
+            logging.getLogger("checkout.metrics").error(
+                "metrics endpoint not started on port %d: %s", port, error
+            )
+
+    worker_ready.connect(start, weak=False)
