@@ -25,7 +25,7 @@ def command(session_id: str | None = None, **fields: object) -> dict:
     body = {"type": "update_session", "command_id": f"cmd-{uuid.uuid4().hex[:10]}"}
     if session_id is not None:
         body["session_id"] = session_id
-    return {**body, "updates": {"metadata": {"n": 1}}, **fields}
+    return {**body, "updates": {"continue_url": "https://shop.example/cart"}, **fields}
 
 
 def pending(cmd: dict) -> Pending:

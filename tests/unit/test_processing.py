@@ -1,0 +1,190 @@
+"""`CommandProcessor`'s policy: what it does with each claim verdict and each failure.
+
+The service is the real one on the in-memory store; the journal is an in-memory
+stand-in that records what the processor asked of it (the script itself is
+tested in tests/integration/test_journal.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.support.fakes import InMemorySessionStore, ListEventPublisher
+from worker.errors import StoreUnavailable
+from worker.journal import Claim, DeadLetter
+from worker.processing import MISSING_SESSION_RETRIES, CommandProcessor
+from worker.service import CheckoutService
+from worker.settings import Settings
+
+JID = "1-1"
+
+
+@dataclass
+class Finished:
+    jid: str
+    event: dict
+    outcome: str
+    dead_letter: DeadLetter | None
+
+
+@dataclass
+class FakeJournal:
+    """Counts deliveries and failed attempts per jid; `verdicts` overrides the next claims."""
+
+    verdicts: list[Claim] = field(default_factory=list)
+    deliveries: int = 0
+    attempts: int = 0
+    finished: list[Finished] = field(default_factory=list)
+    retries: list[tuple[float, str]] = field(default_factory=list)
+
+    def claim(self, jid: str, worker: str, *, adopt=None) -> Claim:
+        if self.verdicts:
+            return self.verdicts.pop(0)
+        if self.finished:
+            return Claim("skip")
+        self.deliveries += 1
+        return Claim("go", self.deliveries, self.attempts)
+
+    def finish(self, jid, worker, *, event_json, outcome, dead_letter=None) -> bool:
+        self.finished.append(Finished(jid, json.loads(event_json), outcome, dead_letter))
+        return True
+
+    def retry(self, jid: str, worker: str, *, delay: float, error: BaseException) -> None:
+        self.attempts += 1
+        self.retries.append((delay, type(error).__name__))
+
+
+@pytest.fixture
+def store() -> InMemorySessionStore:
+    return InMemorySessionStore()
+
+
+@pytest.fixture
+def journal() -> FakeJournal:
+    return FakeJournal()
+
+
+def processor(store, journal, **settings) -> CommandProcessor:
+    service = CheckoutService(store, ListEventPublisher())
+    values = {"max_retries": 4, "retry_backoff_max": 2.0, **settings}
+    return CommandProcessor(service, journal, Settings(**values), "worker-1")
+
+
+def update(session_id: str = "s-1") -> dict:
+    return {
+        "type": "update_session",
+        "command_id": "cmd-1",
+        "session_id": session_id,
+        "updates": {"continue_url": "https://shop.example/cart"},
+    }
+
+
+def create(session_id: str = "s-1") -> dict:
+    return {"type": "create_session", "command_id": "cmd-0", "session_id": session_id}
+
+
+def deliver(proc: CommandProcessor, command: dict, times: int) -> list[str]:
+    return [proc.process(command, jid=JID, task_id="t", queue="q") for _ in range(times)]
+
+
+def test_an_applied_command_is_finished_with_its_event(store, journal):
+    assert deliver(processor(store, journal), create(), 1) == ["applied"]
+
+    (done,) = journal.finished
+    assert (done.outcome, done.dead_letter, done.event["type"]) == (
+        "applied",
+        None,
+        "session.created",
+    )
+    assert journal.retries == []
+
+
+def test_a_transient_error_is_retried_with_capped_backoff_then_dead_lettered(store, journal):
+    store.load_error = StoreUnavailable("DynamoDB throttled")
+    proc = processor(store, journal, max_retries=6, retry_backoff_max=2.0)
+
+    results = deliver(proc, update(), 7)
+
+    assert results == ["retry"] * 6 + ["dead_lettered"]
+    assert [name for _, name in journal.retries] == ["StoreUnavailable"] * 6
+    assert all(0 < delay <= 2.0 for delay, _ in journal.retries)
+    (done,) = journal.finished
+    assert done.outcome == "dead_lettered"
+    assert done.dead_letter == DeadLetter(
+        "retries_exhausted", "StoreUnavailable", "DynamoDB throttled"
+    )
+    assert done.event["type"] == "command.dead_lettered"
+    assert (done.event["command_id"], done.event["session_id"]) == ("cmd-1", "s-1")
+    assert done.event["error"] == {
+        "code": "retries_exhausted",
+        "message": "DynamoDB throttled",
+        "type": "StoreUnavailable",
+    }
+
+
+def test_an_unexpected_exception_gets_the_same_bound_as_handler_failed(store, journal):
+    store.load_error = KeyError("line_items")
+
+    results = deliver(processor(store, journal, max_retries=2), update(), 3)
+
+    assert results == ["retry", "retry", "dead_lettered"]
+    (done,) = journal.finished
+    assert done.dead_letter.code == "handler_failed"
+    assert done.event["error"]["type"] == "KeyError"
+    assert done.event["error"]["code"] == "handler_failed"
+
+
+def test_no_retries_means_the_first_failure_is_dead_lettered(store, journal):
+    store.load_error = StoreUnavailable("down")
+
+    assert deliver(processor(store, journal, max_retries=0), update(), 1) == ["dead_lettered"]
+    assert journal.retries == []
+
+
+@pytest.mark.parametrize("max_retries", [1, 10])
+def test_a_missing_session_waits_briefly_for_its_create_and_is_then_rejected(
+    store, journal, max_retries
+):
+    results = deliver(processor(store, journal, max_retries=max_retries), update("s-none"), 5)
+
+    deferrals = min(MISSING_SESSION_RETRIES, max_retries)
+    assert results[: deferrals + 1] == ["retry"] * deferrals + ["rejected:session_not_found"]
+    assert [name for _, name in journal.retries] == ["SessionNotFoundYet"] * deferrals
+    (done,) = journal.finished
+    assert done.dead_letter is None
+    assert done.event["type"] == "command.rejected"
+
+
+def test_a_missing_session_that_appears_during_the_wait_is_applied(store, journal):
+    proc = processor(store, journal)
+    assert deliver(proc, update(), 1) == ["retry"]
+
+    assert deliver(processor(store, FakeJournal()), create(), 1) == ["applied"]
+
+    assert deliver(proc, update(), 1) == ["applied"]
+
+
+@pytest.mark.parametrize("verdict", ["skip", "busy", "park"])
+def test_a_delivery_that_may_not_go_does_nothing_else(store, journal, verdict):
+    journal.verdicts = [Claim(verdict)]
+
+    assert deliver(processor(store, journal), create(), 1) == [verdict]
+
+    assert journal.finished == [] and journal.retries == []
+    assert store.loads == [] and store.save_attempts == []
+
+
+def test_a_command_whose_deliveries_keep_dying_is_dead_lettered_as_worker_lost(store, journal):
+    journal.verdicts = [Claim("dead", deliveries=5, attempts=1)]
+
+    assert deliver(processor(store, journal), create(), 1) == ["dead_lettered"]
+
+    (done,) = journal.finished
+    assert done.dead_letter.code == "worker_lost"
+    assert "4 times" in done.dead_letter.message
+    assert done.event["type"] == "command.dead_lettered"
+    assert done.event["error"]["code"] == "worker_lost"
+    assert store.save_attempts == []
