@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tasks.cli import dlq, read, schema, send, setup
+from tasks.cli import bulk, dlq, read, schema, send, setup
 
-GROUPS = (setup, send, read, schema, dlq)
+GROUPS = (setup, send, read, schema, dlq, bulk)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,186 @@
+"""`checkout bulk-update` (one patch over many sessions) and `checkout report RUN_ID`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from itertools import islice
+from typing import Any
+
+from tasks.cli.progress import (
+    EXIT_BROKER,
+    EXIT_CODES_HELP,
+    EXIT_FAILURES,
+    EXIT_PENDING,
+    Progress,
+    add_wait_options,
+    exit_code,
+    follow_run,
+    print_summary,
+)
+
+DRY_RUN_SHOWN = 10
+SEND_BATCH = 1000
+REPORT_EXIT_HELP = """exit codes:
+  0  every command of the run was applied
+  1  some were rejected or dead-lettered, or Redis knows no such run (expired after a week)
+  3  some are still pending
+"""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    bulk = commands.add_parser(
+        "bulk-update",
+        help="apply one patch to many sessions (bulk queue)",
+        description="Enqueue an update_session command with the same updates for every "
+        "selected session, on the bulk queue. Rerunning the same patch on the same "
+        "selection (same --run-id) skips the sessions the run already finished.",
+        epilog=EXIT_CODES_HELP.replace(
+            "some lines were invalid", "the patch or selection is invalid (nothing enqueued)"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    patch = bulk.add_mutually_exclusive_group(required=True)
+    patch.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="an update (repeatable); VALUE is JSON, else a string: --set currency=EUR",
+    )
+    patch.add_argument("--patch", metavar="FILE", help='JSON file: {"updates": {...}}')
+    selection = bulk.add_mutually_exclusive_group(required=True)
+    selection.add_argument("--ids", metavar="FILE", help="session ids, one a line")
+    selection.add_argument(
+        "--where",
+        action="append",
+        metavar="KEY=VALUE",
+        help="status=S, currency=C, updated_before=ISO-TIME, line_item=ID (repeatable: all "
+        "must hold)",
+    )
+    bulk.add_argument("--segments", type=int, default=4, help="parallel Scan segments")
+    bulk.add_argument("--run-id", help="default: derived from the patch and the selection")
+    bulk.add_argument(
+        "--dry-run", action="store_true", help="count and show matching sessions only"
+    )
+    add_wait_options(bulk)
+    bulk.set_defaults(run=run_bulk_update)
+
+    report = commands.add_parser(
+        "report",
+        help="print the summary of a run (send or bulk-update)",
+        epilog=REPORT_EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("run_id", metavar="RUN_ID")
+    report.add_argument("--json", action="store_true", help="one JSON object")
+    report.set_defaults(run=run_report)
+
+
+def run_bulk_update(args: argparse.Namespace) -> int:
+    from tasks.bulk_select import SelectionError
+
+    try:
+        updates, selection, session_ids = _plan(args)
+    except SelectionError as error:
+        print(f"checkout bulk-update: {error}", file=sys.stderr)
+        return EXIT_FAILURES
+    if args.dry_run:
+        return _dry_run(session_ids, args)
+    return _enqueue(updates, selection, session_ids, args)
+
+
+def _plan(args: argparse.Namespace) -> tuple[dict[str, Any], str, Any]:
+    """(validated updates, canonical selection, session id iterator)."""
+    from tasks.bulk_select import (
+        ids_digest,
+        load_patch,
+        parse_set,
+        parse_where,
+        read_ids,
+        scan_sessions,
+        validate_updates,
+    )
+    from worker.settings import get_settings
+
+    updates = validate_updates(load_patch(args.patch) if args.patch else parse_set(args.set))
+    if args.ids:
+        return updates, f"ids:{ids_digest(args.ids)}", read_ids(args.ids)
+    where = parse_where(args.where)
+    from worker.store import make_dynamodb_client
+
+    settings = get_settings()
+    client = make_dynamodb_client(settings)
+    ids = scan_sessions(client, settings.sessions_table, where, segments=max(args.segments, 1))
+    return updates, f"where:{where.canonical()}", ids
+
+
+def _dry_run(session_ids: Any, args: argparse.Namespace) -> int:
+    shown: list[str] = []
+    count = 0
+    for session_id in session_ids:
+        count += 1
+        if len(shown) < DRY_RUN_SHOWN:
+            shown.append(session_id)
+    if args.json:
+        print(json.dumps({"matching": count, "examples": shown}))
+    else:
+        print(f"{count} sessions match; nothing enqueued")
+        for session_id in shown:
+            print(f"  {session_id}")
+    return 0
+
+
+def _enqueue(updates: dict[str, Any], selection: str, session_ids: Any, args: Any) -> int:
+    from tasks.bulk_select import bulk_run_id, update_commands
+    from tasks.producer import CommandProducer, EnqueueFailed, InvalidCommand, prepare
+    from worker.settings import get_settings
+
+    run_id = args.run_id or bulk_run_id(updates, selection)
+    print(f"run {run_id}", file=sys.stderr, flush=True)
+    producer = CommandProducer.from_settings(get_settings(), bulk=True)
+    commands = iter(update_commands(session_ids, updates, run_id))
+    sent = invalid = 0
+    with Progress("enqueueing", quiet=args.quiet) as progress:
+        while batch := list(islice(commands, SEND_BATCH)):
+            pending = []
+            for command in batch:
+                try:
+                    pending.append(prepare(command))
+                except InvalidCommand as error:  # a session id the schema refuses
+                    invalid += 1
+                    print(f"session {command['session_id']!r}: {error}", file=sys.stderr)
+            try:
+                sent += producer.send_prepared(pending, run_id=run_id)
+            except EnqueueFailed as failure:
+                print(
+                    f"enqueued {sent + failure.sent}, then the broker failed: "
+                    f"{failure.__cause__}; run it again to resume",
+                    file=sys.stderr,
+                )
+                return EXIT_BROKER
+            progress.update(sent)
+    print(f"run {run_id}: enqueued {sent} commands", file=sys.stderr)
+    summary, done = follow_run(producer.journal.client, producer.journal.keys, run_id, args)
+    if args.wait or args.json:
+        print_summary(summary, as_json=args.json)
+    return exit_code(summary, waited=args.wait, done=done, invalid=invalid)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from worker.events import make_redis_client
+    from worker.redis_keys import RedisKeys
+    from worker.runs import read_run
+    from worker.settings import get_settings
+
+    settings = get_settings()
+    summary = read_run(
+        make_redis_client(settings.redis_url), RedisKeys(settings.key_prefix), args.run_id
+    )
+    if not summary.sent:
+        print(f"no run {args.run_id} (never sent, or expired)", file=sys.stderr)
+        return EXIT_FAILURES
+    print_summary(summary, as_json=args.json)
+    if summary.pending:
+        return EXIT_PENDING
+    return exit_code(summary, waited=True, done=True)
