@@ -64,7 +64,7 @@ def _journal_for(pid: int) -> Journal:
 @lru_cache(maxsize=1)
 def _processor_for(pid: int) -> CommandProcessor:
     settings = get_settings()
-    worker_id = new_worker_id()
     journal = get_journal()
-    Heartbeat(journal, worker_id, interval=settings.heartbeat_timeout / 5).start()
-    return CommandProcessor(get_service(), journal, settings, worker_id)
+    processor = CommandProcessor(get_service(), journal, settings, new_worker_id())
+    Heartbeat(journal, processor, interval=settings.heartbeat_timeout / 5).start()
+    return processor

@@ -146,8 +146,8 @@ class Journal:
         """Record a failed attempt; the reaper re-enqueues the command after `delay`."""
         self._call("retry", jid, worker, int(delay * 1000), type(error).__name__, str(error)[:1000])
 
-    def heartbeat(self, worker: str) -> None:
-        self._call("beat", worker)
+    def heartbeat(self, worker: str, applying: str | None = None) -> None:
+        self._call("beat", worker, applying or "")
 
     def hold_lease(self, owner: str, *, ttl_ms: int) -> bool:
         """Take or renew the reaper's lease; False while another process holds it."""

@@ -326,9 +326,17 @@ local function bury()
   return 1
 end
 
--- beat <worker>: a worker process is alive (Redis's clock, like every other time here).
+-- beat <worker> <jid it is applying, or ''>: a worker process is alive (Redis's clock,
+-- like every other time here), and what it is doing. Setting `busy` from here too
+-- clears a mark a failed `finish` left behind (Redis refused it), so the reaper does
+-- not take that command for one still being applied.
 local function beat()
   redis.call('ZADD', key('workers'), now_ms(), ARGV[3])
+  if ARGV[4] and ARGV[4] ~= '' then
+    redis.call('HSET', key('busy'), ARGV[3], ARGV[4])
+  else
+    redis.call('HDEL', key('busy'), ARGV[3])
+  end
   return 1
 end
 

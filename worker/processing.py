@@ -55,6 +55,8 @@ class CommandProcessor:
         self._journal = journal
         self._settings = settings
         self.worker_id = worker_id
+        # The jid being applied now, for the heartbeat (see `beat` in pipeline.lua).
+        self.applying: str | None = None
 
     def process(self, command: Any, *, jid: str | None, task_id: str, queue: str) -> str:
         """Handle one delivery; returns what happened (an outcome, or skip/busy/park).
@@ -66,7 +68,10 @@ class CommandProcessor:
         if jid is None:  # sent around the producer API: journal it from here on
             jid = f"T{task_id}"
             adopt = (_as_text(command), _field(command, "command_id") or "", queue)
-        return self._process(command, jid, adopt)
+        try:
+            return self._process(command, jid, adopt)
+        finally:
+            self.applying = None
 
     def _process(self, command: Any, jid: str, adopt: tuple[str, str, str] | None) -> str:
         claim = self._journal.claim(jid, self.worker_id, adopt=adopt)
@@ -80,6 +85,7 @@ class CommandProcessor:
             return self._dead_letter(jid, command, lost)
         if claim.verdict != "go":
             return claim.verdict
+        self.applying = jid
         try:
             event = self._service.outcome(command, defer_if_missing=self._may_defer(claim))
         except Exception as error:  # every failure is bounded: retried, then dead-lettered
@@ -207,11 +213,11 @@ def _as_text(command: Any) -> str:
 
 
 class Heartbeat:
-    """Tells the reaper this worker process is alive, every few seconds, from a thread."""
+    """Tells the reaper this worker process is alive, and what it applies, from a thread."""
 
-    def __init__(self, journal: Journal, worker_id: str, *, interval: float) -> None:
+    def __init__(self, journal: Journal, processor: CommandProcessor, *, interval: float) -> None:
         self._journal = journal
-        self._worker_id = worker_id
+        self._processor = processor
         self._interval = interval
         self._stopped = threading.Event()
 
@@ -228,6 +234,6 @@ class Heartbeat:
 
     def _beat(self) -> None:
         try:
-            self._journal.heartbeat(self._worker_id)
+            self._journal.heartbeat(self._processor.worker_id, self._processor.applying)
         except JournalUnavailable as error:  # Redis restarting: the next beat will do
             logger.warning("heartbeat failed: %s", error)
