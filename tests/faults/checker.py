@@ -73,19 +73,21 @@ def check(
     events: Iterable[Mapping[str, Any]],
     *,
     stored_versions: Mapping[str, int | None] | None = None,
+    unordered: Iterable[str] = (),
 ) -> Verdict:
     """Classify every command in `commands` (enqueue order; repeats of an id count once)
     from `events` (stream order). With `stored_versions` (session id -> stored version,
-    None if absent) the sessions' final state is checked too."""
+    None if absent) the sessions' final state is checked too. Commands in `unordered`
+    were sent around the producer API (no sequence number): no order is promised them."""
     verdict = Verdict()
     order = _first_occurrences(commands)
     verdict.sent = len(order)
     results = _distinct_results(events, set(order), verdict)
-    exempt = set()
+    exempt = set(unordered)
     for command_id in order:
         outcome, replayed = _classify(command_id, results.get(command_id, []), verdict)
         verdict.outcomes[command_id] = outcome
-        if replayed:
+        if replayed:  # a replayed dead letter is applied whenever it comes back
             exempt.add(command_id)
     _check_order(order, results, exempt, verdict)
     if stored_versions is not None:

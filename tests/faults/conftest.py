@@ -15,8 +15,9 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,6 +86,12 @@ def wait_for(predicate, *, what: str, timeout: float = WAIT_SECONDS, interval: f
         time.sleep(interval)
 
 
+def busy_pids(client: Any, key_prefix: str) -> set[int]:
+    """Pids of worker processes applying a command right now (the journal's `busy` hash,
+    keyed by worker id `host:pid:nonce`): a SIGKILL of one lands mid-command."""
+    return {int(worker.rsplit(":", 2)[1]) for worker in client.hkeys(f"{key_prefix}:busy")}
+
+
 class Workers:
     """`checkout worker` processes of one test: start, SIGKILL (child or whole), restart."""
 
@@ -108,9 +115,17 @@ class Workers:
     def alive(self) -> list[ManagedProcess]:
         return [w for w in self.started if w.process.poll() is None]
 
-    def kill_child(self, worker: ManagedProcess) -> int:
-        """SIGKILL one pool process of `worker` (Celery's main process replaces it)."""
-        pool = wait_for(lambda: children(worker.pid), what=f"a child of worker {worker.pid}")
+    def kill_child(
+        self, worker: ManagedProcess, *, among: Callable[[], set[int]] | None = None
+    ) -> int:
+        """SIGKILL one pool process of `worker` (Celery's main process replaces it);
+        with `among`, one of the pids it returns (waiting until one is a child)."""
+
+        def candidates() -> list[int]:
+            pool = children(worker.pid)
+            return [pid for pid in pool if pid in among()] if among else pool
+
+        pool = wait_for(candidates, what=f"a matching child of worker {worker.pid}")
         victim = pool[len(self.kills) % len(pool)]
         os.kill(victim, signal.SIGKILL)
         self.kills.append(f"child {victim} of {worker.pid}")

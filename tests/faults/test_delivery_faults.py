@@ -1,0 +1,314 @@
+"""Delivery faults with real `checkout worker` processes: each test sends a stream of
+commands through the producer API, injects one kind of fault while workers apply it,
+and has the total-queue checker (`checker.py`) account for every command.
+
+Each test prints its counts (`pytest -s` or `-rA` shows them) and asserts that no
+command was lost, applied twice or applied out of order, and that every stored
+session's version is the number of commands applied to it (no lost update).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable
+from typing import Any
+
+from tasks.producer import prepare
+from tests.faults.checker import Verdict, check, read_events, stored_versions, wait_for_outcomes
+from tests.faults.conftest import WAIT_SECONDS, busy_pids, children, wait_for
+
+UPDATES_PER_SESSION = 5
+
+
+def create(command_id: str, session_id: str) -> dict[str, Any]:
+    return {"type": "create_session", "command_id": command_id, "session_id": session_id}
+
+
+def update(command_id: str, session_id: str, step: int) -> dict[str, Any]:
+    """An update whose cart and URL name its step, so every applied one changes the session."""
+    item = {"id": "li-1", "type": "product", "title": "Mug", "total_amount": 100 * step}
+    return {
+        "type": "update_session",
+        "command_id": command_id,
+        "session_id": session_id,
+        "updates": {"line_items": [item], "continue_url": f"https://shop.example/c/{step}"},
+    }
+
+
+def session_stream(
+    name: str, sessions: int, updates: int = UPDATES_PER_SESSION, *, interleaved: bool = True
+) -> list[dict[str, Any]]:
+    """`sessions` x (create + `updates` updates). Interleaved: step by step across sessions,
+    as many independent shoppers produce them; else each session's commands back to back."""
+    ids = [f"{name}-s{n}" for n in range(sessions)]
+    per_session = [
+        [create(f"{sid}-c0", sid)] + [update(f"{sid}-c{k}", sid, k) for k in range(1, updates + 1)]
+        for sid in ids
+    ]
+    if not interleaved:
+        return [command for commands in per_session for command in commands]
+    return [commands[step] for step in range(updates + 1) for commands in per_session]
+
+
+def chunks(commands: list[dict[str, Any]], count: int) -> list[list[dict[str, Any]]]:
+    size = -(-len(commands) // count)
+    return [commands[i : i + size] for i in range(0, len(commands), size)]
+
+
+def verify(
+    name: str,
+    commands: list[dict[str, Any]],
+    *,
+    redis_client: Any,
+    settings: Any,
+    store: Any,
+    unordered: Iterable[str] = (),
+) -> Verdict:
+    """Wait for every command's result and for the journal to empty (so late duplicates
+    are counted too), run the checker, print its counts, assert them."""
+    wait_for_outcomes(
+        redis_client,
+        settings.events_stream,
+        [c["command_id"] for c in commands],
+        timeout=WAIT_SECONDS,
+    )
+    settled(redis_client, settings)
+    events = read_events(redis_client, settings.events_stream)
+    sessions = {c["session_id"] for c in commands}
+    verdict = check(
+        commands,
+        events,
+        stored_versions=stored_versions(store, sessions),
+        unordered=unordered,
+    )
+    print(f"\n[{name}] {verdict.summary()}")
+    verdict.assert_sound()
+    return verdict
+
+
+def settled(redis_client: Any, settings: Any) -> None:
+    """Wait until nothing is journaled (every delivery chain finished) or queued."""
+    due = f"{settings.key_prefix}:due"
+    wait_for(
+        lambda: redis_client.zcard(due) == 0 and redis_client.llen(settings.commands_queue) == 0,
+        what="the journal and the queue to empty",
+    )
+
+
+def events_at_least(redis_client: Any, settings: Any, count: int) -> None:
+    wait_for(
+        lambda: redis_client.xlen(settings.events_stream) >= count,
+        what=f"{count} result events",
+    )
+
+
+def rewrite_queue(redis_client: Any, queue: str, messages: list[str]) -> None:
+    """Replace the queue's messages (only while no worker is running)."""
+    pipe = redis_client.pipeline(transaction=True)
+    pipe.delete(queue)
+    if messages:
+        pipe.rpush(queue, *messages)
+    pipe.execute()
+
+
+def jid_of(message: str) -> str:
+    """The journal id a queued Celery message carries (its task kwargs)."""
+    return json.loads(json.loads(message)["body"])[1]["jid"]
+
+
+# ─── The tests ───
+
+
+def test_duplicate_deliveries_and_duplicate_enqueues_apply_each_command_once(
+    workers, producer, redis_client, settings, store
+):
+    """Every third queued message is delivered twice (the identical journaled message,
+    as kombu restores it), and every fifth command is enqueued a second time: each
+    command is applied once, the re-enqueued ones republish their first event."""
+    commands = session_stream("dup", sessions=30)
+    producer.enqueue_many(commands)
+    queue = settings.commands_queue
+    messages = redis_client.lrange(queue, 0, -1)
+    doubled = [copy for n, m in enumerate(messages) for copy in ([m, m] if n % 3 == 0 else [m])]
+    rewrite_queue(redis_client, queue, doubled)
+    again = commands[::5]
+    producer.enqueue_many(again)
+
+    workers.start(concurrency=2)
+    workers.start(concurrency=2)
+    verdict = verify(
+        "duplicate delivery", commands, redis_client=redis_client, settings=settings, store=store
+    )
+    print(f"  delivered twice: {len(doubled) - len(messages)}, enqueued twice: {len(again)}")
+    assert verdict.applied == len(commands)
+    # Each second enqueue republishes the recorded event; a second delivery publishes nothing.
+    assert verdict.duplicates == len(again)
+
+
+def test_concurrent_writers_on_hot_sessions_lose_no_update(
+    workers, producer, redis_client, settings, store
+):
+    """Two workers (four processes) write the same few sessions at once: updates sent
+    around the producer API race each other on DynamoDB's conditional writes, beside
+    ordered ones. No update is lost: each session's version counts every applied one."""
+    from worker.celery_app import APPLY_COMMAND_TASK, create_app
+
+    sessions = [f"hot-s{n}" for n in range(4)]
+    creates = [create(f"{sid}-c0", sid) for sid in sessions]
+    producer.enqueue_many(creates)
+    workers.start(concurrency=2)
+    workers.start(concurrency=2)
+    events_at_least(redis_client, settings, len(creates))
+
+    ordered = [update(f"{sid}-o{k}", sid, k) for k in range(1, 11) for sid in sessions]
+    racing = [update(f"{sid}-r{k}", sid, 50 + k) for k in range(1, 11) for sid in sessions]
+    with create_app(settings) as app:
+        for n, command in enumerate(racing):
+            app.send_task(APPLY_COMMAND_TASK, args=[command], queue=settings.commands_queue)
+            if n % 4 == 0:  # interleave the ordered stream with the racing one
+                producer.enqueue_many(ordered[n : n + 4])
+    commands = creates + ordered + racing
+    verdict = verify(
+        "concurrent writers",
+        commands,
+        redis_client=redis_client,
+        settings=settings,
+        store=store,
+        unordered=[c["command_id"] for c in racing],
+    )
+    assert verdict.applied == len(commands)
+    assert verdict.sessions_checked == len(sessions)
+
+
+def test_sigkill_of_a_worker_child_mid_command_loses_nothing(
+    workers, producer, redis_client, settings, store
+):
+    """Four times during a stream, a pool process is SIGKILLed while it applies a command
+    (it is in the journal's `busy` hash). Its command is re-enqueued by the reaper once
+    the process's heartbeat stops, and is applied exactly once, in its session's order."""
+    worker = workers.start(concurrency=2)
+    commands = session_stream("child", sessions=30)
+    killed = []
+    for part in chunks(commands, 4):
+        producer.enqueue_many(part)
+        killed.append(
+            workers.kill_child(worker, among=lambda: busy_pids(redis_client, settings.key_prefix))
+        )
+    verify(
+        "SIGKILL of one child",
+        commands,
+        redis_client=redis_client,
+        settings=settings,
+        store=store,
+    )
+    print(f"  kills: {workers.kills}")
+    assert len(killed) == 4
+    assert worker.process.poll() is None, "the worker's main process survives its children"
+
+
+def test_sigkill_of_a_whole_worker_mid_stream_loses_nothing(
+    workers, producer, redis_client, settings, store
+):
+    """Three times during a stream, a whole worker (main process and pool) is SIGKILLed
+    while one of its processes applies a command, and a replacement is started; a
+    second worker runs throughout. What the dead one had taken off the queue (running
+    or prefetched) comes back through the reaper and is applied exactly once."""
+    survivor = workers.start(concurrency=2)
+    victim = workers.start(concurrency=2)
+    commands = session_stream("whole", sessions=36)
+    for part in chunks(commands, 3):
+        producer.enqueue_many(part)
+        wait_for(
+            lambda v=victim: set(children(v.pid)) & busy_pids(redis_client, settings.key_prefix),
+            what="the victim worker applying a command",
+        )
+        victim = workers.restart(victim, concurrency=2)
+    verify(
+        "SIGKILL of a whole worker",
+        commands,
+        redis_client=redis_client,
+        settings=settings,
+        store=store,
+    )
+    print(f"  kills: {workers.kills}")
+    assert survivor.process.poll() is None
+    assert len(workers.kills) == 3
+
+
+def test_one_sessions_updates_in_flight_on_two_workers_apply_in_enqueue_order(
+    workers, producer, redis_client, settings, store
+):
+    """Each session's commands are enqueued back to back, then the queue is shuffled
+    (Celery may deliver in any order), so two workers x two processes take several
+    updates of one session at once: each is applied in the order it was enqueued."""
+    commands = session_stream("order", sessions=20, updates=6, interleaved=False)
+    producer.enqueue_many(commands)
+    queue = settings.commands_queue
+    messages = redis_client.lrange(queue, 0, -1)
+    random.Random(5).shuffle(messages)
+    rewrite_queue(redis_client, queue, messages)
+
+    workers.start(concurrency=2)
+    workers.start(concurrency=2)
+    verdict = verify(
+        "two updates of one session in flight",
+        commands,
+        redis_client=redis_client,
+        settings=settings,
+        store=store,
+    )
+    assert verdict.applied == len(commands)
+    versions = {
+        e["command_id"]: e["version"] for e in read_events(redis_client, settings.events_stream)
+    }
+    # Stronger than "rising": the k-th command of a session is its version k.
+    assert all(
+        versions[c["command_id"]] == int(c["command_id"].rsplit("-c", 1)[1]) + 1 for c in commands
+    )
+
+
+def test_crash_between_dynamodb_write_and_publish_publishes_the_event_once(
+    workers, producer, redis_client, settings, store, tables
+):
+    """A worker takes a create off the queue, writes DynamoDB and dies before publishing:
+    simulated by claiming its journal entry for a worker whose heartbeat is old, taking
+    its message off the queue, and applying the command with the service's `outcome()`
+    (DynamoDB written, nothing published). A worker started afterwards gets it back from
+    the reaper, replays the record and publishes the same event once; the session's
+    updates, parked behind it, then apply in order."""
+    from worker.bootstrap import build_service
+    from worker.journal import Journal
+
+    commands = session_stream("crash", sessions=5, updates=4)
+    producer.enqueue_many(commands)
+    victim = commands[0]
+    journal = Journal(redis_client, settings)
+    jid = redis_client.hget(journal.keys.session_order(victim["session_id"]), "j:1")
+    dead_worker = "crashed-host:1:deadbeef"
+    now_ms = int(redis_client.time()[0]) * 1000
+    redis_client.zadd(journal.keys.workers, {dead_worker: now_ms - 60_000})
+    assert journal.claim(jid, dead_worker).verdict == "go"
+    queue = settings.commands_queue
+    taken = [m for m in redis_client.lrange(queue, 0, -1) if jid_of(m) == jid]
+    assert len(taken) == 1
+    redis_client.lrem(queue, 1, taken[0])  # the dead worker had taken it off the queue
+    written = build_service(settings).outcome(prepare(victim).text)
+    assert store.load(victim["session_id"]).version == 1
+    assert not read_events(redis_client, settings.events_stream)
+
+    workers.start(concurrency=2)
+    verdict = verify(
+        "crash between write and publish",
+        commands,
+        redis_client=redis_client,
+        settings=settings,
+        store=store,
+    )
+    assert verdict.applied == len(commands)
+    published = [
+        e
+        for e in read_events(redis_client, settings.events_stream)
+        if e["command_id"] == victim["command_id"]
+    ]
+    assert [e["event_id"] for e in published] == [written.event_id]
