@@ -105,7 +105,7 @@ def _print_table(entries: list[Any]) -> None:
         table.add_column(column, overflow="fold")
     for entry in entries:
         table.add_row(*_row(entry))
-    Console().print(table)
+    Console(highlight=False).print(table)
 
 
 @_guarded
