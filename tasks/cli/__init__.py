@@ -9,20 +9,29 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tasks.cli import bulk, dlq, read, schema, send, setup
+from tasks.cli import bulk, dlq, read, schema, send, setup, status, up
+from tasks.cli.errors import EPILOG, run_friendly
 
-GROUPS = (setup, send, read, schema, dlq, bulk)
+GROUPS = (setup, send, read, schema, dlq, bulk, status, up)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.run(args)
+    return run_friendly(args.run, args)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="checkout", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(
+        prog="checkout",
+        description=__doc__.splitlines()[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unreachable service"
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", dest="command")
     for group in GROUPS:
         group.register(commands)
     return parser

@@ -1,0 +1,153 @@
+"""`checkout status`: queues, commands in flight, dead letters, the event stream, workers.
+
+Everything is read from Redis in a few round trips, plus one Celery ping; nothing
+is changed, so it is safe to run against production as often as you like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from typing import Any
+
+from worker.settings import Settings, get_settings
+
+# Splitting in-flight commands by state reads one field per entry: skip it past this.
+STATE_SPLIT_LIMIT = 10_000
+PING_TIMEOUT_SECONDS = 1.0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    status = commands.add_parser(
+        "status", help="queue depths, commands in flight, dead letters, stream lag, workers"
+    )
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument(
+        "--ping-timeout",
+        type=float,
+        default=PING_TIMEOUT_SECONDS,
+        help="seconds to wait for workers to answer Celery's ping (default: %(default)s)",
+    )
+    status.set_defaults(run=run_status)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from worker.events import make_redis_client
+
+    settings = get_settings()
+    client = make_redis_client(settings.redis_url)
+    try:
+        report = collect(client, settings, ping_timeout=args.ping_timeout)
+    finally:
+        client.close()
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 0
+
+
+def collect(client: Any, settings: Settings, *, ping_timeout: float) -> dict[str, Any]:
+    """The whole report as one JSON-ready dict."""
+    from worker.redis_keys import RedisKeys
+
+    keys = RedisKeys(settings.key_prefix)
+    queues = [settings.commands_queue, settings.bulk_queue]
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        pipe.llen(queue)
+    pipe.zcard(keys.due)
+    pipe.zcard(keys.dead_letters)
+    pipe.xlen(settings.events_stream)
+    pipe.time()
+    *depths, in_flight, dead_letters, stream_length, (seconds, micros) = pipe.execute()
+    now_ms = seconds * 1000 + micros // 1000
+    return {
+        "queues": dict(zip(queues, depths, strict=True)),
+        "in_flight": in_flight,
+        "in_flight_by_state": _states(client, keys, in_flight),
+        "dead_letters": dead_letters,
+        "stream": settings.events_stream,
+        "stream_length": stream_length,
+        "consumer_groups": _groups(client, settings.events_stream),
+        "workers": _workers(client, keys, settings, now_ms, ping_timeout),
+    }
+
+
+def _states(client: Any, keys: Any, in_flight: int) -> dict[str, int] | None:
+    """queued / running / waiting (a retry's backoff) / parked (behind its predecessor)."""
+    if not in_flight or in_flight > STATE_SPLIT_LIMIT:
+        return None if in_flight else {}
+    jids = client.zrange(keys.due, 0, -1)
+    pipe = client.pipeline(transaction=False)
+    for jid in jids:
+        pipe.hget(keys.journal(_text(jid)), "st")
+    return dict(Counter(_text(state) for state in pipe.execute() if state is not None))
+
+
+def _groups(client: Any, stream: str) -> list[dict[str, Any]]:
+    import redis
+
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError:  # no stream yet: no groups either
+        return []
+    return [
+        {
+            "name": _text(group["name"]),
+            "consumers": group["consumers"],
+            "pending": group["pending"],
+            # Redis 7: entries not yet delivered to the group (None when Redis cannot tell).
+            "lag": group.get("lag"),
+            "last_delivered_id": _text(group["last-delivered-id"]),
+        }
+        for group in groups
+    ]
+
+
+def _workers(
+    client: Any, keys: Any, settings: Settings, now_ms: int, ping_timeout: float
+) -> dict[str, Any]:
+    """Celery nodes answering a ping, and worker processes with a fresh heartbeat."""
+    fresh_since = now_ms - int(settings.heartbeat_timeout * 1000)
+    beating = client.zcount(keys.workers, fresh_since, "+inf")
+    return {
+        "nodes": _ping(settings, ping_timeout),
+        "processes_heartbeating": beating,
+    }
+
+
+def _ping(settings: Settings, timeout: float) -> list[str]:
+    """Names of the Celery nodes that answer on this broker (every deployment sharing it)."""
+    from celery import Celery
+
+    with Celery(broker=settings.redis_url) as probe:
+        probe.conf.broker_connection_retry_on_startup = False
+        probe.conf.broker_connection_max_retries = 0
+        replies = probe.control.ping(timeout=timeout) or []
+    return sorted(name for reply in replies for name in reply)
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report for a terminal."""
+    lines = ["queues:"]
+    lines += [f"  {name}: {depth}" for name, depth in report["queues"].items()]
+    states = report["in_flight_by_state"]
+    split = f" ({', '.join(f'{s} {n}' for s, n in sorted(states.items()))})" if states else ""
+    lines.append(f"in flight: {report['in_flight']}{split}")
+    lines.append(f"dead letters: {report['dead_letters']}")
+    lines.append(f"events stream {report['stream']}: {report['stream_length']} entries")
+    for group in report["consumer_groups"]:
+        lines.append(
+            f"  group {group['name']}: lag {group['lag']}, pending {group['pending']}, "
+            f"{group['consumers']} consumers"
+        )
+    workers = report["workers"]
+    lines.append(
+        f"workers: {len(workers['nodes'])} answering ping"
+        f"{': ' + ', '.join(workers['nodes']) if workers['nodes'] else ''}; "
+        f"{workers['processes_heartbeating']} processes heartbeating"
+    )
+    return "\n".join(lines)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
