@@ -19,7 +19,7 @@ demo: install
 	$(BIN)/python -m tasks.demo
 
 ## The whole suite; it starts the redis-server and moto server it needs.
-test: install seed-harness
+test: install seed-harness ts-client
 	$(BIN)/pytest
 
 ## The seed's own TypeScript store under node (tests/integration/test_seed_interop.py):
@@ -30,13 +30,28 @@ seed-harness:
 		npm ci --prefix tests/seed --no-audit --no-fund && touch $$stamp; \
 	fi
 
+## The TypeScript producer (clients/typescript), compiled for the e2e tests under node:
+## `npm ci` again only when the lock changes, `tsc` again only when a source changes.
+TS_CLIENT  := clients/typescript
+TS_SOURCES := $(wildcard $(TS_CLIENT)/src/*.ts $(TS_CLIENT)/test/*.ts $(TS_CLIENT)/bench/*.ts) $(TS_CLIENT)/tsconfig.json
+
+ts-client: $(TS_CLIENT)/dist/.build-stamp
+
+$(TS_CLIENT)/node_modules/.ts-client-stamp: $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	npm ci --prefix $(TS_CLIENT) --no-audit --no-fund
+	touch $@
+
+$(TS_CLIENT)/dist/.build-stamp: $(TS_CLIENT)/node_modules/.ts-client-stamp $(TS_SOURCES)
+	npm run --prefix $(TS_CLIENT) build
+	touch $@
+
 test-unit: install
 	$(BIN)/pytest -m unit
 
 test-integration: install seed-harness
 	$(BIN)/pytest -m integration
 
-test-e2e: install
+test-e2e: install ts-client
 	$(BIN)/pytest -m e2e
 
 ## The fault-injection suite (SIGKILLed workers, outages, poison messages) on its own.

@@ -1,0 +1,119 @@
+/**
+ * The producer against a real Redis: bad commands are refused with the position and
+ * field named and nothing sent; good ones land as the enqueue script writes them.
+ */
+import assert from "node:assert/strict";
+import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+
+import { Redis } from "ioredis";
+
+import { CheckoutProducer, InvalidCommand, type CheckoutCommand } from "../src/index.js";
+import { testRedis, uniqueNames, type TestRedis } from "./support.js";
+
+const create = (id: string, session: string): CheckoutCommand => ({
+  type: "create_session",
+  command_id: id,
+  session_id: session,
+});
+const update = (id: string, session: string, amount: unknown): unknown => ({
+  type: "update_session",
+  command_id: id,
+  session_id: session,
+  updates: { line_items: [{ id: "li-1", type: "product", total_amount: amount }] },
+});
+
+describe("CheckoutProducer", () => {
+  let redis: TestRedis;
+  let client: Redis;
+  let producer: CheckoutProducer;
+  let names: { prefix: string; queue: string };
+
+  before(async () => {
+    redis = await testRedis();
+    client = new Redis(redis.url);
+  });
+  after(async () => {
+    await client.quit();
+    await redis.stop();
+  });
+  beforeEach(() => {
+    names = uniqueNames();
+    producer = new CheckoutProducer({ redisUrl: redis.url, ...names });
+  });
+  afterEach(() => producer.close());
+
+  async function nothingSent(): Promise<void> {
+    assert.equal(await client.llen(names.queue), 0);
+    assert.deepEqual(await client.keys(`${names.prefix}:*`), []);
+  }
+
+  it("refuses a batch with a bad command, naming its position and field, and sends none", async () => {
+    const commands = [create("c-1", "s-1"), update("c-2", "s-1", 100), update("c-3", "s-1", "12")];
+    await assert.rejects(producer.enqueueMany(commands), (error: unknown) => {
+      assert.ok(error instanceof InvalidCommand);
+      assert.equal(error.position, 2);
+      assert.equal(error.field, "updates.line_items.0.total_amount");
+      assert.match(error.message, /^command 2: updates\.line_items\.0\.total_amount: must be integer/);
+      return true;
+    });
+    await nothingSent();
+  });
+
+  it("names an unknown field, a missing field and an unknown type", async () => {
+    const cases: [unknown, string][] = [
+      [{ ...create("c-1", "s-1"), colour: "red" }, "colour"],
+      [{ type: "cancel_session", command_id: "c-1" }, "session_id"],
+      [{ type: "refund_session", command_id: "c-1", session_id: "s-1" }, "type"],
+      [{ ...(update("c-1", "s-1", 1) as object), updates: { buyer: null } }, "updates.buyer"],
+      [{ ...create("c-1", "s 1") }, "session_id"],
+      ["not an object", "command"],
+    ];
+    for (const [command, field] of cases) {
+      await assert.rejects(producer.enqueue(command), (error: unknown) => {
+        assert.ok(error instanceof InvalidCommand, String(error));
+        assert.equal(error.field, field, error.message);
+        assert.ok(error.message.startsWith(`${field}: `), error.message);
+        return true;
+      });
+    }
+    await nothingSent();
+  });
+
+  it("enqueues through the pipeline script: message, journal entry and session sequence", async () => {
+    assert.equal(await producer.enqueue(create("c-1", "s-1")), "c-1");
+    assert.equal(await producer.enqueue(update("c-2", "s-1", 250)), "c-2");
+    const messages = (await client.lrange(names.queue, 0, -1)).reverse().map((m) => JSON.parse(m));
+    assert.deepEqual(
+      messages.map((m) => [m.headers.task, m.headers.argsrepr]),
+      [
+        ["checkout.apply_command", "(command c-1)"],
+        ["checkout.apply_command", "(command c-2)"],
+      ],
+    );
+    const [[command], { jid }] = JSON.parse(messages[1].body);
+    assert.deepEqual(command, update("c-2", "s-1", 250));
+    const entry = await client.hgetall(`${names.prefix}:j:${jid}`);
+    assert.deepEqual([entry.cid, entry.sid, entry.seq, entry.q], ["c-2", "s-1", "2", names.queue]);
+    assert.equal(await client.hget(`${names.prefix}:s:s-1`, "next"), "2");
+  });
+
+  it("sends many in batches, in order, and counts them under a run", async () => {
+    const commands = [create("c-0", "s-1")];
+    for (let i = 1; i < 1234; i += 1) commands.push(update(`c-${i}`, "s-1", i) as CheckoutCommand);
+    assert.equal(await producer.enqueueMany(commands, { runId: "run-1" }), 1234);
+    const messages = await client.lrange(names.queue, 0, -1);
+    const ids = messages.reverse().map((m) => JSON.parse(JSON.parse(m).body)[0][0].command_id);
+    assert.deepEqual(ids, commands.map((c) => c.command_id));
+    assert.equal(await client.hget(`${names.prefix}:s:s-1`, "next"), "1234");
+    assert.equal(await client.hget(`${names.prefix}:run:run-1:n`, "sent"), "1234");
+  });
+
+  it("reloads the script when Redis has forgotten it (NOSCRIPT)", async () => {
+    await producer.enqueue(create("c-1", "s-1"));
+    await client.script("FLUSH");
+    assert.equal(await producer.enqueueMany([update("c-2", "s-1", 1)]), 1);
+    await client.script("FLUSH");
+    assert.equal(await producer.enqueue(update("c-3", "s-1", 2)), "c-3");
+    assert.equal(await client.llen(names.queue), 3);
+  });
+});
