@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import socket
 import threading
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-
-from celery.utils.time import get_exponential_backoff_interval
 
 from schemas.events import EventError, ResultEvent, dead_letter_event_id
 from worker.domain import js_iso
@@ -128,13 +127,10 @@ class CommandProcessor:
         return "retry"
 
     def _backoff(self, retries: int) -> float:
-        delay = get_exponential_backoff_interval(
-            factor=1,
-            retries=retries,
-            maximum=int(self._settings.retry_backoff_max),
-            full_jitter=True,
-        )
-        return max(float(delay), MIN_RETRY_DELAY_SECONDS)
+        # Exponential with full jitter, as Celery's `get_exponential_backoff_interval`,
+        # but in fractions of a second: Celery's draws whole seconds and truncates the cap.
+        ceiling = min(self._settings.retry_backoff_max, 2.0**retries)
+        return max(random.uniform(0, ceiling), min(MIN_RETRY_DELAY_SECONDS, ceiling))
 
     def _dead_letter(self, jid: str, command: Any, reason: DeadLetter) -> str:
         event = dead_letter_event(
