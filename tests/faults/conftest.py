@@ -86,6 +86,15 @@ def wait_for(predicate, *, what: str, timeout: float = WAIT_SECONDS, interval: f
         time.sleep(interval)
 
 
+def _running(pid: int) -> bool:
+    """True unless the process is gone or a zombie (dead, not yet reaped by its parent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def busy_pids(client: Any, key_prefix: str) -> set[int]:
     """Pids of worker processes applying a command right now (the journal's `busy` hash,
     keyed by worker id `host:pid:nonce`): a SIGKILL of one lands mid-command."""
@@ -100,6 +109,7 @@ class Workers:
         self._logs = logs
         self.started: list[ManagedProcess] = []
         self.kills: list[str] = []
+        self.killed: set[int] = set()
 
     def start(self, *, concurrency: int = 2) -> ManagedProcess:
         """A new worker, returned once it answers a ping and its pool is up."""
@@ -118,17 +128,22 @@ class Workers:
     def kill_child(
         self, worker: ManagedProcess, *, among: Callable[[], set[int]] | None = None
     ) -> int:
-        """SIGKILL one pool process of `worker` (Celery's main process replaces it);
-        with `among`, one of the pids it returns (waiting until one is a child)."""
+        """SIGKILL one live pool process of `worker` (Celery's main process replaces it);
+        with `among`, one of the pids it returns (waiting until one is a child). Returns
+        once the dead child is gone from the pool."""
 
         def candidates() -> list[int]:
-            pool = children(worker.pid)
+            pool = [pid for pid in children(worker.pid) if pid not in self.killed and _running(pid)]
             return [pid for pid in pool if pid in among()] if among else pool
 
-        pool = wait_for(candidates, what=f"a matching child of worker {worker.pid}")
-        victim = pool[len(self.kills) % len(pool)]
+        victim = wait_for(candidates, what=f"a matching child of worker {worker.pid}")[0]
         os.kill(victim, signal.SIGKILL)
+        self.killed.add(victim)
         self.kills.append(f"child {victim} of {worker.pid}")
+        wait_for(
+            lambda: victim not in children(worker.pid),
+            what=f"worker {worker.pid} to reap its child {victim}",
+        )
         return victim
 
     def kill_worker(self, worker: ManagedProcess) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
+
+import pytest
 
 from tasks.producer import prepare
 from tests.faults.checker import Verdict, check, read_events, stored_versions, wait_for_outcomes
@@ -117,6 +119,33 @@ def jid_of(message: str) -> str:
     return json.loads(json.loads(message)["body"])[1]["jid"]
 
 
+def overtakes(messages: list[str]) -> int:
+    """How many commands a queue would deliver before their session predecessor
+    (workers pop from the tail)."""
+    delivered = [json.loads(json.loads(m)["body"])[0][0]["command_id"] for m in reversed(messages)]
+    position = {command_id: n for n, command_id in enumerate(delivered)}
+    count = 0
+    for command_id in delivered:
+        session, step = command_id.rsplit("-c", 1)
+        previous = f"{session}-c{int(step) - 1}"
+        count += previous in position and position[previous] > position[command_id]
+    return count
+
+
+def applying(redis_client: Any, settings: Any, pid: int) -> str | None:
+    """The command the worker process `pid` is applying (per the journal), if any."""
+    for worker, jid in redis_client.hgetall(f"{settings.key_prefix}:busy").items():
+        if worker.rsplit(":", 2)[1] == str(pid):
+            return redis_client.hget(f"{settings.key_prefix}:j:{jid}", "cid")
+    return None
+
+
+@pytest.fixture
+def busy(redis_client, settings) -> Callable[[], set[int]]:
+    """Pids of worker processes applying a command right now."""
+    return lambda: busy_pids(redis_client, settings.key_prefix)
+
+
 # ─── The tests ───
 
 
@@ -182,7 +211,7 @@ def test_concurrent_writers_on_hot_sessions_lose_no_update(
 
 
 def test_sigkill_of_a_worker_child_mid_command_loses_nothing(
-    workers, producer, redis_client, settings, store
+    workers, producer, redis_client, settings, store, busy
 ):
     """Four times during a stream, a pool process is SIGKILLed while it applies a command
     (it is in the journal's `busy` hash). Its command is re-enqueued by the reaper once
@@ -190,11 +219,13 @@ def test_sigkill_of_a_worker_child_mid_command_loses_nothing(
     worker = workers.start(concurrency=2)
     commands = session_stream("child", sessions=30)
     killed = []
+    sent = 0
     for part in chunks(commands, 4):
         producer.enqueue_many(part)
-        killed.append(
-            workers.kill_child(worker, among=lambda: busy_pids(redis_client, settings.key_prefix))
-        )
+        sent += len(part)
+        events_at_least(redis_client, settings, sent - len(part) // 2)  # mid-chunk
+        victim = workers.kill_child(worker, among=busy)
+        killed.append(applying(redis_client, settings, victim))
     verify(
         "SIGKILL of one child",
         commands,
@@ -202,13 +233,13 @@ def test_sigkill_of_a_worker_child_mid_command_loses_nothing(
         settings=settings,
         store=store,
     )
-    print(f"  kills: {workers.kills}")
-    assert len(killed) == 4
+    print(f"  kills: {workers.kills}, while applying {killed}")
+    assert len(set(workers.killed)) == 4
     assert worker.process.poll() is None, "the worker's main process survives its children"
 
 
 def test_sigkill_of_a_whole_worker_mid_stream_loses_nothing(
-    workers, producer, redis_client, settings, store
+    workers, producer, redis_client, settings, store, busy
 ):
     """Three times during a stream, a whole worker (main process and pool) is SIGKILLed
     while one of its processes applies a command, and a replacement is started; a
@@ -217,12 +248,17 @@ def test_sigkill_of_a_whole_worker_mid_stream_loses_nothing(
     survivor = workers.start(concurrency=2)
     victim = workers.start(concurrency=2)
     commands = session_stream("whole", sessions=36)
+    killed = []
+    sent = 0
     for part in chunks(commands, 3):
         producer.enqueue_many(part)
-        wait_for(
-            lambda v=victim: set(children(v.pid)) & busy_pids(redis_client, settings.key_prefix),
+        sent += len(part)
+        events_at_least(redis_client, settings, sent - len(part) // 2)  # mid-chunk
+        pid = wait_for(
+            lambda v=victim: sorted(set(children(v.pid)) & busy()),
             what="the victim worker applying a command",
-        )
+        )[0]
+        killed.append(applying(redis_client, settings, pid))
         victim = workers.restart(victim, concurrency=2)
     verify(
         "SIGKILL of a whole worker",
@@ -231,7 +267,7 @@ def test_sigkill_of_a_whole_worker_mid_stream_loses_nothing(
         settings=settings,
         store=store,
     )
-    print(f"  kills: {workers.kills}")
+    print(f"  kills: {workers.kills}, while applying {killed}")
     assert survivor.process.poll() is None
     assert len(workers.kills) == 3
 
@@ -248,6 +284,7 @@ def test_one_sessions_updates_in_flight_on_two_workers_apply_in_enqueue_order(
     messages = redis_client.lrange(queue, 0, -1)
     random.Random(5).shuffle(messages)
     rewrite_queue(redis_client, queue, messages)
+    overtaking = overtakes(messages)
 
     workers.start(concurrency=2)
     workers.start(concurrency=2)
@@ -258,6 +295,8 @@ def test_one_sessions_updates_in_flight_on_two_workers_apply_in_enqueue_order(
         settings=settings,
         store=store,
     )
+    print(f"  delivered before their predecessor (queue order): {overtaking}")
+    assert overtaking > len(commands) // 4  # the gate had work to do
     assert verdict.applied == len(commands)
     versions = {
         e["command_id"]: e["version"] for e in read_events(redis_client, settings.events_stream)
@@ -312,3 +351,30 @@ def test_crash_between_dynamodb_write_and_publish_publishes_the_event_once(
         if e["command_id"] == victim["command_id"]
     ]
     assert [e["event_id"] for e in published] == [written.event_id]
+
+
+def test_the_checker_catches_what_it_is_for():
+    """The checker itself, on a hand-made history with one of each failure: a suite whose
+    checker passed everything would prove nothing."""
+
+    def event(event_id: str, command_id: str, version: int, kind: str = "session.updated"):
+        return {"event_id": event_id, "type": kind, "command_id": command_id, "version": version}
+
+    commands = [{"command_id": f"c{n}", "session_id": "s"} for n in range(6)]
+    events = [
+        event("e0", "c0", 1, "session.created"),
+        event("e0", "c0", 1, "session.created"),  # a duplicate: allowed
+        event("e2", "c2", 2),  # applied before c1: out of order
+        event("e1", "c1", 3),
+        event("e1b", "c1", 4),  # a second, different result: applied twice
+        event("d3", "c3", None, "command.dead_lettered"),
+        event("e3", "c3", 5),  # its replay: allowed, exempt from order
+        event("d4", "c4", None, "command.dead_lettered"),
+    ]  # c5: lost
+    for e in events:
+        e["session_id"] = "s"
+    verdict = check(commands, events, stored_versions={"s": 3})
+    assert (verdict.lost, verdict.applied_twice, verdict.out_of_order) == (1, 1, 1)
+    assert (verdict.duplicates, verdict.replayed, verdict.dead_lettered) == (1, 1, 1)
+    assert verdict.lost_updates == 1  # four commands applied (c0-c3), but version 3 stored
+    assert verdict.outcomes["c5"] == "lost"
