@@ -1,0 +1,119 @@
+"""`checkout up` started as a user would, used from "another shell", stopped with Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from tasks.embedded import CHECKOUT
+
+DEADLINE_SECONDS = 120.0
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (its services and the worker's pool)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # gone meanwhile
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        children = {child for child, ppid in parents.items() if ppid == parent}
+        found |= children
+        todo.extend(children)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def read_exports(up: subprocess.Popen[str]) -> dict[str, str]:
+    """The `export NAME=value` lines, read until the Redis URL (the last one) arrives."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in up.stdout], daemon=True).start()
+    exports: dict[str, str] = {}
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while "CHECKOUT_REDIS_URL" not in exports:
+        assert up.poll() is None, f"checkout up exited with {up.returncode}"
+        try:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
+            raise AssertionError(f"no export lines after {DEADLINE_SECONDS}s") from None
+        name, _, value = line.strip().removeprefix("export ").partition("=")
+        exports[name] = value
+    return exports
+
+
+def first_event(env: dict[str, str]) -> dict:
+    """Poll `checkout events` (no --follow: it waits for one event past --count)."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while True:
+        read = subprocess.run(
+            [CHECKOUT, "events", "--count", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_SECONDS,
+        )
+        assert read.returncode == 0, read.stderr
+        if read.stdout.strip():
+            return json.loads(read.stdout)
+        assert time.monotonic() < deadline, "no event from the worker `checkout up` started"
+        time.sleep(0.2)
+
+
+def test_up_serves_another_shell_and_stops_everything_on_ctrl_c(tmp_path):
+    shell = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKOUT_", "AWS_"))}
+    up = subprocess.Popen(
+        [CHECKOUT, "up", "--concurrency", "1", "--workdir", str(tmp_path / "up")],
+        env=shell,
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "up.err").open("w"),
+        text=True,
+    )
+    try:
+        exports = read_exports(up)
+        started = descendants(up.pid)
+        other_shell = {**shell, **exports}
+        command = {"type": "create_session", "command_id": "up-1", "session_id": "s-up"}
+        sent = subprocess.run(
+            [CHECKOUT, "send", "-"],
+            env=other_shell,
+            input=json.dumps(command) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_SECONDS,
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert first_event(other_shell)["type"] == "session.created"
+
+        up.send_signal(signal.SIGINT)
+        assert up.wait(DEADLINE_SECONDS) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    # redis-server, moto server, the worker and its pool process at least.
+    assert len(started) >= 4, started
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while any(alive(pid) for pid in started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in started if alive(pid)]
+    assert {"AWS_DEFAULT_REGION", "CHECKOUT_DYNAMODB_ENDPOINT_URL"} <= set(exports)
