@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo bench test test-unit test-integration test-e2e test-faults lint format compose-check clean seed-harness
+.PHONY: install demo up bench test test-unit test-integration test-e2e test-faults lint format compose-check clean seed-harness
 
 install: $(STAMP)
 
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 ## The main job on embedded defaults: local redis-server + moto server, one worker, an order flow.
 demo: install
 	$(BIN)/python -m tasks.demo
+
+## The embedded Redis, moto server and one worker in the foreground, for trying the CLI
+## from another shell (it prints the `export` lines); Ctrl-C stops everything.
+up: install
+	$(BIN)/checkout up
 
 ## The whole suite; it starts the redis-server and moto server it needs.
 test: install seed-harness ts-client
