@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 
 import { Redis } from "ioredis";
 
-import { CheckoutProducer } from "../src/index.js";
+import { CheckoutProducer, type UpdateSession } from "../src/index.js";
 import { testRedis } from "../test/support.js";
 
 const REPOSITORY = fileURLToPath(new URL("../../../../", import.meta.url));
@@ -22,7 +22,7 @@ const SESSIONS = 1000;
 
 type Timing = { validate_s: number; send_s: number };
 
-function commands(count: number): object[] {
+function commands(count: number): UpdateSession[] {
   return Array.from({ length: count }, (_, n) => ({
     type: "update_session",
     command_id: `bench-${n}`,
@@ -34,7 +34,7 @@ function commands(count: number): object[] {
   }));
 }
 
-async function typescriptRound(url: string, batch: object[]): Promise<Timing> {
+async function typescriptRound(url: string, batch: UpdateSession[]): Promise<Timing> {
   const producer = new CheckoutProducer({ redisUrl: url, prefix: "bench", queue: "bench.q" });
   await producer.enqueue({ type: "create_session", command_id: "warm-up" }); // connect, load script
   try {
@@ -49,7 +49,7 @@ async function typescriptRound(url: string, batch: object[]): Promise<Timing> {
   }
 }
 
-async function pythonRound(url: string, batch: object[]): Promise<Timing> {
+async function pythonRound(url: string, batch: UpdateSession[]): Promise<Timing> {
   const python = process.env.PYTHON ?? `${REPOSITORY}.venv/bin/python`;
   const env = { ...process.env, CHECKOUT_REDIS_URL: url, CHECKOUT_KEY_PREFIX: "bench" };
   const child = spawn(python, [PYTHON_HALF], {
@@ -82,8 +82,7 @@ function row(name: string, count: number, timings: Timing[]): string {
 async function main(): Promise<void> {
   const count = Number(process.argv[2] ?? 50_000);
   const rounds = Number(process.argv[3] ?? 3);
-  // Always a redis-server of our own: the bench flushes it between rounds.
-  delete process.env.CHECKOUT_REDIS_URL;
+  // A redis-server of our own: the bench flushes it between rounds.
   const redis = await testRedis();
   const client = new Redis(redis.url);
   const batch = commands(count);

@@ -90,8 +90,11 @@ export class CheckoutProducer {
     });
   }
 
-  /** Validate (throws InvalidCommand) and enqueue one command; resolves to its command_id. */
-  async enqueue(command: CheckoutCommand | unknown): Promise<string> {
+  /**
+   * Validate (throws InvalidCommand) and enqueue one command; resolves to its command_id.
+   * The types are the schema's; values from plain JavaScript are validated all the same.
+   */
+  async enqueue(command: CheckoutCommand): Promise<string> {
     const prepared = this.validator.prepare(command);
     await this.sendPrepared([prepared]);
     return prepared.command.command_id;
@@ -103,14 +106,14 @@ export class CheckoutProducer {
    * command's position and field before anything is sent.
    */
   async enqueueMany(
-    commands: Iterable<CheckoutCommand | unknown>,
+    commands: Iterable<CheckoutCommand>,
     options: EnqueueManyOptions = {},
   ): Promise<number> {
     return this.sendPrepared(this.prepareAll(commands), options.runId);
   }
 
   /** Validate without sending (throws InvalidCommand naming the position). */
-  prepareAll(commands: Iterable<CheckoutCommand | unknown>): Prepared[] {
+  prepareAll(commands: Iterable<CheckoutCommand>): Prepared[] {
     const prepared: Prepared[] = [];
     let position = 0;
     for (const command of commands) {

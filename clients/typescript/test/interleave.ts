@@ -7,9 +7,9 @@
  */
 import { createInterface } from "node:readline";
 
-import { CheckoutProducer } from "../src/index.js";
+import { CheckoutProducer, type CheckoutCommand } from "../src/index.js";
 
-async function enqueueBatch(producer: CheckoutProducer, commands: unknown[]): Promise<number> {
+async function enqueueBatch(producer: CheckoutProducer, commands: CheckoutCommand[]): Promise<number> {
   const [first, ...rest] = commands;
   if (first === undefined) return 0;
   await producer.enqueue(first);
@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   try {
     for await (const line of createInterface({ input: process.stdin })) {
       if (!line.trim()) continue;
-      const enqueued = await enqueueBatch(producer, JSON.parse(line) as unknown[]);
+      const enqueued = await enqueueBatch(producer, JSON.parse(line) as CheckoutCommand[]);
       process.stdout.write(`${JSON.stringify({ enqueued })}\n`);
     }
   } finally {

@@ -1,4 +1,7 @@
-/** Test support: a real Redis (CHECKOUT_REDIS_URL, else a redis-server of our own). */
+/**
+ * Test support: a redis-server of the tests' own (they flush scripts, so never a
+ * shared one), from REDIS_SERVER (the binary pytest's stack uses) or PATH.
+ */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
@@ -12,13 +15,11 @@ export interface TestRedis {
 
 const START_DEADLINE_MS = 60_000;
 
-/** The Redis given by CHECKOUT_REDIS_URL, or a redis-server started on a free port. */
+/** A redis-server started on a free port; `stop` ends it. */
 export async function testRedis(): Promise<TestRedis> {
-  const given = process.env.CHECKOUT_REDIS_URL;
-  if (given) return { url: given, stop: async () => {} };
   const port = await freePort();
   const server = spawn(
-    "redis-server",
+    process.env.REDIS_SERVER || "redis-server",
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
     { stdio: "ignore" },
   );

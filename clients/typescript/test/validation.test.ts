@@ -15,12 +15,15 @@ const create = (id: string, session: string): CheckoutCommand => ({
   command_id: id,
   session_id: session,
 });
-const update = (id: string, session: string, amount: unknown): unknown => ({
-  type: "update_session",
-  command_id: id,
-  session_id: session,
-  updates: { line_items: [{ id: "li-1", type: "product", total_amount: amount }] },
-});
+// What plain JavaScript may hand over: the types say nothing, validation does.
+const untyped = (value: unknown) => value as CheckoutCommand;
+const update = (id: string, session: string, amount: unknown) =>
+  untyped({
+    type: "update_session",
+    command_id: id,
+    session_id: session,
+    updates: { line_items: [{ id: "li-1", type: "product", total_amount: amount }] },
+  });
 
 describe("CheckoutProducer", () => {
   let redis: TestRedis;
@@ -64,12 +67,12 @@ describe("CheckoutProducer", () => {
       [{ ...create("c-1", "s-1"), colour: "red" }, "colour"],
       [{ type: "cancel_session", command_id: "c-1" }, "session_id"],
       [{ type: "refund_session", command_id: "c-1", session_id: "s-1" }, "type"],
-      [{ ...(update("c-1", "s-1", 1) as object), updates: { buyer: null } }, "updates.buyer"],
+      [{ ...update("c-1", "s-1", 1), updates: { buyer: null } }, "updates.buyer"],
       [{ ...create("c-1", "s 1") }, "session_id"],
       ["not an object", "command"],
     ];
     for (const [command, field] of cases) {
-      await assert.rejects(producer.enqueue(command), (error: unknown) => {
+      await assert.rejects(producer.enqueue(untyped(command)), (error: unknown) => {
         assert.ok(error instanceof InvalidCommand, String(error));
         assert.equal(error.field, field, error.message);
         assert.ok(error.message.startsWith(`${field}: `), error.message);
@@ -99,7 +102,7 @@ describe("CheckoutProducer", () => {
 
   it("sends many in batches, in order, and counts them under a run", async () => {
     const commands = [create("c-0", "s-1")];
-    for (let i = 1; i < 1234; i += 1) commands.push(update(`c-${i}`, "s-1", i) as CheckoutCommand);
+    for (let i = 1; i < 1234; i += 1) commands.push(update(`c-${i}`, "s-1", i));
     assert.equal(await producer.enqueueMany(commands, { runId: "run-1" }), 1234);
     const messages = await client.lrange(names.queue, 0, -1);
     const ids = messages.reverse().map((m) => JSON.parse(JSON.parse(m).body)[0][0].command_id);
