@@ -56,7 +56,8 @@ def run_worker(args: argparse.Namespace) -> int:
         from worker.celery_app import app, worker_queues
         from worker.logging_json import install_json_logging
 
-        if settings.log_format == "json":
+        json_logs = settings.log_format == "json"
+        if json_logs:
             install_json_logging()
         port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
         if port is not None:
@@ -67,6 +68,8 @@ def run_worker(args: argparse.Namespace) -> int:
         argv += ["--hostname", f"checkout-{os.getpid()}@%h"]
         if args.concurrency:
             argv.append(f"--concurrency={args.concurrency}")
+        if json_logs:
+            argv.insert(0, "--quiet")  # no startup banner: every line is for the log pipeline
         app.worker_main(argv)
     finally:
         if created:
