@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo up bench test test-unit test-integration test-e2e test-faults lint format compose-check clean seed-harness
+.PHONY: install demo up bench bench-bulk test test-unit test-integration test-e2e test-faults lint format compose-check clean seed-harness
 
 install: $(STAMP)
 
@@ -74,6 +74,11 @@ format: install
 ## Update commands direct vs through the service vs through a worker, side by side in one run.
 bench: install
 	$(BIN)/python -m benchmarks.pipeline_vs_direct
+
+## Bulk runs: send vs an apply_async loop, send's peak RSS on 1,000,000 lines, a
+## 10,000-session bulk-update end to end through two workers.
+bench-bulk: install
+	$(BIN)/python -m benchmarks.bulk
 
 ## Validates docker-compose.yml (needs the docker-compose client, no engine).
 compose-check:
