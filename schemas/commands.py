@@ -163,12 +163,19 @@ def describe_validation_error(error: ValidationError, *, limit: int = 5) -> str:
     """One line per problem, each naming where it is: `updates.line_items.0.total_amount: ...`."""
     problems = []
     for detail in error.errors(include_url=False)[:limit]:
-        location = ".".join(str(part) for part in _without_tag(detail["loc"])) or "command"
+        location = ".".join(_printable(part) for part in _without_tag(detail["loc"])) or "command"
         problems.append(f"{location}: {detail['msg']}")
     hidden = error.error_count() - limit
     if hidden > 0:
         problems.append(f"... and {hidden} more")
     return "; ".join(problems)
+
+
+def _printable(part: object) -> str:
+    # A key is producer input: a newline in it would split a `FILE:LINE:` report and
+    # forge another, an escape sequence would reach the operator's terminal.
+    text = str(part)
+    return text if text.isprintable() else json.dumps(text)[1:-1]
 
 
 COMMAND_TYPES = frozenset(

@@ -50,11 +50,12 @@ class Claim:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """Why a command is being dead-lettered."""
+    """Why a command is being dead-lettered, after how many failed attempts."""
 
     code: str
     error_type: str
     message: str
+    attempts: int = 0
 
 
 class Journal:
@@ -139,7 +140,12 @@ class Journal:
             RUN_TTL_SECONDS,
         ]
         if dead_letter:
-            args += [dead_letter.code, dead_letter.error_type, dead_letter.message]
+            args += [
+                dead_letter.code,
+                dead_letter.error_type,
+                dead_letter.message,
+                dead_letter.attempts,
+            ]
         return bool(self._call("finish", *args))
 
     def retry(self, jid: str, worker: str, *, delay: float, error: BaseException) -> None:

@@ -195,7 +195,7 @@ local function claim()
 end
 
 -- finish <jid> <worker> <stream> <maxlen> <event json> <outcome> <visibility ms> <run ttl s>
---        [<dead-letter code> <error type> <error message>]
+--        [<dead-letter code> <error type> <error message> <failed attempts>]
 -- Publishes the result event, then forgets the entry (or moves it to the dead-letter
 -- store), advances the session's ordering gate and wakes its parked successor.
 -- Returns 0 when another delivery finished the command first (its event is out).
@@ -212,7 +212,7 @@ local function finish()
     local d = key('dlq', jid)
     redis.call('HSET', d, 'id', jid, 'cmd', f[6], 'cid', f[1], 'sid', f[2], 'q', f[5],
       'run', f[4], 'code', ARGV[11], 'type', ARGV[12], 'message', ARGV[13],
-      'attempts', f[7], 'deliveries', f[8], 'first_failure', f[9] or now,
+      'attempts', ARGV[14] or f[7], 'deliveries', f[8], 'first_failure', f[9] or now,
       'last_failure', now, 'dead_lettered_at', now)
     redis.call('ZADD', key('dlq'), now, jid)
   end

@@ -80,6 +80,7 @@ class CommandProcessor:
                 "worker_lost",
                 "WorkerLost",
                 f"the worker process died {deaths} times while applying this command",
+                claim.attempts,
             )
             return self._dead_letter(jid, command, lost)
         if claim.verdict != "go":
@@ -109,7 +110,7 @@ class CommandProcessor:
                 error,
                 exc_info=not isinstance(error, Transient),
             )
-            return self._dead_letter(jid, command, _dead_letter_for(error))
+            return self._dead_letter(jid, command, _dead_letter_for(error, attempts))
         delay = self._backoff(attempts - 1)
         if isinstance(error, Transient):
             logger.warning(
@@ -173,9 +174,9 @@ def outcome_of(event: ResultEvent) -> str:
     return "applied"
 
 
-def _dead_letter_for(error: Exception) -> DeadLetter:
+def _dead_letter_for(error: Exception, attempts: int) -> DeadLetter:
     code = "retries_exhausted" if isinstance(error, Transient) else "handler_failed"
-    return DeadLetter(code, type(error).__name__, str(error)[:1000])
+    return DeadLetter(code, type(error).__name__, str(error)[:1000], attempts)
 
 
 def _log_outcome(event: ResultEvent, attempts: int) -> None:

@@ -113,8 +113,9 @@ def test_a_transient_error_is_retried_with_capped_backoff_then_dead_lettered(sto
     assert all(0 < delay <= 2.0 for delay, _ in journal.retries)
     (done,) = journal.finished
     assert done.outcome == "dead_lettered"
+    # Six retries and the attempt that exhausted them.
     assert done.dead_letter == DeadLetter(
-        "retries_exhausted", "StoreUnavailable", "DynamoDB throttled"
+        "retries_exhausted", "StoreUnavailable", "DynamoDB throttled", attempts=7
     )
     assert done.event["type"] == "command.dead_lettered"
     assert (done.event["command_id"], done.event["session_id"]) == ("cmd-1", "s-1")
