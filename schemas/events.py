@@ -112,6 +112,12 @@ def event_id_for(command_id: str, fingerprint: str) -> str:
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{command_id}\n{fingerprint}"))
 
 
+def dead_letter_event_id(delivery_id: str) -> str:
+    """The id of a `command.dead_lettered` event: one per dead-lettering, not per command,
+    so a command replayed and dead-lettered again gets a second, distinct event."""
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"dead_lettered\n{delivery_id}"))
+
+
 def public_snapshot(document: dict[str, Any]) -> dict[str, Any]:
     """The session document with payment credentials replaced by a marker."""
     instruments = document.get("payment_instruments")
