@@ -46,6 +46,9 @@ class Claim:
     verdict: str
     deliveries: int = 0
     attempts: int = 0
+    # Redis-clock ms: when the command was first enqueued, and this claim (0: unknown).
+    enqueued_ms: int = 0
+    claimed_ms: int = 0
 
 
 @dataclass(frozen=True)

@@ -151,18 +151,19 @@ end
 
 -- claim <jid> <worker> <visibility ms> <heartbeat timeout ms> <max deaths>
 --       <cmd> <cid> <queue> (the delivered command: journals a message sent around `enqueue`)
--- -> {'go', deliveries, failed attempts} | {'skip'} | {'busy'} | {'park'} | {'dead', d, a}
+-- -> {'go', deliveries, failed attempts, enqueued ms, now ms} | {'skip'} | {'busy'} | {'park'}
+--    | {'dead', d, a, enqueued ms, now ms}
 local function claim()
   local jid, worker = ARGV[3], ARGV[4]
   local visibility, heartbeat_timeout = tonumber(ARGV[5]), tonumber(ARGV[6])
   local max_deaths = tonumber(ARGV[7])
   local now, e = now_ms(), key('j', jid)
-  local f = redis.call('HMGET', e, 'st', 'own', 'sid', 'seq', 'dlv', 'att', 'q', 'qpos')
+  local f = redis.call('HMGET', e, 'st', 'own', 'sid', 'seq', 'dlv', 'att', 'q', 'qpos', 'enq')
   if not f[1] then
     -- Finished already (this is a duplicate delivery), or never journaled.
     if ARGV[8] == '' then return { 'skip' } end
     new_entry(jid, ARGV[8], ARGV[9], '', ARGV[10], '', now)
-    f = { 'new', '', '', false, '0', '0', ARGV[10], false }
+    f = { 'new', '', '', false, '0', '0', ARGV[10], false, now }
   end
   if f[8] and tonumber(f[8]) > tonumber(redis.call('GET', key('qtaken', f[7])) or '0') then
     redis.call('SET', key('qtaken', f[7]), f[8])
@@ -187,11 +188,12 @@ local function claim()
   end
   local deliveries, attempts = tonumber(f[5]), tonumber(f[6])
   -- Deliveries that ended without an outcome or a recorded failure: the process died.
-  if deliveries - attempts >= max_deaths then return { 'dead', deliveries, attempts } end
+  local enq = tonumber(f[9]) or now
+  if deliveries - attempts >= max_deaths then return { 'dead', deliveries, attempts, enq, now } end
   redis.call('HSET', e, 'st', 'running', 'own', worker, 'dlv', deliveries + 1)
   redis.call('HSET', key('busy'), worker, jid)
   redis.call('ZADD', key('due'), now + visibility, jid)
-  return { 'go', deliveries + 1, attempts }
+  return { 'go', deliveries + 1, attempts, enq, now }
 end
 
 -- finish <jid> <worker> <stream> <maxlen> <event json> <outcome> <visibility ms> <run ttl s>

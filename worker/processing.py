@@ -19,12 +19,14 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from schemas.events import EventError, ResultEvent, dead_letter_event_id
+from worker import metrics
 from worker.domain import js_iso
 from worker.errors import JournalUnavailable, Transient
 from worker.journal import DeadLetter, Journal
@@ -86,14 +88,20 @@ class CommandProcessor:
         if claim.verdict != "go":
             return claim.verdict
         self.applying = jid
+        started = time.monotonic()
         try:
             event = self._service.outcome(command, defer_if_missing=self._may_defer(claim))
         except Exception as error:  # every failure is bounded: retried, then dead-lettered
             return self._failed(jid, command, error, claim.attempts + 1)
-        self._journal.finish(
+        if self._journal.finish(
             jid, self.worker_id, event_json=event.to_json(), outcome=outcome_of(event)
-        )
-        _log_outcome(event, claim.attempts)
+        ):
+            metrics.observe_outcome(
+                _field(command, "type"),
+                event.error.code if event.error else event.type,
+                _since_enqueue(claim, started),
+            )
+        _log_outcome(event, claim.attempts, _field(command, "type"))
         return outcome_of(event)
 
     def _may_defer(self, claim: Any) -> bool:
@@ -125,6 +133,7 @@ class CommandProcessor:
                 exc_info=attempts == 1,
             )
         self._journal.retry(jid, self.worker_id, delay=delay, error=error)
+        metrics.count_retry()
         return "retry"
 
     def _backoff(self, retries: int) -> float:
@@ -140,13 +149,15 @@ class CommandProcessor:
             session_id=_field(command, "session_id"),
             reason=reason,
         )
-        self._journal.finish(
+        if self._journal.finish(
             jid,
             self.worker_id,
             event_json=event.to_json(),
             outcome="dead_lettered",
             dead_letter=reason,
-        )
+        ):
+            metrics.count_dead_letter(reason.code)
+            metrics.observe_outcome(_field(command, "type"), "dead_lettered", None)
         return "dead_lettered"
 
 
@@ -179,7 +190,14 @@ def _dead_letter_for(error: Exception, attempts: int) -> DeadLetter:
     return DeadLetter(code, type(error).__name__, str(error)[:1000], attempts)
 
 
-def _log_outcome(event: ResultEvent, attempts: int) -> None:
+def _since_enqueue(claim: Any, started: float) -> float | None:
+    """Enqueue to now: Redis's clock up to the claim, then this process's."""
+    if not claim.enqueued_ms:
+        return None
+    return (claim.claimed_ms - claim.enqueued_ms) / 1000 + time.monotonic() - started
+
+
+def _log_outcome(event: ResultEvent, attempts: int, command_type: str | None) -> None:
     # Ids and outcome only: sessions carry buyer and payment data.
     logger.info(
         "command %s on session %s: %s (version %s)",
@@ -190,6 +208,7 @@ def _log_outcome(event: ResultEvent, attempts: int) -> None:
         extra={
             "command_id": event.command_id,
             "session_id": event.session_id,
+            "type": command_type,
             "outcome": outcome_of(event),
             "attempt": attempts + 1,
         },
