@@ -214,7 +214,8 @@ local function finish()
     local d = key('dlq', jid)
     redis.call('HSET', d, 'id', jid, 'cmd', f[6], 'cid', f[1], 'sid', f[2], 'q', f[5],
       'run', f[4], 'code', ARGV[11], 'type', ARGV[12], 'message', ARGV[13],
-      'attempts', ARGV[14] or f[7], 'deliveries', f[8], 'first_failure', f[9] or now,
+      'attempts', math.max(tonumber(ARGV[14] or '0'), tonumber(f[7] or '0')),
+      'deliveries', f[8], 'first_failure', f[9] or now,
       'last_failure', now, 'dead_lettered_at', now)
     redis.call('ZADD', key('dlq'), now, jid)
   end

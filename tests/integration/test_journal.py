@@ -234,7 +234,7 @@ def test_the_reaper_re_enqueues_a_dead_workers_command_and_leaves_a_live_ones(
     live_due = redis_client.zscore(journal.keys.due, live_jid)
 
     def reap_while_live_beats() -> bool:
-        journal.heartbeat("live")
+        journal.heartbeat("live", live_jid)  # alive, and still applying its command
         journal.reap()
         # Done once the dead worker's command is back and the live one's was looked at.
         looked_at = redis_client.zscore(journal.keys.due, live_jid) > live_due
