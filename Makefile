@@ -71,9 +71,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Update commands direct vs through the service vs through a worker, side by side in one run.
+## `checkout bench`: order flow, contention and bulk through the workers, each beside the
+## same commands applied in process (direct) and the seed's GetItem + PutItem, in one run;
+## writes BENCHMARKS.md and BENCHMARKS.png. `make bench BENCH_ARGS=--quick` for a short run.
 bench: install
-	$(BIN)/python -m benchmarks.pipeline_vs_direct
+	$(BIN)/checkout bench --write-markdown $(BENCH_ARGS)
 
 ## Bulk runs: send vs an apply_async loop, send's peak RSS on 1,000,000 lines, a
 ## 10,000-session bulk-update end to end through two workers.
