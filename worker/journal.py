@@ -49,6 +49,8 @@ class Claim:
     # Redis-clock ms: when the command was first enqueued, and this claim (0: unknown).
     enqueued_ms: int = 0
     claimed_ms: int = 0
+    # The session as this pipeline last wrote it ('' if not kept), for `load(cached=)`.
+    cached: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ class Journal:
             command_id,
             queue,
         )
-        return Claim(_text(reply[0]), *(int(n) for n in reply[1:]))
+        numbers = [int(n) for n in reply[1:5]]
+        return Claim(_text(reply[0]), *numbers, *(_text(text) for text in reply[5:6]))
 
     def finish(
         self,
@@ -129,9 +132,14 @@ class Journal:
         *,
         event_json: str,
         outcome: str,
+        session_id: str | None = None,
+        written: str | None = None,
         dead_letter: DeadLetter | None = None,
     ) -> bool:
-        """Publish the result event and forget the entry; False if already finished."""
+        """Publish the result event and forget the entry; False if already finished.
+
+        `written` (the session as the command wrote it) is kept for the next claim.
+        """
         args = [
             jid,
             worker,
@@ -141,6 +149,9 @@ class Journal:
             outcome,
             self._visibility_ms,
             RUN_TTL_SECONDS,
+            session_id or "",
+            written or "",
+            self._settings.session_copy_ttl,
         ]
         if dead_letter:
             args += [

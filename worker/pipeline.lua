@@ -20,6 +20,7 @@
 --   dlq            zset   dead-letter id -> ms;  dlq:<id> hash, the entry
 --   run:<run>      hash   command_id -> outcome;  run:<run>:n hash, counts;
 --   run:<run>:ex   list   "<outcome> <command_id>" of the first failures
+--   c:<session>    string the session item as this pipeline last wrote it (see `finish`)
 -- Times are Redis's own clock (TIME), so producers' and workers' clocks never matter.
 
 local op, prefix = ARGV[1], ARGV[2]
@@ -151,7 +152,8 @@ end
 
 -- claim <jid> <worker> <visibility ms> <heartbeat timeout ms> <max deaths>
 --       <cmd> <cid> <queue> (the delivered command: journals a message sent around `enqueue`)
--- -> {'go', deliveries, failed attempts, enqueued ms, now ms} | {'skip'} | {'busy'} | {'park'}
+-- -> {'go', deliveries, failed attempts, enqueued ms, now ms, session copy or ''}
+--    | {'skip'} | {'busy'} | {'park'}
 --    | {'dead', d, a, enqueued ms, now ms}
 local function claim()
   local jid, worker = ARGV[3], ARGV[4]
@@ -193,11 +195,15 @@ local function claim()
   redis.call('HSET', e, 'st', 'running', 'own', worker, 'dlv', deliveries + 1)
   redis.call('HSET', key('busy'), worker, jid)
   redis.call('ZADD', key('due'), now + visibility, jid)
-  return { 'go', deliveries + 1, attempts, enq, now }
+  local copy = f[3] ~= '' and redis.call('GET', key('c', f[3])) or ''
+  return { 'go', deliveries + 1, attempts, enq, now, copy or '' }
 end
 
 -- finish <jid> <worker> <stream> <maxlen> <event json> <outcome> <visibility ms> <run ttl s>
+--        <session id> <session as written, or ''> <copy ttl s>
 --        [<dead-letter code> <error type> <error message> <failed attempts>]
+-- The written session is kept as c:<session> for the next claim: a worker decides on it
+-- instead of reading DynamoDB, and its conditional write validates it.
 -- Publishes the result event, then forgets the entry (or moves it to the dead-letter
 -- store), advances the session's ordering gate and wakes its parked successor.
 -- Returns 0 when another delivery finished the command first (its event is out).
@@ -210,11 +216,14 @@ local function finish()
   -- First, so a refused XADD (ACL, OOM) leaves everything else as it was.
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
   local now = now_ms()
-  if ARGV[11] then
+  if ARGV[12] ~= '' and tonumber(ARGV[13]) > 0 then
+    redis.call('SET', key('c', ARGV[11]), ARGV[12], 'EX', ARGV[13])
+  end
+  if ARGV[14] then
     local d = key('dlq', jid)
     redis.call('HSET', d, 'id', jid, 'cmd', f[6], 'cid', f[1], 'sid', f[2], 'q', f[5],
-      'run', f[4], 'code', ARGV[11], 'type', ARGV[12], 'message', ARGV[13],
-      'attempts', math.max(tonumber(ARGV[14] or '0'), tonumber(f[7] or '0')),
+      'run', f[4], 'code', ARGV[14], 'type', ARGV[15], 'message', ARGV[16],
+      'attempts', math.max(tonumber(ARGV[17] or '0'), tonumber(f[7] or '0')),
       'deliveries', f[8], 'first_failure', f[9] or now,
       'last_failure', now, 'dead_lettered_at', now)
     redis.call('ZADD', key('dlq'), now, jid)

@@ -90,11 +90,19 @@ class CommandProcessor:
         self.applying = jid
         started = time.monotonic()
         try:
-            event = self._service.outcome(command, defer_if_missing=self._may_defer(claim))
+            outcome = self._service.apply(
+                command, defer_if_missing=self._may_defer(claim), cached=claim.cached or None
+            )
         except Exception as error:  # every failure is bounded: retried, then dead-lettered
             return self._failed(jid, command, error, claim.attempts + 1)
+        event = outcome.event
         if self._journal.finish(
-            jid, self.worker_id, event_json=event.to_json(), outcome=outcome_of(event)
+            jid,
+            self.worker_id,
+            event_json=event.to_json(),
+            outcome=outcome_of(event),
+            session_id=event.session_id,
+            written=outcome.written,
         ):
             metrics.observe_outcome(
                 _field(command, "type"),

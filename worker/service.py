@@ -38,6 +38,14 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """A command's result event and, when it wrote the session, the item as written."""
+
+    event: ResultEvent
+    written: str | None = None
+
+
+@dataclass(frozen=True)
 class CommandRecord:
     """The durable outcome of a command, committed atomically with its session write."""
 
@@ -48,14 +56,19 @@ class CommandRecord:
 
 
 class SessionStore(Protocol):
-    def load(self, session_id: str) -> Snapshot | None:
-        """The session as a consistent read sees it now, or None if there is no item."""
+    def load(self, session_id: str, *, cached: str | None = None) -> Snapshot | None:
+        """The session as a consistent read sees it now, or None if there is no item.
+
+        With `cached` (a copy `save` returned), the copy instead of a read: any write
+        decided on it is conditioned on it, so a stale copy fails and is corrected.
+        """
 
     def save(
         self, record: CommandRecord, *, before: Snapshot | None, applied: Applied | None
-    ) -> None:
+    ) -> str | None:
         """Write `applied` (if any) over `before` and `record`, all or nothing.
 
+        Returns the written session as text for `load(cached=...)`, or None.
         Raises `SessionChanged` if the session is no longer `before`, and
         `AlreadyRecorded` if the command id already has an outcome.
         """
@@ -110,18 +123,34 @@ class CheckoutService:
         self, payload: Mapping[str, Any] | str, *, defer_if_missing: bool = False
     ) -> ResultEvent:
         """Apply one command and return its result event without publishing it."""
+        return self.apply(payload, defer_if_missing=defer_if_missing).event
+
+    def apply(
+        self,
+        payload: Mapping[str, Any] | str,
+        *,
+        defer_if_missing: bool = False,
+        cached: str | None = None,
+    ) -> Outcome:
+        """Apply one command: its result event, and the session as written (if it was).
+
+        `cached` is the session as an earlier `apply` wrote it, to decide on instead of
+        reading it; a rejection is never decided on a copy alone (see `_current`).
+        """
         payload = _as_mapping(payload)
         try:
             command = parse_command(payload)
         except ValidationError as error:
-            return self._invalid(payload, error)
-        return self._apply(command, defer_if_missing)
+            return Outcome(self._invalid(payload, error))
+        return self._apply(command, defer_if_missing, cached)
 
-    def _apply(self, command: Command, defer_if_missing: bool) -> ResultEvent:
+    def _apply(self, command: Command, defer_if_missing: bool, cached: str | None) -> Outcome:
         fingerprint = command_fingerprint(command)
         session_id = command.session_id or self._new_session_id()
         try:
-            return self._apply_with_retries(command, fingerprint, session_id, defer_if_missing)
+            return self._apply_with_retries(
+                command, fingerprint, session_id, defer_if_missing, cached
+            )
         except Rejected as rejection:
             # Raised by the store (domain rejections are decided in `_decide`): a stored
             # item we cannot read, or a session too large to write. Recorded like any other.
@@ -130,12 +159,23 @@ class CheckoutService:
             return self._commit(command, fingerprint, event, None, None)
 
     def _apply_with_retries(
-        self, command: Command, fingerprint: str, session_id: str, defer_if_missing: bool
-    ) -> ResultEvent:
+        self,
+        command: Command,
+        fingerprint: str,
+        session_id: str,
+        defer_if_missing: bool,
+        cached: str | None,
+    ) -> Outcome:
         # A create with a fresh random id cannot find an item: skip the read.
-        current = self._store.load(session_id) if command.session_id else None
+        from_copy = bool(cached and command.session_id)
+        current = self._load(session_id, cached if from_copy else None, command)
         for attempt in range(1, self._max_write_attempts + 1):
             event, applied = self._decide(command, fingerprint, current, session_id)
+            if event.error and from_copy:
+                # A rejection writes no session, so no condition would catch a stale
+                # copy: decide it again on what a consistent read sees.
+                current, from_copy = self._store.load(session_id), False
+                event, applied = self._decide(command, fingerprint, current, session_id)
             if defer_if_missing and event.error and event.error.code == "session_not_found":
                 raise SessionNotFoundYet(session_id)  # not recorded: a later try may find it
             try:
@@ -148,8 +188,16 @@ class CheckoutService:
                     attempt,
                 )
                 current = changed.current  # re-decide on what is there now
+                from_copy = False
         raise ContentionExhausted(
             f"session {session_id} changed on each of {self._max_write_attempts} write attempts"
+        )
+
+    def _load(self, session_id: str, cached: str | None, command: Command) -> Snapshot | None:
+        if not command.session_id:
+            return None
+        return (
+            self._store.load(session_id, cached=cached) if cached else self._store.load(session_id)
         )
 
     def _commit(
@@ -159,13 +207,13 @@ class CheckoutService:
         event: ResultEvent,
         current: Snapshot | None,
         applied: Applied | None,
-    ) -> ResultEvent:
+    ) -> Outcome:
         record = CommandRecord(command.command_id, fingerprint, event.session_id, event.to_json())
         try:
-            self._store.save(record, before=current, applied=applied)
+            written = self._store.save(record, before=current, applied=applied)
         except AlreadyRecorded as duplicate:
-            return self._replay(duplicate.record, command, fingerprint, current)
-        return event
+            return Outcome(self._replay(duplicate.record, command, fingerprint, current))
+        return Outcome(event, written)
 
     def _header(
         self, command: Command, fingerprint: str, session_id: str | None, now: datetime

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # A worker process whose heartbeat is older than this is dead: its command is
     # re-enqueued at once instead of after the visibility timeout.
     heartbeat_timeout: float = Field(default=10.0, ge=1)
+    # How long Redis keeps the session as this pipeline last wrote it, so the next
+    # command of the session needs no DynamoDB read (0: always read). Memory: about
+    # one item (1-10 KB) per session written within this time.
+    session_copy_ttl: int = Field(default=300, ge=0)
     # How often one worker (holding a lease) looks for commands to re-enqueue.
     reap_interval: float = Field(default=0.25, gt=0)
     session_ttl_seconds: int = Field(default=DAY_SECONDS, ge=60)

@@ -9,6 +9,7 @@ the other way round.
 from __future__ import annotations
 
 import decimal
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -109,8 +110,17 @@ class DynamoSessionStore:
             command_ttl_seconds=settings.command_ttl_seconds,
         )
 
-    def load(self, session_id: str) -> Snapshot | None:
-        """The session as a strongly consistent read sees it, expired or not."""
+    def load(self, session_id: str, *, cached: str | None = None) -> Snapshot | None:
+        """The session as a strongly consistent read sees it, expired or not.
+
+        `cached` is a copy `save` returned after an earlier write (kept in Redis by the
+        journal): used instead of a read, because every write it leads to is
+        conditioned on it still being current, and a stale copy fails that condition
+        and hands back the current item (one failed write instead of one read).
+        """
+        if cached:
+            copy = json.loads(cached)
+            return snapshot_from_item(copy["item"], now=self._now(), loaded_at=copy["at"])
         response = self._call(
             self._client.get_item,
             TableName=self._sessions_table,
@@ -122,17 +132,21 @@ class DynamoSessionStore:
 
     def save(
         self, record: CommandRecord, *, before: Snapshot | None, applied: Applied | None
-    ) -> None:
-        """Commit `record`, with `applied` over `before` when the command changed a session."""
+    ) -> str | None:
+        """Commit `record`, with `applied` over `before` when the command changed a session.
+
+        Returns the session item as written, as text for `load(cached=...)`.
+        """
         now = self._now()
         record_put = self._record_put(record, now)
         if applied is None:
             self._put_record(record_put)
-            return
+            return None
         session_id = applied.session.id
         try:
             session_write = self._session_write(before, applied, now)
             self._call(self._client.transact_write_items, TransactItems=[session_write, record_put])
+            return json.dumps({"at": now, "item": _written_item(before, session_write)})
         except decimal.DecimalException as error:
             raise WriteRefused(
                 session_id, "a number has more than 38 significant digits"
@@ -316,6 +330,19 @@ def _stored_as(expression: _Expression, name: str, stored: Any) -> str:
     if stored is None:
         return f"attribute_not_exists({placeholder})"
     return f"{placeholder} = {expression.raw_value(stored)}"
+
+
+def _written_item(before: Snapshot | None, session_write: dict[str, Any]) -> Item:
+    """The item a successful Put or SET-only Update leaves in the table."""
+    if "Put" in session_write:
+        return session_write["Put"]["Item"]
+    update = session_write["Update"]
+    names, values = update["ExpressionAttributeNames"], update["ExpressionAttributeValues"]
+    item = dict(before.token.item) if before else {}
+    for assignment in update["UpdateExpression"].removeprefix("SET ").split(", "):
+        name, value = assignment.split(" = ")
+        item[names[name]] = values[value]
+    return item
 
 
 def _refusal_reason(error: ClientError) -> str:

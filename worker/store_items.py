@@ -59,6 +59,8 @@ class ItemToken:
     loaded_at: int  # epoch seconds, the store's clock
     # The decision inputs exactly as stored, for an equality condition byte for byte.
     inputs: dict[str, AttributeValue] = field(default_factory=dict)
+    # The whole item as loaded: what a write leaves is this plus what it SETs.
+    item: Item = field(default_factory=dict)
 
 
 def to_attribute(value: Any) -> AttributeValue:
@@ -78,8 +80,12 @@ def session_item(session: CheckoutSession, *, version: int, ttl: int) -> Item:
     return to_item({SESSION_KEY: session.id, **session.to_document(), TTL: ttl, VERSION: version})
 
 
-def snapshot_from_item(item: Item, *, now: int) -> Snapshot:
-    """The stored session; `expired` once its ttl has passed, deleted or not."""
+def snapshot_from_item(item: Item, *, now: int, loaded_at: int | None = None) -> Snapshot:
+    """The stored session; `expired` once its ttl has passed, deleted or not.
+
+    `loaded_at` is when the item was known to be current (default: now); a copy kept
+    since an earlier write passes that write's time.
+    """
     values = from_item(item)
     ttl, version = values.get(TTL), values.get(VERSION)
     document = {k: v for k, v in values.items() if k not in STORE_ONLY_ATTRIBUTES}
@@ -98,8 +104,9 @@ def snapshot_from_item(item: Item, *, now: int) -> Snapshot:
             version=version if isinstance(version, int) else None,
             updated_at=document.get("updated_at"),
             has_ttl=ttl is not None,
-            loaded_at=now,
+            loaded_at=now if loaded_at is None else loaded_at,
             inputs={name: item[name] for name in SEED_DECISION_INPUTS if name in item},
+            item=item,
         ),
     )
 

@@ -36,7 +36,7 @@ class InMemorySessionStore:
     loads: list[str] = field(default_factory=list)
     save_attempts: list[CommandRecord] = field(default_factory=list)
 
-    def load(self, session_id: str) -> Snapshot | None:
+    def load(self, session_id: str, *, cached: str | None = None) -> Snapshot | None:
         self.loads.append(session_id)
         if self.load_error is not None:
             raise self.load_error
@@ -44,7 +44,7 @@ class InMemorySessionStore:
 
     def save(
         self, record: CommandRecord, *, before: Snapshot | None, applied: Applied | None
-    ) -> None:
+    ) -> str | None:
         self.save_attempts.append(record)
         if self.before_save:
             self.before_save.pop(0)(self)

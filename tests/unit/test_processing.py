@@ -48,7 +48,9 @@ class FakeJournal:
         self.deliveries += 1
         return Claim("go", self.deliveries, self.attempts)
 
-    def finish(self, jid, worker, *, event_json, outcome, dead_letter=None) -> bool:
+    def finish(
+        self, jid, worker, *, event_json, outcome, session_id=None, written=None, dead_letter=None
+    ) -> bool:
         self.finished.append(Finished(jid, json.loads(event_json), outcome, dead_letter))
         return True
 

@@ -1,0 +1,95 @@
+"""The session copy a write hands back: decided on instead of a read, never trusted blindly.
+
+Against the real moto server: the copy saves the GetItem, a stale copy costs one failed
+conditional write and loses nothing, and a rejection is never decided on a copy alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from tests.integration.helpers import create, new_id, raw_session, seed_rewrite, update
+from worker.service import CheckoutService
+from worker.store import DynamoSessionStore, make_dynamodb_client
+
+MUG = {"id": "li-mug", "type": "product", "total_amount": 1250}
+TEE = {"id": "li-tee", "type": "product", "total_amount": 2000}
+
+
+@pytest.fixture
+def requests(tables):
+    """A store whose client counts DynamoDB requests by operation."""
+    client = make_dynamodb_client(tables)
+    counts: Counter[str] = Counter()
+
+    def count(model, **_):  # a hook that returns a value would replace the request
+        counts[model.name] += 1
+
+    client.meta.events.register("before-call.dynamodb", count)
+    return DynamoSessionStore.from_settings(tables, client=client), counts
+
+
+@pytest.fixture
+def counted(requests, publisher):
+    store, counts = requests
+    return CheckoutService(store, publisher), counts
+
+
+def test_a_command_decided_on_the_copy_needs_no_read(counted):
+    service, counts = counted
+    session_id = new_id("s")
+    created = service.apply(create(session_id))
+    counts.clear()
+
+    updated = service.apply(update(session_id, line_items=[MUG]), cached=created.written)
+
+    assert updated.event.type == "session.updated"
+    assert counts == {"TransactWriteItems": 1}
+    assert json.loads(updated.written)["item"]["version"] == {"N": "2"}
+
+
+def test_the_copy_is_the_item_as_stored(counted, dynamodb, settings):
+    service, _ = counted
+    session_id = new_id("s")
+    service.apply(create(session_id))
+    updated = service.apply(update(session_id, line_items=[MUG, TEE]))
+
+    assert json.loads(updated.written)["item"] == raw_session(dynamodb, settings, session_id)
+
+
+def test_a_stale_copy_costs_one_failed_write_and_keeps_the_seeds_change(
+    counted, dynamodb, settings
+):
+    service, counts = counted
+    session_id = new_id("s")
+    created = service.apply(create(session_id))
+    seed_rewrite(dynamodb, settings, session_id, continue_url="https://shop.example/seed")
+    counts.clear()
+
+    updated = service.apply(update(session_id, line_items=[MUG]), cached=created.written)
+
+    assert updated.event.type == "session.updated"
+    assert counts == {"TransactWriteItems": 2}  # the stale one, refused, then the real one
+    stored = raw_session(dynamodb, settings, session_id)
+    assert stored["continue_url"] == {"S": "https://shop.example/seed"}
+    assert stored["line_items"]["L"][0]["M"]["id"] == {"S": "li-mug"}
+
+
+def test_a_rejection_is_checked_against_a_read_not_the_copy(counted):
+    service, counts = counted
+    session_id = new_id("s")
+    created = service.apply(create(session_id))
+    # The copy says canceled; DynamoDB does not. Only a write would catch the difference,
+    # and a rejection writes no session.
+    stale = json.loads(created.written)
+    stale["item"]["status"] = {"S": "canceled"}
+    stale["item"]["closed_status"] = {"S": "canceled"}
+    counts.clear()
+
+    updated = service.apply(update(session_id, line_items=[MUG]), cached=json.dumps(stale))
+
+    assert updated.event.type == "session.updated"
+    assert counts["GetItem"] == 1
