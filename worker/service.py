@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from schemas.commands import (
     Command,
+    CreateSession,
     canonical_digest,
     command_fingerprint,
     describe_validation_error,
@@ -166,8 +167,7 @@ class CheckoutService:
         defer_if_missing: bool,
         cached: str | None,
     ) -> Outcome:
-        # A create with a fresh random id cannot find an item: skip the read.
-        from_copy = bool(cached and command.session_id)
+        from_copy = bool(cached) and not isinstance(command, CreateSession)
         current = self._load(session_id, cached if from_copy else None, command)
         for attempt in range(1, self._max_write_attempts + 1):
             event, applied = self._decide(command, fingerprint, current, session_id)
@@ -194,7 +194,10 @@ class CheckoutService:
         )
 
     def _load(self, session_id: str, cached: str | None, command: Command) -> Snapshot | None:
-        if not command.session_id:
+        # A create writes only where no live session is, a condition DynamoDB checks;
+        # when one is there, the failed condition hands it back to decide on. So a
+        # create needs no read, whether its id is fresh or given.
+        if isinstance(command, CreateSession):
             return None
         return (
             self._store.load(session_id, cached=cached) if cached else self._store.load(session_id)

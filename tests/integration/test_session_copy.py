@@ -93,3 +93,17 @@ def test_a_rejection_is_checked_against_a_read_not_the_copy(counted):
 
     assert updated.event.type == "session.updated"
     assert counts["GetItem"] == 1
+
+
+def test_a_create_needs_no_read_even_when_its_session_exists(counted):
+    service, counts = counted
+    session_id = new_id("s")
+
+    assert service.apply(create(session_id)).event.type == "session.created"
+    assert counts == {"TransactWriteItems": 1}
+    counts.clear()
+
+    again = service.apply(create(session_id)).event
+    # The refused Put hands back the live session: rejected without a GetItem.
+    assert (again.type, again.error.code) == ("command.rejected", "version_conflict")
+    assert "GetItem" not in counts
