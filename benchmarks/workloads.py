@@ -212,8 +212,3 @@ def shares_by_session(commands: Sequence[dict], processes: int) -> list[list[dic
         index = owner.setdefault(command["session_id"], len(owner) % processes)
         shares[index].append(command)
     return shares
-
-
-def shares_round_robin(commands: Sequence[dict], processes: int) -> list[list[dict]]:
-    """Commands dealt out in turn: processes race on the same sessions (contention)."""
-    return [list(commands[n::processes]) for n in range(processes)]

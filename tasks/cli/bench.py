@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -67,6 +68,8 @@ def _sizes(args: argparse.Namespace) -> Any:
 def run_bench(args: argparse.Namespace) -> int:
     from benchmarks import report
 
+    # SIGTERM unwinds like Ctrl-C, so the workers and services this run started are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     results = measure(args)
     summary = report.summarise(results)
     if args.write_markdown:
@@ -94,6 +97,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         results: dict[str, Any] = {"machine": report.machine(redis, bench.embedded)}
         _progress(f"starting {args.workers} workers (logs in {bench.workdir})")
         bench.add_workers(args.workers)
+        results["idle_cpu_ms_per_s"] = suite.idle_cpu_ms_per_second(bench)
         _progress(f"order flow: {sizes.sessions} sessions x 7 commands, direct, seed")
         results["order_flow"] = suite.order_flow(bench, sizes)
         rate = results["order_flow"]["pipeline"]["cps"] / 2
