@@ -37,22 +37,35 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- A JSON string literal; ids made of safe characters (most are) skip cjson.
+local function quoted(text)
+  if string.find(text, '^[%w%-_.:]*$') then return '"' .. text .. '"' end
+  return cjson.encode(text)
+end
+
+-- What Celery logs instead of the arguments: the command id, never the body.
+local function argsrepr(cid)
+  if string.find(cid, '^[%w%-_.:]*$') then return '"(command ' .. cid .. ')"' end
+  return cjson.encode('(command ' .. cid .. ')')
+end
+
 -- A Celery (protocol 2) task message as kombu's Redis transport stores it. The
 -- command text is embedded as sent: re-encoding it in Lua would round big numbers.
+-- `queue` is already a JSON string literal (`quoted`).
 local function envelope(cmd, cid, jid, queue, tag)
-  local body = '[[' .. cmd .. '],{"jid":' .. cjson.encode(jid) ..
-    '},{"callbacks":null,"errbacks":null,"chain":null,"chord":null}]'
-  local id = cjson.encode(tag)
-  local headers = '{"lang":"py","task":"' .. TASK .. '","id":' .. id ..
+  local body = '[[' .. cmd .. '],{"jid":"' .. jid ..
+    '"},{"callbacks":null,"errbacks":null,"chain":null,"chord":null}]'
+  local id = '"' .. tag .. '"'
+  return '{"body":' .. cjson.encode(body) ..
+    ',"content-encoding":"utf-8","content-type":"application/json","headers":' ..
+    '{"lang":"py","task":"' .. TASK .. '","id":' .. id ..
     ',"shadow":null,"eta":null,"expires":null,"group":null,"group_index":null' ..
     ',"retries":0,"timelimit":[null,null],"root_id":' .. id .. ',"parent_id":null' ..
-    ',"argsrepr":' .. cjson.encode('(command ' .. cid .. ')') ..
+    ',"argsrepr":' .. argsrepr(cid) ..
     ',"kwargsrepr":"{}","origin":"checkout","ignore_result":true' ..
-    ',"replaced_task_nesting":0,"stamped_headers":null,"stamps":{}}'
-  return '{"body":' .. cjson.encode(body) ..
-    ',"content-encoding":"utf-8","content-type":"application/json","headers":' .. headers ..
+    ',"replaced_task_nesting":0,"stamped_headers":null,"stamps":{}}' ..
     ',"properties":{"correlation_id":' .. id .. ',"reply_to":null,"delivery_mode":2' ..
-    ',"delivery_info":{"exchange":"","routing_key":' .. cjson.encode(queue) ..
+    ',"delivery_info":{"exchange":"","routing_key":' .. queue ..
     '},"priority":0,"body_encoding":"utf-8","delivery_tag":' .. id .. '}}'
 end
 
@@ -63,7 +76,7 @@ local function push(jid, now, visibility, front)
   local f = redis.call('HMGET', e, 'cmd', 'cid', 'q')
   local qpos = redis.call('INCR', key('qpos', f[3]))
   redis.call('HSET', e, 'st', 'queued', 'own', '', 'qpos', qpos)
-  local message = envelope(f[1], f[2], jid, f[3], jid .. '.' .. qpos)
+  local message = envelope(f[1], f[2], jid, quoted(f[3]), jid .. '.' .. qpos)
   redis.call(front and 'RPUSH' or 'LPUSH', f[3], message)
   redis.call('ZADD', key('due'), now + visibility, jid)
 end
@@ -123,30 +136,58 @@ end
 -- A command with a session gets that session's next sequence number. With a run, a
 -- command the run already has a final outcome for is skipped (a resumed run applies
 -- nothing twice). Returns one jid per command, '' for a skipped one.
+-- The hot path of bulk sends: counters are taken once per call and the queue, the
+-- due set and each session's expiry are written once per call, not per command.
 local function enqueue()
   local queue, visibility, run = ARGV[3], tonumber(ARGV[4]), ARGV[5]
   local order_ttl, run_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
-  local now, jids = now_ms(), {}
-  for i = 8, #ARGV, 3 do
+  local count = (#ARGV - 7) / 3
+  local now = now_ms()
+  local first_jid = redis.call('INCRBY', key('jid'), count) - count
+  local first_qpos = redis.call('INCRBY', key('qpos', queue), count) - count
+  local r = key('run', run)
+  local jids, messages, due, sessions = {}, {}, {}, {}
+  local queue_json = quoted(queue)
+  local new_in_run = 0
+  for n = 1, count do
+    local i = 5 + 3 * n
     local cmd, cid, sid = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-    if run ~= '' and is_final(run, cid) then
-      jids[#jids + 1] = ''
+    local outcome = run ~= '' and redis.call('HGET', r, cid)
+    if outcome and outcome ~= PENDING then
+      jids[n] = ''
     else
-      local jid = new_jid(now)
-      new_entry(jid, cmd, cid, sid, queue, run, now)
+      local jid, qpos = now .. '-' .. (first_jid + n), first_qpos + n
+      local seq = ''
       if sid ~= '' then
         local s = key('s', sid)
-        local seq = redis.call('HINCRBY', s, 'next', 1)
+        seq = redis.call('HINCRBY', s, 'next', 1)
         redis.call('HSET', s, 'j:' .. seq, jid)
-        redis.call('EXPIRE', s, order_ttl)
-        redis.call('HSET', key('j', jid), 'seq', seq)
+        sessions[s] = true
       end
-      push(jid, now, visibility, false)
-      if run ~= '' then record_outcome(run, cid, PENDING, nil) end
-      jids[#jids + 1] = jid
+      redis.call('HSET', key('j', jid), 'cmd', cmd, 'cid', cid, 'sid', sid, 'q', queue,
+        'run', run, 'enq', now, 'att', 0, 'dlv', 0, 'st', 'queued', 'own', '', 'qpos', qpos,
+        'seq', seq)
+      messages[#messages + 1] = envelope(cmd, cid, jid, queue_json, jid .. '.' .. qpos)
+      due[#due + 1] = now + visibility
+      due[#due + 1] = jid
+      if run ~= '' and not outcome then
+        redis.call('HSET', r, cid, PENDING)
+        new_in_run = new_in_run + 1
+      end
+      jids[n] = jid
     end
   end
-  if run ~= '' then keep_run(run, run_ttl) end
+  -- In slices: Lua's unpack has a limit, and a caller may send big batches.
+  for from = 1, #messages, 1000 do
+    local to = math.min(from + 999, #messages)
+    redis.call('LPUSH', queue, unpack(messages, from, to))
+    redis.call('ZADD', key('due'), unpack(due, 2 * from - 1, 2 * to))
+  end
+  for s in pairs(sessions) do redis.call('EXPIRE', s, order_ttl) end
+  if run ~= '' then
+    if new_in_run > 0 then redis.call('HINCRBY', key('run', run, 'n'), 'sent', new_in_run) end
+    keep_run(run, run_ttl)
+  end
   return jids
 end
 

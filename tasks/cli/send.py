@@ -147,6 +147,9 @@ def _send_lines(path: str, args: argparse.Namespace, producer: Any, run_id: str)
     from tasks.producer import InvalidCommand, prepare
 
     outcome = _Outcome()
+    # The sender waits on Redis with the GIL released; when the reply comes it must not
+    # wait the default 5 ms for this validating thread to hand the GIL back.
+    sys.setswitchinterval(0.0005)
     batches: queue.Queue[tuple[list[int], list[Any]] | None] = queue.Queue(QUEUED_BATCHES)
     sender = threading.Thread(
         target=_sender, args=(batches, producer, run_id, outcome, args.file), daemon=True
