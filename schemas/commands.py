@@ -164,7 +164,7 @@ def describe_validation_error(error: ValidationError, *, limit: int = 5) -> str:
     problems = []
     for detail in error.errors(include_url=False)[:limit]:
         location = ".".join(_printable(part) for part in _without_tag(detail["loc"])) or "command"
-        problems.append(f"{location}: {detail['msg']}")
+        problems.append(f"{location}: {_printable(detail['msg'])}")
     hidden = error.error_count() - limit
     if hidden > 0:
         problems.append(f"... and {hidden} more")
@@ -172,8 +172,9 @@ def describe_validation_error(error: ValidationError, *, limit: int = 5) -> str:
 
 
 def _printable(part: object) -> str:
-    # A key is producer input: a newline in it would split a `FILE:LINE:` report and
-    # forge another, an escape sequence would reach the operator's terminal.
+    # Keys and the values pydantic quotes in its messages are producer input: a newline
+    # would split a `FILE:LINE:` report and forge another, an escape sequence would
+    # reach the operator's terminal.
     text = str(part)
     return text if text.isprintable() else json.dumps(text)[1:-1]
 

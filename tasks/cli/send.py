@@ -1,8 +1,10 @@
 """`checkout send`: enqueue JSON-lines commands from a file or stdin, as one run.
 
 Streams in constant memory: lines are validated in this thread and handed, a
-batch at a time, to a sender thread that does the pipelined Redis writes, so
-parsing and Redis's work overlap (the queue between them is bounded). Every
+batch at a time, to sender threads that do the pipelined Redis writes, so parsing
+and Redis's work overlap (the queues between them are bounded). Two senders, each
+on a connection of its own, keep Redis busy while the other packs its next pipeline;
+a session's commands always go through the same sender, so they keep file order. Every
 command is counted under a run id; sending the same file again resumes the run
 (the enqueue script skips what the run already finished).
 """
@@ -33,7 +35,8 @@ from tasks.cli.progress import (
 )
 
 SEND_BATCH = 1000
-QUEUED_BATCHES = 4  # between the reading and the sending thread: bounds memory
+QUEUED_BATCHES = 2  # per sender, between the reading thread and it: bounds memory
+SENDERS = 2
 HASH_CHUNK = 1 << 20
 
 
@@ -140,44 +143,70 @@ class _Outcome:
     invalid: int = 0
     failure: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class _Lane:
+    """One sender thread and what the reader has gathered for it."""
+
+    batches: queue.Queue
+    thread: threading.Thread
+    numbers: list[int] = field(default_factory=list)
+    pending: list[Any] = field(default_factory=list)
 
 
 def _send_lines(path: str, args: argparse.Namespace, producer: Any, run_id: str) -> _Outcome:
-    """Validate lines here, enqueue them in the sender thread; constant memory."""
+    """Validate lines here, enqueue them in the sender threads; constant memory."""
     from tasks.producer import InvalidCommand, prepare
 
     outcome = _Outcome()
-    # The sender waits on Redis with the GIL released; when the reply comes it must not
+    # A sender waits on Redis with the GIL released; when the reply comes it must not
     # wait the default 5 ms for this validating thread to hand the GIL back.
     sys.setswitchinterval(0.0005)
-    batches: queue.Queue[tuple[list[int], list[Any]] | None] = queue.Queue(QUEUED_BATCHES)
-    sender = threading.Thread(
-        target=_sender, args=(batches, producer, run_id, outcome, args.file), daemon=True
-    )
-    sender.start()
-    numbers: list[int] = []
-    pending: list[Any] = []
+    lanes = [_start_lane(producer, run_id, outcome, args.file) for _ in range(SENDERS)]
     with Progress("enqueueing", quiet=args.quiet) as progress, _lines(path) as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                pending.append(prepare(line))
-                numbers.append(number)
+                command = prepare(line)
             except InvalidCommand as error:
                 outcome.invalid += 1
                 print(f"{args.file}:{number}: {error}", file=sys.stderr)
-            if len(pending) >= SEND_BATCH:
-                if not _hand_over(batches, (numbers, pending), outcome):
+                continue
+            lane = lanes[hash(command.session_id) % SENDERS]
+            lane.numbers.append(number)
+            lane.pending.append(command)
+            if len(lane.pending) >= SEND_BATCH:
+                if not _flush(lane, outcome):
                     break
-                numbers, pending = [], []
                 progress.update(outcome.sent, note=f"{outcome.invalid} invalid")
-        if pending:
-            _hand_over(batches, (numbers, pending), outcome)
-        _hand_over(batches, None, outcome)
-        sender.join()
+        for lane in lanes:
+            _flush(lane, outcome)
+            _hand_over(lane.batches, None, outcome)
+        for lane in lanes:
+            lane.thread.join()
         progress.update(outcome.sent, note=f"{outcome.invalid} invalid")
     return outcome
+
+
+def _start_lane(producer: Any, run_id: str, outcome: _Outcome, shown: str) -> _Lane:
+    batches: queue.Queue = queue.Queue(QUEUED_BATCHES)
+    # redis-py is thread-safe: each pipeline takes a connection of its own from the pool.
+    thread = threading.Thread(
+        target=_sender, args=(batches, producer, run_id, outcome, shown), daemon=True
+    )
+    thread.start()
+    return _Lane(batches, thread)
+
+
+def _flush(lane: _Lane, outcome: _Outcome) -> bool:
+    if not lane.pending:
+        return True
+    handed = _hand_over(lane.batches, (lane.numbers, lane.pending), outcome)
+    lane.numbers, lane.pending = [], []
+    return handed
 
 
 def _hand_over(batches: queue.Queue, item: Any, outcome: _Outcome) -> bool:
@@ -200,14 +229,20 @@ def _sender(
         while (item := batches.get()) is not None:
             numbers, pending = item
             try:
-                outcome.sent += producer.send_prepared(pending, run_id=run_id)
+                sent = producer.send_prepared(pending, run_id=run_id)
             except EnqueueFailed as failure:
-                outcome.sent += failure.sent
-                outcome.failure = (
-                    f"{shown}: enqueued {outcome.sent} commands, then the broker failed; "
-                    f"line {numbers[failure.sent]} and the valid lines after it were not "
-                    f"enqueued: {failure.__cause__}"
-                )
+                with outcome.lock:
+                    outcome.sent += failure.sent
+                    outcome.failure = outcome.failure or (
+                        f"{shown}: enqueued {outcome.sent} commands, then the broker failed; "
+                        f"line {numbers[failure.sent]} and the valid lines after it were not "
+                        f"all enqueued (send the file again: its run skips what is done): "
+                        f"{failure.__cause__}"
+                    )
+                outcome.stop.set()
                 return
-    finally:
+            with outcome.lock:
+                outcome.sent += sent
+    except BaseException:
         outcome.stop.set()
+        raise
