@@ -191,8 +191,10 @@ def test_checkout_send_says_what_was_not_enqueued_when_the_broker_is_down(env, t
         [CHECKOUT, "send", str(commands)], env=down, capture_output=True, text=True, timeout=120
     )
 
-    assert result.returncode == 2
-    assert "enqueued 0 commands, then the broker failed; line 1" in result.stderr
+    # Found before anything is sent: one line naming the URL and what to do (exit 4).
+    assert result.returncode == 4
+    assert result.stderr.count("\n") == 1
+    assert f"cannot reach Redis at {down['CHECKOUT_REDIS_URL']}" in result.stderr
 
 
 def test_a_command_that_fails_transiently_is_retried_until_it_applies(
