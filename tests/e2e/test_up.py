@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -107,9 +108,13 @@ def test_up_serves_another_shell_and_stops_everything_on_ctrl_c(tmp_path):
         up.send_signal(signal.SIGINT)
         assert up.wait(DEADLINE_SECONDS) == 0
     finally:
-        if up.poll() is None:
+        if up.poll() is None:  # the test failed before Ctrl-C: leave no orphans behind
+            left = descendants(up.pid)
             up.kill()
             up.wait()
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
     # redis-server, moto server, the worker and its pool process at least.
     assert len(started) >= 4, started
     deadline = time.monotonic() + DEADLINE_SECONDS
