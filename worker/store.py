@@ -146,7 +146,7 @@ class DynamoSessionStore:
         try:
             session_write = self._session_write(before, applied, now)
             self._call(self._client.transact_write_items, TransactItems=[session_write, record_put])
-            return json.dumps({"at": now, "item": _written_item(before, session_write)})
+            return _copy_text(now, _written_item(before, session_write))
         except decimal.DecimalException as error:
             raise WriteRefused(
                 session_id, "a number has more than 38 significant digits"
@@ -330,6 +330,15 @@ def _stored_as(expression: _Expression, name: str, stored: Any) -> str:
     if stored is None:
         return f"attribute_not_exists({placeholder})"
     return f"{placeholder} = {expression.raw_value(stored)}"
+
+
+def _copy_text(now: int, item: Item) -> str | None:
+    """The written item as text for `load(cached=...)`; None for an item holding binary
+    attributes (the TypeScript side can store those): the next command reads it."""
+    try:
+        return json.dumps({"at": now, "item": item})
+    except TypeError:
+        return None
 
 
 def _written_item(before: Snapshot | None, session_write: dict[str, Any]) -> Item:

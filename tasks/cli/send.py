@@ -12,8 +12,11 @@ command is counted under a run id; sending the same file again resumes the run
 from __future__ import annotations
 
 import argparse
+import codecs
 import hashlib
+import os
 import queue
+import select
 import shutil
 import sys
 import tempfile
@@ -38,6 +41,7 @@ SEND_BATCH = 1000
 QUEUED_BATCHES = 2  # per sender, between the reading thread and it: bounds memory
 SENDERS = 2
 HASH_CHUNK = 1 << 20
+PIPE_CHUNK = 1 << 16
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -121,6 +125,32 @@ def _lines(path: str) -> IO[str]:
     return sys.stdin if path == "-" else open(path, encoding="utf-8")  # closed by the caller
 
 
+def _numbered_until_idle(lines: IO[str]) -> Iterator[tuple[int, str | None]]:
+    """(line number, line), and (0, None) whenever a pipe has nothing more right now.
+
+    Batches are sent when full; a producer piping commands slowly (`tail -f ... |
+    checkout send -`) must not have them held until a thousand have come, so the
+    reader says when the input would block and a partial batch goes then.
+    """
+    if lines.seekable():  # a file is never idle
+        yield from enumerate(lines, start=1)
+        return
+    fd, number, rest = lines.fileno(), 0, ""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    while True:
+        if not select.select([fd], [], [], 0)[0]:
+            yield 0, None
+        chunk = os.read(fd, PIPE_CHUNK)
+        *complete, rest = (rest + decoder.decode(chunk, final=not chunk)).split("\n")
+        for line in complete:
+            number += 1
+            yield number, line + "\n"
+        if not chunk:
+            if rest:
+                yield number + 1, rest
+            return
+
+
 def _report_invalid(path: str, shown: str) -> int:
     """The first pass of --strict: validate every line, enqueue nothing."""
     from tasks.producer import InvalidCommand, prepare
@@ -166,7 +196,11 @@ def _send_lines(path: str, args: argparse.Namespace, producer: Any, run_id: str)
     sys.setswitchinterval(0.0005)
     lanes = [_start_lane(producer, run_id, outcome, args.file) for _ in range(SENDERS)]
     with Progress("enqueueing", quiet=args.quiet) as progress, _lines(path) as lines:
-        for number, line in enumerate(lines, start=1):
+        for number, line in _numbered_until_idle(lines):
+            if line is None:  # a pipe with nothing more for now: send what is gathered
+                if not all(_flush(lane, outcome) for lane in lanes):
+                    break
+                continue
             if not line.strip():
                 continue
             try:
