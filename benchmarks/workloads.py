@@ -6,8 +6,9 @@ payment instruments (status stays `ready_for_complete`, every field now present)
 
 Baselines run in `workers` processes (spawned: each builds its own clients), each
 applying its share of the sessions in order, all starting at one barrier:
-  direct  `build_service(settings).handle(command)`: the same DynamoDB and event work as a
-          worker, without the queue, the journal or Celery
+  direct  the service in process, publishing each event: the same DynamoDB and event work
+          as a worker (it decides on the session as it last wrote it, as a worker does with
+          the copy the journal keeps), without the queue, the journal or Celery
   seed    the seed's store: GetItem (eventually consistent, as its GetCommand) and an
           unconditional PutItem of the whole item per command; PutItem alone for a create
 """
@@ -175,7 +176,17 @@ def _direct(settings: Any) -> tuple[Any, Any]:
     from worker.bootstrap import build_service
 
     service = build_service(settings)
-    return service.handle, service._store._client
+    publisher = service._publisher
+    written: dict[str, str] = {}  # session id -> the session as last written
+
+    def apply(payload: dict) -> None:
+        session_id = payload.get("session_id")
+        outcome = service.apply(payload, cached=written.get(session_id))
+        if outcome.written:
+            written[session_id] = outcome.written
+        publisher.publish(outcome.event.to_json())
+
+    return apply, service._store._client
 
 
 def _seed(settings: Any) -> tuple[Any, Any]:
