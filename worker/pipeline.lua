@@ -306,7 +306,8 @@ local function retry()
   return 1
 end
 
--- reap <visibility ms> <heartbeat timeout ms> <limit>
+-- reap <visibility ms> <heartbeat timeout ms> <limit> [<owner> <lease ms>]
+-- With an owner, only while it holds the reaper lease (taken or renewed here).
 -- Re-enqueues what nobody is working on: the command of a worker process whose
 -- heartbeat stopped, a retry whose delay is over, a parked command due for a
 -- re-check, and a message lost between the queue and a worker (still unclaimed
@@ -314,6 +315,15 @@ end
 -- Returns {re-enqueued, dead workers}.
 local function reap()
   local visibility, heartbeat_timeout, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+  local owner, lease_ms = ARGV[6], ARGV[7]
+  if owner and owner ~= '' then
+    -- One reaper at a time: take the lease, or renew it if ours, in the same call.
+    local lease = key('reaper')
+    if not redis.call('SET', lease, owner, 'NX', 'PX', lease_ms) then
+      if redis.call('GET', lease) ~= owner then return { 0, 0 } end
+      redis.call('PEXPIRE', lease, lease_ms)
+    end
+  end
   local now, requeued = now_ms(), 0
   local dead = redis.call('ZRANGEBYSCORE', key('workers'), '-inf', now - heartbeat_timeout)
   for _, worker in ipairs(dead) do

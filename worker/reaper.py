@@ -34,9 +34,7 @@ class Reaper:
 
     def run_once(self) -> tuple[int, int]:
         """One pass if this process holds (or takes) the lease; (re-enqueued, dead workers)."""
-        if not self._journal.hold_lease(self._owner, ttl_ms=self._lease_ms):
-            return 0, 0
-        requeued, dead = self._journal.reap()
+        requeued, dead = self._journal.reap(owner=self._owner, lease_ms=self._lease_ms)
         if requeued or dead:
             logger.info("re-enqueued %d commands; %d worker processes gone", requeued, dead)
         return requeued, dead

@@ -362,3 +362,21 @@ def test_deliveries_that_died_are_counted_and_then_the_claim_says_dead(make_jour
 
     final = journal.claim(jid, "w4")
     assert (final.verdict, final.deliveries, final.attempts) == ("dead", 3, 1)
+
+
+def test_only_the_lease_holder_reaps(journal, redis_client, settings):
+    queue = settings.commands_queue
+    (jid,) = enqueue(journal, queue, command("s-lease"))
+    journal.claim(jid, "w1")
+    journal.retry(jid, "w1", delay=0.0, error=TimeoutError("DynamoDB timed out"))
+
+    # The first reaper takes the lease in the same call that does its work...
+    poll(lambda: journal.reap(owner="r1", lease_ms=60_000)[0] == 1, "the holder re-enqueues")
+    assert redis_client.get(journal.keys.reaper_lease) == "r1"
+    journal.claim(jid, "w2")
+    journal.retry(jid, "w2", delay=0.0, error=TimeoutError("DynamoDB timed out"))
+
+    # ...and another reaper does nothing while it holds it; the holder renews and goes on.
+    assert journal.reap(owner="r2", lease_ms=60_000) == (0, 0)
+    assert redis_client.zscore(journal.keys.due, jid) is not None
+    poll(lambda: journal.reap(owner="r1", lease_ms=60_000)[0] == 1, "the holder goes on")
