@@ -64,8 +64,17 @@ def count_dead_letter(code: str) -> None:
 
 
 def register_request_counter(client: Any) -> None:
-    """Count every HTTP request `client` (a botocore DynamoDB client) sends."""
-    client.meta.events.register("before-send.dynamodb", _count_request)
+    """Count every HTTP request `client` sends: a botocore DynamoDB client, or a
+    `worker.dynamodb_http.DynamoDBHttpClient` (anything with `add_request_listener`)."""
+    add_listener = getattr(client, "add_request_listener", None)
+    if add_listener is not None:
+        add_listener(_count_operation)
+    else:
+        client.meta.events.register("before-send.dynamodb", _count_request)
+
+
+def _count_operation(operation: str) -> None:
+    DYNAMODB_REQUESTS.labels(operation=operation or UNKNOWN).inc()
 
 
 def _count_request(request: Any = None, **_: Any) -> None:
