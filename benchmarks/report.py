@@ -31,8 +31,8 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     steps = results["units"]
     for workload in ("order_flow", "contention", "bulk"):
         _add_units(results[workload], steps)
-    update_wcu = units.update_wcu(steps["service_steps"], transactional=True)
-    seed_update_wcu = units.update_wcu(steps["seed_steps"], transactional=False)
+    update_wcu = units.update_wcu(steps["service_steps"])
+    seed_update_wcu = units.update_wcu(steps["seed_steps"])
     summary = {
         "pipeline_cps": flow["pipeline"]["cps"],
         "direct_cps": flow["direct"]["cps"],
@@ -350,13 +350,13 @@ def markdown(summary: dict[str, Any], command: str) -> str:
         "",
         "## Write units per update (typical session)",
         "",
-        f"Pipeline {summary['update_wcu']} WCU per update (session write and command record "
-        f"in one transaction, x2), seed {summary['seed_update_wcu']} (one PutItem): "
-        f"{summary['update_wcu_ratio_to_seed']}x. Item sizes along the flow (bytes, AWS "
-        "rules): "
+        f"Pipeline {summary['update_wcu']} WCU per update (one conditional UpdateItem; the "
+        "session item carries its ledger of the last 8 commands), seed "
+        f"{summary['seed_update_wcu']} (one PutItem): {summary['update_wcu_ratio_to_seed']}x. "
+        "Item sizes along the flow (bytes, AWS rules), pipeline: "
         + ", ".join(f"{s['type']} {s['after']}" for s in summary["item_sizes"]["service_steps"])
-        + "; command records "
-        + ", ".join(str(s["record"]) for s in summary["item_sizes"]["service_steps"])
+        + "; seed: "
+        + ", ".join(f"{s['type']} {s['after']}" for s in summary["item_sizes"]["seed_steps"])
         + ".",
         "",
     ]

@@ -201,9 +201,9 @@ def contention(bench: Bench, sizes: Sizes) -> dict[str, Any]:
     ]
     direct = workloads.run_baseline("direct", shares)
     for side, result in (("pipeline", pipeline), ("direct", direct)):
-        # Each conflict costs one more transaction: writes beyond one per command.
+        # Each conflict costs one more (refused) write: writes beyond one per command.
         key = "ddb_requests_by_operation" if side == "pipeline" else "ddb_requests"
-        per = result[key].get("TransactWriteItems", 0)
+        per = sum(result[key].get(op, 0) for op in ("UpdateItem", "PutItem", "TransactWriteItems"))
         per = per if side == "pipeline" else per / result["commands"]
         result["conflicts_per_command"] = round(max(0.0, per - 1.0), 4)
     result = _with_baselines(pipeline, direct, None)

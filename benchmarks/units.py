@@ -52,51 +52,46 @@ def rcu(size: int, *, consistent: bool = True) -> float:
 
 def probe_flow(settings: Any, commands: list[dict], *, seed: bool) -> list[dict[str, Any]]:
     """Apply one session's commands (service, or the seed's way) and read the stored
-    session (and the command record) around each: the sizes every unit figure uses."""
+    session around each: the sizes every unit figure uses."""
     from benchmarks.workloads import _seed
     from worker.bootstrap import build_service
     from worker.store import make_dynamodb_client
-    from worker.store_items import COMMAND_KEY, SESSION_KEY
+    from worker.store_items import SESSION_KEY
 
     client = make_dynamodb_client(settings)
     apply = _seed(settings)[0] if seed else build_service(settings).outcome
 
-    def stored(table: str, key: dict) -> int:
+    def stored(key: dict) -> int:
+        table = settings.sessions_table
         item = client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
         return item_size(item) if item else 0
 
     steps = []
     for command in commands:
         session_key = {SESSION_KEY: {"S": command["session_id"]}}
-        before = stored(settings.sessions_table, session_key)
+        before = stored(session_key)
         apply(command)
-        after = stored(settings.sessions_table, session_key)
-        record = 0
-        if not seed:
-            key = {COMMAND_KEY: {"S": command["command_id"]}}
-            record = stored(settings.commands_table, key)
-        steps.append({"type": command["type"], "before": before, "after": after, "record": record})
+        steps.append({"type": command["type"], "before": before, "after": stored(session_key)})
     return steps
 
 
 def pipeline_units(steps: list[dict], requests_per_command: dict[str, float]) -> dict[str, float]:
     """Units per command for the pipeline's measured request mix over these item sizes.
 
-    A session write goes with its command record in one transaction (x2); a read is a
-    strongly consistent GetItem of the session as it was before the command.
+    A write (applied, or refused by its condition: DynamoDB bills both) is billed on
+    the larger of the item before and after; a read is a strongly consistent GetItem
+    of the session as it was before the command.
     """
     reads = [rcu(s["before"]) for s in steps if s["before"]]
-    transact = [2 * (wcu(max(s["before"], s["after"])) + wcu(s["record"])) for s in steps]
-    single = [wcu(max(s["before"], s["after"])) for s in steps]
-    record = [wcu(s["record"]) for s in steps]
+    writes = [wcu(max(s["before"], s["after"])) for s in steps]
     mean = lambda values: sum(values) / len(values) if values else 0.0  # noqa: E731
     per_operation = {
         "GetItem": mean(reads),
         "BatchGetItem": mean(reads),
         "TransactGetItems": 2 * mean(reads),
-        "TransactWriteItems": mean(transact),
-        "UpdateItem": mean(single),
-        "PutItem": mean(record),
+        "TransactWriteItems": 2 * mean(writes),
+        "UpdateItem": mean(writes),
+        "PutItem": mean(writes),
     }
     read_ops = {"GetItem", "BatchGetItem", "TransactGetItems", "Query", "Scan"}
     rcu_total = wcu_total = 0.0
@@ -119,11 +114,8 @@ def seed_units(steps: list[dict]) -> dict[str, float]:
     }
 
 
-def update_wcu(steps: list[dict], *, transactional: bool) -> float:
-    """Write units of one update of a typical session (the mean over the flow's updates)."""
-    updates = [s for s in steps if s["type"] == "update_session"]
-    if transactional:
-        units = [2 * (wcu(max(s["before"], s["after"])) + wcu(s["record"])) for s in updates]
-    else:
-        units = [wcu(max(s["before"], s["after"])) for s in updates]
+def update_wcu(steps: list[dict]) -> float:
+    """Write units of one update of a typical session (the mean over the flow's updates):
+    one write, billed on the larger of the item before and after."""
+    units = [wcu(max(s["before"], s["after"])) for s in steps if s["type"] == "update_session"]
     return round(sum(units) / len(units), 3)

@@ -148,12 +148,18 @@ def _apply_share(mode: str, commands: list[dict], barrier: Any) -> dict[str, Any
     apply, client = _direct(settings) if mode == "direct" else _seed(settings)
     operations: dict[str, int] = {}
 
-    def count(request: Any = None, **_: Any) -> None:  # None: the request goes out unchanged
-        target = request.headers.get("X-Amz-Target", b"")
-        name = (target.decode() if isinstance(target, bytes) else target).rpartition(".")[2]
+    def count_operation(name: str) -> None:
         operations[name] = operations.get(name, 0) + 1
 
-    client.meta.events.register("before-send.dynamodb", count)
+    def count(request: Any = None, **_: Any) -> None:  # None: the request goes out unchanged
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else target
+        count_operation(target.rpartition(".")[2])
+
+    if hasattr(client, "add_request_listener"):  # the store's own client
+        client.add_request_listener(count_operation)
+    else:  # botocore (the seed's)
+        client.meta.events.register("before-send.dynamodb", count)
     barrier.wait()
     latencies = []
     started, cpu = time.time(), time.process_time()

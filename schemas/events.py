@@ -32,6 +32,7 @@ ErrorCode = Literal[
     "session_closed",
     "idempotency_conflict",
     "version_conflict",
+    "already_applied",
 ]
 
 # Why a command was dead-lettered: it failed, it was not rejected, and it will not be

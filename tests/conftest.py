@@ -38,7 +38,6 @@ def env(stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     values = {
         **stack.env(),
         "CHECKOUT_SESSIONS_TABLE": f"sessions_{suffix}",
-        "CHECKOUT_COMMANDS_TABLE": f"commands_{suffix}",
         "CHECKOUT_EVENTS_STREAM": f"checkout:events:{suffix}",
         "CHECKOUT_COMMANDS_QUEUE": f"checkout.commands.{suffix}",
         "CHECKOUT_BULK_QUEUE": f"checkout.bulk.{suffix}",
@@ -65,7 +64,7 @@ def dynamodb(settings):
 
 @pytest.fixture
 def tables(settings, dynamodb):
-    """The test's two tables, created as `checkout init` creates them."""
+    """The test's sessions table, created as `checkout init` creates it."""
     from worker.store_tables import ensure_tables
 
     ensure_tables(dynamodb, settings)

@@ -73,6 +73,7 @@ class Snapshot:
     version: int
     expired: bool = False
     token: Any = None
+    ledger: tuple[str, ...] = ()  # the last commands applied to it (`worker.ledger`)
 
 
 @dataclass(frozen=True)
@@ -230,9 +231,13 @@ def decide(
     if isinstance(command, CreateSession):
         return _create(command, current, now, session_id)
     snapshot = _live(session_id, current)
-    handler = _HANDLERS[type(command)]
-    session, event_type = handler(command, snapshot, now)
-    return Applied(session, snapshot.version + 1, event_type, snapshot.session.status)
+    session = _HANDLERS[type(command)](command, snapshot, now)
+    return Applied(session, snapshot.version + 1, event_type_of(command), snapshot.session.status)
+
+
+def event_type_of(command: Command) -> str:
+    """The type of the event a command earns when it applies."""
+    return _EVENT_TYPES[type(command)]
 
 
 def _create(
@@ -242,7 +247,7 @@ def _create(
         raise VersionConflict(
             f"Checkout session already exists: {session_id} (version {current.version})"
         )
-    return Applied(new_session(session_id, command.currency, now), 1, "session.created", None)
+    return Applied(new_session(session_id, command.currency, now), 1, event_type_of(command), None)
 
 
 def _live(session_id: str, current: Snapshot | None) -> Snapshot:
@@ -255,28 +260,22 @@ def _live(session_id: str, current: Snapshot | None) -> Snapshot:
     return current
 
 
-def _update(
-    command: UpdateSession, snapshot: Snapshot, now: datetime
-) -> tuple[CheckoutSession, str]:
+def _update(command: UpdateSession, snapshot: Snapshot, now: datetime) -> CheckoutSession:
     expected = command.expected_version
     if expected is not None and expected != snapshot.version:
         raise VersionConflict(
             f"Expected version {expected} but checkout session {command.session_id} "
             f"is at version {snapshot.version}"
         )
-    return apply_updates(snapshot.session, command.updates.given(), now), "session.updated"
+    return apply_updates(snapshot.session, command.updates.given(), now)
 
 
-def _transition(
-    command: TransitionSession, snapshot: Snapshot, now: datetime
-) -> tuple[CheckoutSession, str]:
+def _transition(command: TransitionSession, snapshot: Snapshot, now: datetime) -> CheckoutSession:
     check_transition(snapshot.session.status, command.target)
-    return with_status(snapshot.session, command.target, now), "session.status_changed"
+    return with_status(snapshot.session, command.target, now)
 
 
-def _complete(
-    command: CompleteSession, snapshot: Snapshot, now: datetime
-) -> tuple[CheckoutSession, str]:
+def _complete(command: CompleteSession, snapshot: Snapshot, now: datetime) -> CheckoutSession:
     session = snapshot.session
     if session.status not in COMPLETABLE_STATUSES:
         raise InvalidTransition(
@@ -288,20 +287,26 @@ def _complete(
         # must not be completed without a cart, buyer, address and payment.
         codes = ", ".join(message.code for message in missing)
         raise InvalidTransition(f"Cannot complete checkout session {session.id}: {codes}")
-    return _closed(session, "completed", now), "session.completed"
+    return _closed(session, "completed", now)
 
 
-def _cancel(
-    command: CancelSession, snapshot: Snapshot, now: datetime
-) -> tuple[CheckoutSession, str]:
-    return _closed(snapshot.session, "canceled", now), "session.canceled"
+def _cancel(command: CancelSession, snapshot: Snapshot, now: datetime) -> CheckoutSession:
+    return _closed(snapshot.session, "canceled", now)
 
 
 def _closed(session: CheckoutSession, status: CheckoutStatus, now: datetime) -> CheckoutSession:
     return with_status(session, status, now).model_copy(update={"closed_status": status})
 
 
-_HANDLERS: dict[type[SessionCommand], Callable[..., tuple[CheckoutSession, str]]] = {
+_EVENT_TYPES: dict[type[Command], str] = {
+    CreateSession: "session.created",
+    UpdateSession: "session.updated",
+    TransitionSession: "session.status_changed",
+    CompleteSession: "session.completed",
+    CancelSession: "session.canceled",
+}
+
+_HANDLERS: dict[type[SessionCommand], Callable[..., CheckoutSession]] = {
     UpdateSession: _update,
     TransitionSession: _transition,
     CompleteSession: _complete,

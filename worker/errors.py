@@ -111,20 +111,26 @@ class WriteRefused(Rejected):
         super().__init__(f"DynamoDB cannot store checkout session {session_id}: {reason}")
 
 
+class AlreadyApplied(Rejected):
+    """A command applied earlier, and the session changed since (later commands, or
+    another writer): its own result cannot be rebuilt from it any more."""
+
+    code = "already_applied"
+
+    def __init__(self, command_id: str, later: int) -> None:
+        since = f"{later} later command(s) have applied" if later else "another writer changed it"
+        super().__init__(
+            f"Command {command_id} was applied already and the session has changed since "
+            f"({since}), so its result is not repeated"
+        )
+
+
 class SessionChanged(CheckoutError):
     """Raised by a store when the session changed after it was read; carries the new state."""
 
     def __init__(self, current: object) -> None:
         super().__init__("checkout session changed since it was read")
         self.current = current
-
-
-class AlreadyRecorded(CheckoutError):
-    """Raised by a store when the command id already has a recorded outcome."""
-
-    def __init__(self, record: object) -> None:
-        super().__init__("command already has a recorded outcome")
-        self.record = record
 
 
 class JournalUnavailable(Transient):

@@ -25,15 +25,16 @@ from schemas.commands import (
     parse_command,
 )
 from schemas.events import EventError, ResultEvent, event_id_for, public_snapshot
-from worker.domain import Applied, Snapshot, decide, js_iso
+from worker.domain import Applied, Snapshot, decide, event_type_of, js_iso
 from worker.errors import (
-    AlreadyRecorded,
+    AlreadyApplied,
     ContentionExhausted,
     IdempotencyConflict,
     Rejected,
     SessionChanged,
     SessionNotFoundYet,
 )
+from worker.ledger import Found, find_applied, ledger_entry
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +47,6 @@ class Outcome:
     written: str | None = None
 
 
-@dataclass(frozen=True)
-class CommandRecord:
-    """The durable outcome of a command, committed atomically with its session write."""
-
-    command_id: str
-    fingerprint: str
-    session_id: str | None
-    event_json: str
-
-
 class SessionStore(Protocol):
     def load(self, session_id: str, *, cached: str | None = None) -> Snapshot | None:
         """The session as a consistent read sees it now, or None if there is no item.
@@ -64,14 +55,12 @@ class SessionStore(Protocol):
         decided on it is conditioned on it, so a stale copy fails and is corrected.
         """
 
-    def save(
-        self, record: CommandRecord, *, before: Snapshot | None, applied: Applied | None
-    ) -> str | None:
-        """Write `applied` (if any) over `before` and `record`, all or nothing.
+    def save(self, *, before: Snapshot | None, applied: Applied, ledger_entry: str) -> str | None:
+        """Write `applied` over `before`, adding `ledger_entry` to the session's ledger.
 
         Returns the written session as text for `load(cached=...)`, or None.
-        Raises `SessionChanged` if the session is no longer `before`, and
-        `AlreadyRecorded` if the command id already has an outcome.
+        Raises `SessionChanged` (with the current item) if the session is no longer
+        `before`: also what a retried request that did land looks like.
         """
 
 
@@ -84,8 +73,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def random_session_id() -> str:
-    return str(uuid.uuid4())
+def session_id_for(command_id: str) -> str:
+    """The id of the session a create without `session_id` makes: derived from the
+    command id, so applying the create again finds its own session, not a new one."""
+    return str(uuid.uuid5(SESSION_ID_NAMESPACE, command_id))
+
+
+SESSION_ID_NAMESPACE = uuid.UUID("0d5ad0c3-5e55-4f4e-9b1e-3c0c5e55a1d0")
 
 
 class CheckoutService:
@@ -97,7 +91,7 @@ class CheckoutService:
         publisher: EventPublisher,
         *,
         clock: Callable[[], datetime] = utc_now,
-        new_session_id: Callable[[], str] = random_session_id,
+        new_session_id: Callable[[str], str] = session_id_for,
         max_write_attempts: int = 50,
     ) -> None:
         self._store = store
@@ -111,7 +105,8 @@ class CheckoutService:
     ) -> ResultEvent:
         """Apply one command (a mapping or JSON text) and publish its result event.
 
-        A replayed command republishes its first result unchanged. Raises a
+        A command that applied already (it is in its session's ledger) gets its first
+        result again and changes nothing; rejections are not stored. Raises a
         `Transient` error when DynamoDB or Redis fail; retrying is then safe. With
         `defer_if_missing`, a command whose session does not exist yet raises
         `SessionNotFoundYet` instead of being rejected: its create may still be queued.
@@ -147,17 +142,16 @@ class CheckoutService:
 
     def _apply(self, command: Command, defer_if_missing: bool, cached: str | None) -> Outcome:
         fingerprint = command_fingerprint(command)
-        session_id = command.session_id or self._new_session_id()
+        session_id = command.session_id or self._new_session_id(command.command_id)
         try:
             return self._apply_with_retries(
                 command, fingerprint, session_id, defer_if_missing, cached
             )
         except Rejected as rejection:
             # Raised by the store (domain rejections are decided in `_decide`): a stored
-            # item we cannot read, or a session too large to write. Recorded like any other.
+            # item we cannot read, or a session too large to write. Answered, not written.
             header = self._header(command, fingerprint, session_id, self._clock())
-            event = _rejected(header, rejection, None)
-            return self._commit(command, fingerprint, event, None, None)
+            return Outcome(_rejected(header, rejection, None))
 
     def _apply_with_retries(
         self,
@@ -177,9 +171,11 @@ class CheckoutService:
                 current, from_copy = self._store.load(session_id), False
                 event, applied = self._decide(command, fingerprint, current, session_id)
             if defer_if_missing and event.error and event.error.code == "session_not_found":
-                raise SessionNotFoundYet(session_id)  # not recorded: a later try may find it
+                raise SessionNotFoundYet(session_id)  # a later try may find it
+            if applied is None:
+                return Outcome(event)  # a rejection or a replay: nothing to write
             try:
-                return self._commit(command, fingerprint, event, current, applied)
+                return Outcome(event, self._write(command, fingerprint, current, applied))
             except SessionChanged as changed:
                 logger.debug(
                     "session %s changed under command %s (attempt %d); deciding again",
@@ -203,20 +199,16 @@ class CheckoutService:
             self._store.load(session_id, cached=cached) if cached else self._store.load(session_id)
         )
 
-    def _commit(
-        self,
-        command: Command,
-        fingerprint: str,
-        event: ResultEvent,
-        current: Snapshot | None,
-        applied: Applied | None,
-    ) -> Outcome:
-        record = CommandRecord(command.command_id, fingerprint, event.session_id, event.to_json())
-        try:
-            written = self._store.save(record, before=current, applied=applied)
-        except AlreadyRecorded as duplicate:
-            return Outcome(self._replay(duplicate.record, command, fingerprint, current))
-        return Outcome(event, written)
+    def _write(
+        self, command: Command, fingerprint: str, current: Snapshot | None, applied: Applied
+    ) -> str | None:
+        entry = ledger_entry(
+            command.command_id,
+            fingerprint,
+            applied.previous_status,
+            written_at=applied.session.updated_at,
+        )
+        return self._store.save(before=current, applied=applied, ledger_entry=entry)
 
     def _header(
         self, command: Command, fingerprint: str, session_id: str | None, now: datetime
@@ -231,29 +223,27 @@ class CheckoutService:
     def _decide(
         self, command: Command, fingerprint: str, current: Snapshot | None, session_id: str
     ) -> tuple[ResultEvent, Applied | None]:
+        """The command's event, and its effect if it applies; a command already in the
+        session's ledger gets its result again and has no effect."""
         now = self._clock()
         header = self._header(command, fingerprint, session_id, now)
+        found = (
+            find_applied(
+                current.ledger,
+                command.command_id,
+                fingerprint,
+                updated_at=current.session.updated_at,
+            )
+            if current
+            else None
+        )
+        if found:
+            return _replayed(header, command, current, found), None
         try:
             applied = decide(command, current, now=now, session_id=session_id)
         except Rejected as rejection:
             return _rejected(header, rejection, current), None
-        event = ResultEvent(
-            **header,
-            type=applied.event_type,
-            version=applied.version,
-            session=public_snapshot(applied.session.to_document()),
-            previous_status=applied.previous_status,
-        )
-        return event, applied
-
-    def _replay(
-        self, record: CommandRecord, command: Command, fingerprint: str, current: Snapshot | None
-    ) -> ResultEvent:
-        if record.fingerprint == fingerprint:
-            return ResultEvent.model_validate_json(record.event_json)
-        # Not recorded: the key's slot holds the first command's outcome.
-        header = self._header(command, fingerprint, command.session_id, self._clock())
-        return _rejected(header, IdempotencyConflict(command.command_id), current)
+        return _applied_event(header, applied.session, applied), applied
 
     def _invalid(self, payload: Mapping[str, Any] | str, error: ValidationError) -> ResultEvent:
         # Not recorded: the same payload always fails the same way (same event_id), and
@@ -268,6 +258,33 @@ class CheckoutService:
             occurred_at=js_iso(self._clock()),
             error=EventError(code="validation_error", message=describe_validation_error(error)),
         )
+
+
+def _applied_event(header: dict[str, Any], session: Any, applied: Applied) -> ResultEvent:
+    # occurred_at is the session's own stamp, so the event can be rebuilt from the item.
+    return ResultEvent(
+        **{**header, "occurred_at": session.updated_at},
+        type=applied.event_type,
+        version=applied.version,
+        session=public_snapshot(session.to_document()),
+        previous_status=applied.previous_status,
+    )
+
+
+def _replayed(
+    header: dict[str, Any], command: Command, current: Snapshot, found: Found
+) -> ResultEvent:
+    """The result of a command the session's ledger holds, as it was first published.
+
+    Only the newest entry's item is the one it wrote; an older one's result cannot be
+    rebuilt, and is answered `already_applied` under the same event id.
+    """
+    if not found.same_content:
+        return _rejected(header, IdempotencyConflict(command.command_id), current)
+    if not found.newest:
+        return _rejected(header, AlreadyApplied(command.command_id, found.later), current)
+    redo = Applied(current.session, current.version, event_type_of(command), found.previous_status)
+    return _applied_event(header, current.session, redo)
 
 
 def _rejected(header: dict[str, Any], rejection: Rejected, current: Snapshot | None) -> ResultEvent:

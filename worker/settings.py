@@ -20,7 +20,6 @@ class Settings(BaseSettings):
     # Unset means real AWS; set it to a moto server or DynamoDB Local.
     dynamodb_endpoint_url: str | None = None
     sessions_table: str = "checkout_sessions"
-    commands_table: str = "checkout_commands"
     events_stream: str = "checkout:events"
     # Approximate cap on stream entries, so an unread stream cannot exhaust Redis memory.
     events_maxlen: int = Field(default=1_000_000, ge=1000)
@@ -54,9 +53,6 @@ class Settings(BaseSettings):
     # How often one worker (holding a lease) looks for commands to re-enqueue.
     reap_interval: float = Field(default=0.25, gt=0)
     session_ttl_seconds: int = Field(default=DAY_SECONDS, ge=60)
-    # Command records outlive the session write they commit with, so a redelivery that
-    # arrives late (a long retry, a replay) still finds the first outcome.
-    command_ttl_seconds: int = Field(default=7 * DAY_SECONDS, ge=DAY_SECONDS)
 
     # ─── Operations (README "Seeing it run") ───
     # Port of the worker's Prometheus endpoint (`/metrics`); unset: no endpoint.

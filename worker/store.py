@@ -1,9 +1,10 @@
-"""DynamoDB session store: consistent reads, conditional writes, command records.
+"""DynamoDB session store: consistent reads, conditional writes, the command ledger.
 
-Every write is conditional, and a session write commits in one transaction with
-the record of the command that caused it (design A: `TransactWriteItems`), so a
-crash can never leave a session changed without its command being recorded, or
-the other way round.
+Every write is one conditional `PutItem` or `UpdateItem` that also appends the
+command that caused it to the ledger inside the session item (DESIGN §3, design B,
+`worker.ledger`): the session can never change without its command being recorded,
+at the write units of a plain write (a transaction with a separate record bills
+both items twice).
 """
 
 from __future__ import annotations
@@ -19,21 +20,20 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from worker import ledger
 from worker.domain import Applied, Snapshot
-from worker.errors import AlreadyRecorded, SessionChanged, StoreUnavailable, WriteRefused
+from worker.dynamodb_http import make_hot_path_client
+from worker.errors import SessionChanged, StoreUnavailable, WriteRefused
 from worker.metrics import register_request_counter
-from worker.service import CommandRecord
 from worker.settings import Settings
 from worker.store_items import (
-    COMMAND_KEY,
+    LEDGER,
     SEED_DECISION_INPUTS,
     SESSION_KEY,
     TTL,
     VERSION,
     Item,
     ItemToken,
-    record_from_item,
-    record_item,
     session_item,
     snapshot_from_item,
     to_attribute,
@@ -59,7 +59,9 @@ RETRYABLE_CODES = frozenset(
 
 
 def make_dynamodb_client(settings: Settings) -> Any:
-    """A low-level DynamoDB client with botocore's standard retry mode."""
+    """A botocore DynamoDB client with its standard retry mode: for tables, scans and
+    tools. The store's own reads and writes use `worker.dynamodb_http`, the same
+    requests at a fraction of the CPU (README "Measured")."""
     session = boto3.session.Session()
     region = session.region_name or ("us-east-1" if settings.dynamodb_endpoint_url else None)
     config = Config(
@@ -81,33 +83,27 @@ def make_dynamodb_client(settings: Settings) -> Any:
 
 
 class DynamoSessionStore:
-    """Sessions in the seed's layout plus idempotency records, written conditionally."""
+    """Sessions in the seed's layout plus their command ledger, written conditionally."""
 
     def __init__(
         self,
         client: Any,
         *,
         sessions_table: str,
-        commands_table: str,
         session_ttl_seconds: int,
-        command_ttl_seconds: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._sessions_table = sessions_table
-        self._commands_table = commands_table
         self._session_ttl = session_ttl_seconds
-        self._command_ttl = command_ttl_seconds
         self._clock = clock
 
     @classmethod
     def from_settings(cls, settings: Settings, client: Any | None = None) -> DynamoSessionStore:
         return cls(
-            client or make_dynamodb_client(settings),
+            client or make_hot_path_client(settings),
             sessions_table=settings.sessions_table,
-            commands_table=settings.commands_table,
             session_ttl_seconds=settings.session_ttl_seconds,
-            command_ttl_seconds=settings.command_ttl_seconds,
         )
 
     def load(self, session_id: str, *, cached: str | None = None) -> Snapshot | None:
@@ -130,23 +126,20 @@ class DynamoSessionStore:
         item = response.get("Item")
         return snapshot_from_item(item, now=self._now()) if item else None
 
-    def save(
-        self, record: CommandRecord, *, before: Snapshot | None, applied: Applied | None
-    ) -> str | None:
-        """Commit `record`, with `applied` over `before` when the command changed a session.
+    def save(self, *, before: Snapshot | None, applied: Applied, ledger_entry: str) -> str | None:
+        """Write `applied` over `before` with `ledger_entry` added to the session's ledger.
 
         Returns the session item as written, as text for `load(cached=...)`.
         """
         now = self._now()
-        record_put = self._record_put(record, now)
-        if applied is None:
-            self._put_record(record_put)
-            return None
         session_id = applied.session.id
         try:
-            session_write = self._session_write(before, applied, now)
-            self._call(self._client.transact_write_items, TransactItems=[session_write, record_put])
-            return _copy_text(now, _written_item(before, session_write))
+            write = self._session_write(before, applied, now, ledger_entry)
+            if "Put" in write:
+                self._call(self._client.put_item, **write["Put"])
+            else:
+                self._call(self._client.update_item, **write["Update"])
+            return _copy_text(now, _written_item(before, write))
         except decimal.DecimalException as error:
             raise WriteRefused(
                 session_id, "a number has more than 38 significant digits"
@@ -155,33 +148,31 @@ class DynamoSessionStore:
             if _code(error) == "ValidationException":
                 # Permanent for this content: retrying would loop; answering is the cure.
                 raise WriteRefused(session_id, _refusal_reason(error)) from error
-            self._raise_cancellation(error, session_id)
+            if _code(error) != "ConditionalCheckFailedException":
+                raise
+            # Another writer, or this very write retried after it landed: either way
+            # the current item (and its ledger) decides what happens next.
+            item = error.response.get("Item")
+            current = snapshot_from_item(item, now=self._now()) if item else self.load(session_id)
+            raise SessionChanged(current) from None
 
     # ─── Requests ───
 
-    def _record_put(self, record: CommandRecord, now: int) -> dict[str, Any]:
-        # Absent or expired (DynamoDB deletes expired items up to days late): claim the id.
-        return {
-            "Put": {
-                "TableName": self._commands_table,
-                "Item": record_item(record, ttl=now + self._command_ttl),
-                "ConditionExpression": "attribute_not_exists(#key) OR #ttl <= :now",
-                "ExpressionAttributeNames": {"#key": COMMAND_KEY, "#ttl": TTL},
-                "ExpressionAttributeValues": {":now": {"N": str(now)}},
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }
-        }
-
-    def _session_write(self, before: Snapshot | None, applied: Applied, now: int) -> dict[str, Any]:
+    def _session_write(
+        self, before: Snapshot | None, applied: Applied, now: int, entry: str
+    ) -> dict[str, Any]:
         ttl = now + self._session_ttl
         if before is None or before.expired:
-            return {"Put": self._session_put(applied, ttl, now)}
-        return {"Update": self._session_update(before, applied, ttl, now)}
+            return {"Put": self._session_put(applied, ttl, now, [entry])}
+        history = ledger.appended(before.ledger, entry)
+        return {"Update": self._session_update(before, applied, ttl, now, history)}
 
-    def _session_put(self, applied: Applied, ttl: int, now: int) -> dict[str, Any]:
+    def _session_put(
+        self, applied: Applied, ttl: int, now: int, history: list[str]
+    ) -> dict[str, Any]:
         return {
             "TableName": self._sessions_table,
-            "Item": session_item(applied.session, version=applied.version, ttl=ttl),
+            "Item": session_item(applied.session, version=applied.version, ttl=ttl, ledger=history),
             # A new id, or one whose previous session has expired.
             "ConditionExpression": "attribute_not_exists(#key) OR #ttl <= :now",
             "ExpressionAttributeNames": {"#key": SESSION_KEY, "#ttl": TTL},
@@ -190,15 +181,16 @@ class DynamoSessionStore:
         }
 
     def _session_update(
-        self, before: Snapshot, applied: Applied, ttl: int, now: int
+        self, before: Snapshot, applied: Applied, ttl: int, now: int, history: list[str]
     ) -> dict[str, Any]:
         """SET only the attributes the command changed, guarded by what every writer changes."""
         expression = _Expression()
         old, new = before.session.to_document(), applied.session.to_document()
         changed = {name: value for name, value in new.items() if old.get(name, _MISSING) != value}
+        bookkeeping = {TTL: ttl, VERSION: applied.version, LEDGER: history}
         sets = [
             f"{expression.name(name)} = {expression.value(value)}"
-            for name, value in {**changed, TTL: ttl, VERSION: applied.version}.items()
+            for name, value in {**changed, **bookkeeping}.items()
         ]
         # Commands only ever add or replace attributes, so there is nothing to REMOVE.
         update = "SET " + ", ".join(sets)
@@ -211,39 +203,6 @@ class DynamoSessionStore:
             "ExpressionAttributeValues": expression.values,
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
-
-    # ─── Outcomes ───
-
-    def _put_record(self, record_put: dict[str, Any]) -> None:
-        try:
-            self._call(self._client.put_item, **record_put["Put"])
-        except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
-                raise
-            item = error.response.get("Item") or self._get_record(record_put)
-            raise AlreadyRecorded(record_from_item(item)) from None
-
-    def _raise_cancellation(self, error: ClientError, session_id: str) -> None:
-        if _code(error) != "TransactionCanceledException":
-            raise error
-        session_reason, record_reason = error.response.get("CancellationReasons", [{}, {}])
-        # Check the record first: a retried request that did land fails both conditions,
-        # and is then a duplicate, not a conflict.
-        if record_reason.get("Code") == "ConditionalCheckFailed":
-            raise AlreadyRecorded(record_from_item(record_reason["Item"])) from None
-        if session_reason.get("Code") in ("ConditionalCheckFailed", "TransactionConflict"):
-            item = session_reason.get("Item")
-            current = snapshot_from_item(item, now=self._now()) if item else self.load(session_id)
-            raise SessionChanged(current) from None
-        codes = [reason.get("Code") for reason in (session_reason, record_reason)]
-        raise StoreUnavailable(f"transaction canceled for session {session_id}: {codes}") from None
-
-    def _get_record(self, record_put: dict[str, Any]) -> Item:
-        key = {COMMAND_KEY: record_put["Put"]["Item"][COMMAND_KEY]}
-        response = self._call(
-            self._client.get_item, TableName=self._commands_table, Key=key, ConsistentRead=True
-        )
-        return response["Item"]
 
     def _call(self, operation: Callable[..., Any], **request: Any) -> Any:
         """Run one request; what botocore's retries could not get through is `StoreUnavailable`."""

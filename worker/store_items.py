@@ -2,8 +2,9 @@
 
 Partition key `sessionId` (S); the session's fields as top-level attributes in the
 native types the AWS document client writes (M, L, N, S, BOOL, NULL); `ttl` in
-epoch seconds. This pipeline adds one attribute, `version`, which the seed carries
-through its own writes untouched.
+epoch seconds. This pipeline adds two attributes, which the seed carries through its
+own writes untouched: `version`, and `applied_commands`, the ledger of the last
+commands applied (`worker.ledger`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from schemas.commands import describe_validation_error
 from schemas.session import CheckoutSession
 from worker.domain import Snapshot
 from worker.errors import StoredSessionInvalid
-from worker.service import CommandRecord
 
 SESSION_KEY = "sessionId"
-COMMAND_KEY = "commandId"
 TTL = "ttl"
 VERSION = "version"
-STORE_ONLY_ATTRIBUTES = frozenset({SESSION_KEY, TTL, VERSION})
+LEDGER = "applied_commands"
+STORE_ONLY_ATTRIBUTES = frozenset({SESSION_KEY, TTL, VERSION, LEDGER})
 
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
@@ -63,7 +63,27 @@ class ItemToken:
     item: Item = field(default_factory=dict)
 
 
+# boto3's TypeSerializer/TypeDeserializer cost about 0.4 ms of CPU per command on this
+# machine (they probe every value's type through a chain of checks). The shapes a
+# session holds (strings, safe integers, booleans, null, maps, lists) are converted
+# here directly; anything else (floats, big numbers, binary, sets) still goes through
+# boto3, so its rules (38 significant digits, Binary) stay the only ones.
+_FAST_INT_LIMIT = 10**38
+
+
 def to_attribute(value: Any) -> AttributeValue:
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int) and -_FAST_INT_LIMIT < value < _FAST_INT_LIMIT:
+        return {"N": str(value)}
+    if isinstance(value, dict):
+        return {"M": {name: to_attribute(member) for name, member in value.items()}}
+    if isinstance(value, list):
+        return {"L": [to_attribute(member) for member in value]}
+    if value is None:
+        return {"NULL": True}
     return _serializer.serialize(_decimals(value))
 
 
@@ -72,12 +92,31 @@ def to_item(values: dict[str, Any]) -> Item:
 
 
 def from_item(item: Item) -> dict[str, Any]:
-    return {name: _plain(_deserializer.deserialize(value)) for name, value in item.items()}
+    return {name: from_attribute(value) for name, value in item.items()}
 
 
-def session_item(session: CheckoutSession, *, version: int, ttl: int) -> Item:
+def from_attribute(attribute: AttributeValue) -> Any:
+    """A stored value as the document client reads it (see `to_attribute` on why not boto3)."""
+    ((kind, content),) = attribute.items()
+    if kind == "S" or kind == "BOOL":
+        return content
+    if kind == "N" and content.lstrip("-").isdigit():
+        return int(content)
+    if kind == "M":
+        return {name: from_attribute(member) for name, member in content.items()}
+    if kind == "L":
+        return [from_attribute(member) for member in content]
+    if kind == "NULL":
+        return None
+    return _plain(_deserializer.deserialize(attribute))
+
+
+def session_item(session: CheckoutSession, *, version: int, ttl: int, ledger: list[str]) -> Item:
     """The whole item for a new session, laid out as the seed's `create` lays it out."""
-    return to_item({SESSION_KEY: session.id, **session.to_document(), TTL: ttl, VERSION: version})
+    document = session.to_document()
+    return to_item(
+        {SESSION_KEY: session.id, **document, TTL: ttl, VERSION: version, LEDGER: ledger}
+    )
 
 
 def snapshot_from_item(item: Item, *, now: int, loaded_at: int | None = None) -> Snapshot:
@@ -87,7 +126,7 @@ def snapshot_from_item(item: Item, *, now: int, loaded_at: int | None = None) ->
     since an earlier write passes that write's time.
     """
     values = from_item(item)
-    ttl, version = values.get(TTL), values.get(VERSION)
+    ttl, version, ledger = values.get(TTL), values.get(VERSION), values.get(LEDGER)
     document = {k: v for k, v in values.items() if k not in STORE_ONLY_ATTRIBUTES}
     try:
         session = CheckoutSession.model_validate(document)
@@ -100,6 +139,9 @@ def snapshot_from_item(item: Item, *, now: int, loaded_at: int | None = None) ->
         session=session,
         version=version if isinstance(version, int) else 1,
         expired=isinstance(ttl, int) and ttl <= now,
+        ledger=tuple(entry for entry in ledger if isinstance(entry, str))
+        if isinstance(ledger, list)
+        else (),
         token=ItemToken(
             version=version if isinstance(version, int) else None,
             updated_at=document.get("updated_at"),
@@ -108,28 +150,6 @@ def snapshot_from_item(item: Item, *, now: int, loaded_at: int | None = None) ->
             inputs={name: item[name] for name in SEED_DECISION_INPUTS if name in item},
             item=item,
         ),
-    )
-
-
-def record_item(record: CommandRecord, *, ttl: int) -> Item:
-    values = {
-        COMMAND_KEY: record.command_id,
-        "fingerprint": record.fingerprint,
-        "event": record.event_json,
-        TTL: ttl,
-    }
-    if record.session_id is not None:
-        values[SESSION_KEY] = record.session_id
-    return to_item(values)
-
-
-def record_from_item(item: Item) -> CommandRecord:
-    values = from_item(item)
-    return CommandRecord(
-        command_id=values[COMMAND_KEY],
-        fingerprint=values["fingerprint"],
-        session_id=values.get(SESSION_KEY),
-        event_json=values["event"],
     )
 
 

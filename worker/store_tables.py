@@ -1,4 +1,4 @@
-"""Creating the two tables and switching on their TTL: what `checkout init` does."""
+"""Creating the sessions table and switching on its TTL: what `checkout init` does."""
 
 from __future__ import annotations
 
@@ -7,26 +7,23 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from worker.settings import Settings
-from worker.store_items import COMMAND_KEY, SESSION_KEY, TTL
+from worker.store_items import SESSION_KEY, TTL
 
 
 def ensure_tables(client: Any, settings: Settings) -> list[str]:
-    """Create the sessions and commands tables if missing and enable TTL on `ttl`.
+    """Create the sessions table if missing and enable TTL on `ttl`.
 
     Idempotent: running it again changes nothing. Returns what it did, for the CLI.
     """
     done = []
-    for table, key in (
-        (settings.sessions_table, SESSION_KEY),
-        (settings.commands_table, COMMAND_KEY),
-    ):
-        if _create_table(client, table, key):
-            done.append(f"created table {table}")
-        client.get_waiter("table_exists").wait(
-            TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-        )
-        if _enable_ttl(client, table):
-            done.append(f"enabled TTL on {table}.{TTL}")
+    table = settings.sessions_table
+    if _create_table(client, table, SESSION_KEY):
+        done.append(f"created table {table}")
+    client.get_waiter("table_exists").wait(
+        TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    if _enable_ttl(client, table):
+        done.append(f"enabled TTL on {table}.{TTL}")
     return done
 
 

@@ -175,8 +175,8 @@ def _tables_missing() -> Friendly:
 
     settings = get_settings()
     return Friendly(
-        f"table {settings.sessions_table} or {settings.commands_table} does not exist: run "
-        "`checkout init` (or set CHECKOUT_SESSIONS_TABLE / CHECKOUT_COMMANDS_TABLE)",
+        f"table {settings.sessions_table} does not exist: run "
+        "`checkout init` (or set CHECKOUT_SESSIONS_TABLE)",
         TABLES_MISSING,
     )
 

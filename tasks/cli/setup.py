@@ -43,7 +43,7 @@ def run_init(args: argparse.Namespace) -> int:
     settings = get_settings()
     for action in ensure_tables(make_dynamodb_client(settings), settings):
         print(action)
-    print(f"tables ready: {settings.sessions_table}, {settings.commands_table}")
+    print(f"table ready: {settings.sessions_table}")
     return 0
 
 

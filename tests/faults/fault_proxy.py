@@ -32,7 +32,7 @@ THROTTLED_BODY = (
 )
 # Valid JSON of the wrong shape: botocore's parser raises AttributeError on it for every
 # DynamoDB operation. (A non-JSON body would not do: botocore parses it as an empty
-# response, so a GetItem reads "no item" and a TransactWriteItems "succeeded".)
+# response, so a GetItem reads "no item" and an UpdateItem "succeeded".)
 GARBAGE_BODY = b"[]"
 SOCKET_TIMEOUT_SECONDS = 30.0
 MAX_HEADER_BYTES = 64 * 1024

@@ -171,7 +171,8 @@ def test_duplicate_deliveries_and_duplicate_enqueues_apply_each_command_once(
     )
     print(f"  delivered twice: {len(doubled) - len(messages)}, enqueued twice: {len(again)}")
     assert verdict.applied == len(commands)
-    # Each second enqueue republishes the recorded event; a second delivery publishes nothing.
+    # Each second enqueue gets its first event_id again (its event rebuilt from the session,
+    # or `already_applied` once later commands applied); a second delivery publishes nothing.
     assert verdict.duplicates == len(again)
 
 
@@ -314,8 +315,8 @@ def test_crash_between_dynamodb_write_and_publish_publishes_the_event_once(
     simulated by claiming its journal entry for a worker whose heartbeat is old, taking
     its message off the queue, and applying the command with the service's `outcome()`
     (DynamoDB written, nothing published). A worker started afterwards gets it back from
-    the reaper, replays the record and publishes the same event once; the session's
-    updates, parked behind it, then apply in order."""
+    the reaper, finds the command newest in the session's ledger, rebuilds its event and
+    publishes it once; the session's updates, parked behind it, then apply in order."""
     from worker.bootstrap import build_service
     from worker.journal import Journal
 
@@ -351,6 +352,7 @@ def test_crash_between_dynamodb_write_and_publish_publishes_the_event_once(
         if e["command_id"] == victim["command_id"]
     ]
     assert [e["event_id"] for e in published] == [written.event_id]
+    assert published == [json.loads(written.to_json())]  # rebuilt exactly, stamp and all
 
 
 def test_the_checker_catches_what_it_is_for():

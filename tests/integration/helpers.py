@@ -7,6 +7,9 @@ import time
 import uuid
 from typing import Any
 
+from schemas import command_fingerprint, parse_command
+from worker.ledger import find_applied
+
 SEED_TTL_SECONDS = 24 * 60 * 60
 
 
@@ -166,11 +169,19 @@ def raw_session(client: Any, settings: Any, session_id: str) -> dict[str, Any] |
     return response.get("Item")
 
 
-def raw_command(client: Any, settings: Any, command_id: str) -> dict[str, Any] | None:
-    response = client.get_item(
-        TableName=settings.commands_table, Key={"commandId": {"S": command_id}}, ConsistentRead=True
-    )
-    return response.get("Item")
+def raw_ledger(client: Any, settings: Any, session_id: str) -> list[str] | None:
+    """The session item's `applied_commands` as stored; None without the attribute."""
+    item = raw_session(client, settings, session_id) or {}
+    if "applied_commands" not in item:
+        return None
+    return [entry["S"] for entry in item["applied_commands"]["L"]]
+
+
+def ledger_holds(ledger: list[str] | None, command: dict[str, Any]) -> bool:
+    """Whether `command` (as sent, same content) is in the ledger."""
+    fingerprint = command_fingerprint(parse_command(command))
+    found = find_applied(ledger or [], command["command_id"], fingerprint)
+    return bool(found and found.same_content)
 
 
 def put_raw(client: Any, settings: Any, item: dict[str, Any]) -> None:

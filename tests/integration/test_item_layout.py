@@ -43,6 +43,7 @@ def test_item_after_create_and_update_has_the_seed_layout(service, dynamodb, tab
     assert set(item) == {
         "sessionId", "id", "status", "currency", "line_items", "totals", "payment_instruments",
         "messages", "created_at", "updated_at", "buyer", "shipping_address", "ttl", "version",
+        "applied_commands",
     }  # fmt: skip
     assert item["sessionId"] == {"S": session_id}
     assert item["id"] == {"S": session_id}
@@ -67,6 +68,11 @@ def test_item_after_create_and_update_has_the_seed_layout(service, dynamodb, tab
     assert item["updated_at"]["S"] >= item["created_at"]["S"]
     assert abs(int(item["ttl"]["N"]) - (now + 86400)) <= 5
     assert item["version"] == {"N": "2"}
+    # The ledger: a list of short strings, the create's entry (older: no status) first.
+    ledger = item["applied_commands"]["L"]
+    assert [set(entry) for entry in ledger] == [{"S"}, {"S"}]
+    assert re.fullmatch(r"[\w-]{12}:[0-9a-f]{8}", ledger[0]["S"])
+    assert re.fullmatch(r"[\w-]{12}:[0-9a-f]{8}:incomplete:[0-9a-f]{6}", ledger[1]["S"])
 
 
 def test_created_item_carries_the_seed_create_messages(service, dynamodb, tables):
@@ -95,8 +101,8 @@ def test_buyer_update_of_a_seed_item_keeps_every_unknown_attribute(service, dyna
 
     item = raw_session(dynamodb, tables, session_id)
     assert event.type == "session.updated"
-    assert set(item) == set(original) | {"version"}
-    rewritten = {"buyer", "messages", "status", "updated_at", "ttl", "version"}
+    assert set(item) == set(original) | {"version", "applied_commands"}
+    rewritten = {"buyer", "messages", "status", "updated_at", "ttl", "version", "applied_commands"}
     assert {name: item[name] for name in set(item) - rewritten} == {
         name: original[name] for name in set(original) - rewritten
     }
@@ -104,6 +110,7 @@ def test_buyer_update_of_a_seed_item_keeps_every_unknown_attribute(service, dyna
     assert item["messages"] == {"L": []}
     assert item["status"] == {"S": "ready_for_complete"}
     assert item["version"] == {"N": "2"}
+    assert len(item["applied_commands"]["L"]) == 1
     assert item["updated_at"]["S"] > original["updated_at"]["S"]
 
 
@@ -179,6 +186,7 @@ def test_a_seed_created_session_transitions_and_completes(service, dynamodb, tab
     assert item["version"] == {"N": "3"}
     for name in set(original) - {"status", "updated_at", "ttl"}:
         assert item[name] == original[name], name
+    assert len(item["applied_commands"]["L"]) == 2
 
 
 def test_update_of_a_seed_item_with_a_binary_attribute_keeps_it(service, dynamodb, tables):

@@ -22,14 +22,16 @@ from tests.integration.helpers import (
     complete,
     create,
     full_updates,
+    ledger_holds,
     new_id,
+    raw_ledger,
     raw_session,
     transition,
     update,
 )
 from worker.domain import Snapshot, decide
 from worker.errors import SessionChanged
-from worker.service import CommandRecord
+from worker.ledger import ledger_entry
 
 SEED_DIR = Path(__file__).resolve().parents[1] / "seed"
 DRIVER = SEED_DIR / "seed_driver.mjs"
@@ -107,11 +109,22 @@ def document(store, session_id: str) -> tuple[dict[str, Any], int]:
 
 
 def decided(payload: dict, snapshot: Snapshot, session_id: str):
-    """The record and the effect a worker would save for `payload` over `snapshot`."""
+    """The ledger entry and the effect a worker would save for `payload` over `snapshot`."""
     command = parse_command(payload)
     applied = decide(command, snapshot, now=datetime.now(UTC), session_id=session_id)
-    record = CommandRecord(command.command_id, command_fingerprint(command), session_id, "{}")
-    return record, applied
+    entry = ledger_entry(
+        command.command_id,
+        command_fingerprint(command),
+        applied.previous_status,
+        written_at=applied.session.updated_at,
+    )
+    return entry, applied
+
+
+def pipeline_attributes(store, session_id: str) -> dict[str, Any]:
+    """What the seed's `get` returns beyond the session: our `version` and ledger."""
+    snapshot = store.load(session_id)
+    return {"version": snapshot.version, "applied_commands": list(snapshot.ledger)}
 
 
 def codes(session: dict[str, Any]) -> list[str]:
@@ -130,7 +143,8 @@ def test_pipeline_updates_a_session_the_seed_created(env, settings, service, sto
     assert set(item) == {"sessionId", "ttl", *created}
     assert document(store, session_id) == (created, 1)  # no version: read as version 1
 
-    event = service.handle(update(session_id, **full_updates()))
+    command = update(session_id, **full_updates())
+    event = service.handle(command)
 
     assert event.type == "session.updated"
     assert event.version == 2
@@ -152,8 +166,13 @@ def test_pipeline_updates_a_session_the_seed_created(env, settings, service, sto
     assert session["updated_at"] > created["updated_at"]
     assert seed(env, op("get", settings.sessions_table, id=session_id)) == {
         **session,
-        "version": 2,
+        **pipeline_attributes(store, session_id),
     }
+    fingerprint = command_fingerprint(parse_command(command))
+    written_at = session["updated_at"]
+    assert raw_ledger(dynamodb, settings, session_id) == [
+        ledger_entry(command["command_id"], fingerprint, "incomplete", written_at=written_at)
+    ]
 
 
 # ─── 2. The seed reads what the pipeline wrote ───
@@ -182,10 +201,14 @@ def test_seed_reads_sessions_the_pipeline_created_and_updated(env, settings, ser
 
     ours_created, _ = document(store, created_only)
     ours_updated, _ = document(store, updated)
-    assert read[0] == {**ours_created, "version": 1}
+    assert read[0] == {**ours_created, **pipeline_attributes(store, created_only)}
+    assert read[0]["version"] == 1
+    assert len(read[0]["applied_commands"]) == 1
     assert codes(read[0]) == ALL_MISSING
     assert read[0]["totals"]["currency"] == "JPY"
-    assert read[1] == {**ours_updated, "version": 2}
+    assert read[1] == {**ours_updated, **pipeline_attributes(store, updated)}
+    assert read[1]["version"] == 2
+    assert len(read[1]["applied_commands"]) == 2
     for name in ("line_items", "totals", "messages", "status", "currency"):
         assert read[1][name] == ours_updated[name], name
     assert (read[1]["created_at"], read[1]["updated_at"]) == (
@@ -204,30 +227,40 @@ def test_seed_update_of_a_pipeline_session_is_detected_and_kept(
     env, settings, service, store, dynamodb
 ):
     session_id = new_id("s")
-    service.handle(create(session_id))
-    service.handle(update(session_id, line_items=full_updates()["line_items"]))
+    made = create(session_id)
+    lines = update(session_id, line_items=full_updates()["line_items"])
+    service.handle(made)
+    service.handle(lines)
     stale = store.load(session_id)
 
     written = seed(env, seed_adds_buyer_and_address(settings, session_id))
 
-    # The seed read our item and put it all back: our version rides along unchanged.
+    # The seed read our item and put it all back: our version and ledger ride along.
     assert written["version"] == 2
+    assert written["applied_commands"] == list(stale.ledger)
     assert codes(written) == ["missing_payment"]
     item = raw_session(dynamodb, settings, session_id)
     assert item["version"] == {"N": "2"}
+    assert raw_ledger(dynamodb, settings, session_id) == list(stale.ledger)
     assert item["updated_at"] == {"S": written["updated_at"]}
     assert written["updated_at"] != stale.session.updated_at
 
-    record, applied = decided(update(session_id, payment_instruments=PAYMENT), stale, session_id)
+    entry, applied = decided(update(session_id, payment_instruments=PAYMENT), stale, session_id)
     with pytest.raises(SessionChanged) as changed:
-        store.save(record, before=stale, applied=applied)
+        store.save(before=stale, applied=applied, ledger_entry=entry)
     assert changed.value.current.session.to_document() == {
-        k: v for k, v in written.items() if k != "version"
+        k: v for k, v in written.items() if k not in ("version", "applied_commands")
     }
+    assert changed.value.current.ledger == stale.ledger
 
-    event = service.handle(update(session_id, payment_instruments=PAYMENT))
+    payment = update(session_id, payment_instruments=PAYMENT)
+    event = service.handle(payment)
 
     assert event.version == 3
+    ledger = raw_ledger(dynamodb, settings, session_id)
+    assert len(ledger) == 3
+    assert all(ledger_holds(ledger, command) for command in (made, lines, payment))
+    assert service.handle(lines).error.code == "already_applied"
     session, version = document(store, session_id)
     assert version == 3
     assert session["buyer"] == {"email": "seed@example.com"}  # the seed's change survives
@@ -258,9 +291,9 @@ def test_seed_transition_of_a_pipeline_session_is_detected_and_kept(
     assert item["updated_at"] == {"S": moved["updated_at"]}
     assert item["version"] == {"N": "2"}
 
-    record, applied = decided(update(session_id, buyer={"email": "a@x"}), stale, session_id)
+    entry, applied = decided(update(session_id, buyer={"email": "a@x"}), stale, session_id)
     with pytest.raises(SessionChanged) as changed:
-        store.save(record, before=stale, applied=applied)
+        store.save(before=stale, applied=applied, ledger_entry=entry)
     assert changed.value.current.session.status == "requires_escalation"
 
     event = service.handle(transition(session_id, "ready_for_complete"))
@@ -272,6 +305,39 @@ def test_seed_transition_of_a_pipeline_session_is_detected_and_kept(
     assert session["status"] == "ready_for_complete"
     assert session["updated_at"] > moved["updated_at"]
     assert session["line_items"] == full_updates()["line_items"]
+
+
+def test_seed_writes_keep_the_ledger_through_update_and_transition(
+    env, settings, service, store, dynamodb
+):
+    session_id = new_id("s")
+    made = create(session_id)
+    lines = update(session_id, line_items=full_updates()["line_items"])
+    service.handle(made)
+    service.handle(lines)
+    ours = raw_ledger(dynamodb, settings, session_id)
+    assert len(ours) == 2
+
+    done = seed(
+        env,
+        [
+            seed_adds_buyer_and_address(settings, session_id),
+            op("transition", settings.sessions_table, id=session_id, target="requires_escalation"),
+            op("get", settings.sessions_table, id=session_id),
+        ],
+    )
+
+    assert done[0]["applied_commands"] == ours  # its update's put carries it back
+    assert done[2]["applied_commands"] == ours
+    assert done[2]["status"] == "requires_escalation"
+    assert raw_ledger(dynamodb, settings, session_id) == ours
+    # The pipeline still knows its commands on the item the seed wrote, and keeps adding.
+    assert service.handle(made).error.code == "already_applied"
+    moved = transition(session_id, "ready_for_complete")
+    assert service.handle(moved).previous_status == "requires_escalation"
+    ledger = raw_ledger(dynamodb, settings, session_id)
+    assert ledger[:-1] == [ours[0], ours[1].rsplit(":", 2)[0]]  # the newest: status, stamp
+    assert all(ledger_holds(ledger, command) for command in (made, lines, moved))
 
 
 def test_seed_update_stamped_in_the_same_millisecond_is_detected(
@@ -291,9 +357,9 @@ def test_seed_update_stamped_in_the_same_millisecond_is_detected(
         "M": {"email": {"S": "seed@example.com"}}
     }
 
-    record, applied = decided(update(session_id, payment_instruments=PAYMENT), stale, session_id)
+    entry, applied = decided(update(session_id, payment_instruments=PAYMENT), stale, session_id)
     try:
-        store.save(record, before=stale, applied=applied)
+        store.save(before=stale, applied=applied, ledger_entry=entry)
     except SessionChanged:
         return
     # The stale write landed on top of the seed's: every required field is present, but

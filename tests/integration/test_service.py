@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,16 +18,18 @@ from tests.integration.helpers import (
     create,
     expire,
     full_updates,
+    ledger_holds,
     new_id,
-    raw_command,
+    raw_ledger,
     raw_session,
     stream_entries,
     transition,
     update,
 )
+from worker.ledger import LEDGER_SIZE, ledger_entry
 from worker.service import CheckoutService
 
-WEEK = 7 * 24 * 60 * 60
+DAY = 24 * 60 * 60
 
 
 def published(redis_client, settings) -> list[str]:
@@ -183,23 +186,31 @@ def test_command_id_reused_with_another_body_is_a_conflict(service, dynamodb, ta
     assert raw_session(dynamodb, tables, session_id) == before
 
 
-def test_command_id_reused_on_another_session_is_a_conflict(service, dynamodb, tables):
+def test_command_id_reused_on_another_session_applies_there(service, dynamodb, tables):
+    # Each session has its own ledger (worker/ledger.py): a command id reused on another
+    # session is not detected. It applies there; the first session is left alone.
     one, two = new_id("s"), new_id("s")
     service.handle(create(one))
     service.handle(create(two))
     first = update(one, buyer={"email": "same@example.com"})
     service.handle(first)
-    before = raw_session(dynamodb, tables, two)
+    before = raw_session(dynamodb, tables, one)
+    reused = {**first, "session_id": two}
 
-    event = service.handle({**first, "session_id": two})
+    event = service.handle(reused)
 
-    assert event.error.code == "idempotency_conflict"
-    assert raw_session(dynamodb, tables, two) == before
+    assert (event.type, event.session_id, event.version) == ("session.updated", two, 2)
+    assert raw_session(dynamodb, tables, one) == before
+    item = raw_session(dynamodb, tables, two)
+    assert item["buyer"] == {"M": {"email": {"S": "same@example.com"}}}
+    assert ledger_holds(raw_ledger(dynamodb, tables, two), reused)
 
 
-def test_a_redelivered_rejection_is_replayed_after_the_session_changed(
+def test_a_redelivered_rejection_is_decided_again_after_the_session_changed(
     service, dynamodb, tables, redis_client
 ):
+    # Rejections are not recorded: a redelivery (the journal normally skips it once the
+    # rejection is published) decides on the session as it is by then.
     session_id = new_id("s")
     service.handle(create(session_id))
     service.handle(update(session_id, **full_updates()))  # ready_for_complete: no transitions
@@ -207,39 +218,79 @@ def test_a_redelivered_rejection_is_replayed_after_the_session_changed(
     rejected = service.handle(command)
     service.handle(update(session_id, line_items=[]))  # incomplete: now the transition is legal
 
-    replayed = service.handle(command)
+    redelivered = service.handle(command)
 
     assert rejected.error.code == "invalid_transition"
-    assert replayed == rejected
-    stream = published(redis_client, tables)
-    assert stream[-1] == stream[-3]
+    assert (redelivered.type, redelivered.version) == ("session.status_changed", 4)
+    assert redelivered.previous_status == "incomplete"
+    assert redelivered.event_id == rejected.event_id
     item = raw_session(dynamodb, tables, session_id)
-    assert item["status"] == {"S": "incomplete"}
-    assert item["version"] == {"N": "3"}
+    assert item["status"] == {"S": "requires_escalation"}
+    assert item["version"] == {"N": "4"}
+    assert ledger_holds(raw_ledger(dynamodb, tables, session_id), command)
 
 
-def test_the_command_record_is_kept_for_a_week(service, dynamodb, tables, redis_client):
+def test_the_ledger_entry_is_written_with_the_session(service, dynamodb, tables):
     session_id = new_id("s")
     command = create(session_id)
     service.handle(command)
 
-    record = raw_command(dynamodb, tables, command["command_id"])
+    item = raw_session(dynamodb, tables, session_id)
 
-    assert record["commandId"] == {"S": command["command_id"]}
-    assert record["sessionId"] == {"S": session_id}
-    assert record["fingerprint"] == {"S": command_fingerprint(parse_command(command))}
-    assert record["event"] == {"S": published(redis_client, tables)[0]}
-    assert int(record["ttl"]["N"]) >= time.time() + WEEK - 10
+    fingerprint = command_fingerprint(parse_command(command))
+    written_at = item["updated_at"]["S"]  # the newest entry carries a digest of it
+    assert item["applied_commands"] == {
+        "L": [{"S": ledger_entry(command["command_id"], fingerprint, None, written_at=written_at)}]
+    }
+    assert int(item["ttl"]["N"]) >= time.time() + DAY - 10  # the session's own TTL
 
 
-def test_a_rejection_is_recorded_too(service, dynamodb, tables, redis_client):
-    command = complete(new_id("absent"))
+def test_a_rejection_writes_nothing(service, dynamodb, tables, redis_client):
+    absent, session_id = new_id("absent"), new_id("s")
+    service.handle(create(session_id))
+    before = raw_session(dynamodb, tables, session_id)
 
-    event = service.handle(command)
+    missing = service.handle(complete(absent))
+    refused = service.handle(complete(session_id))  # incomplete: cannot complete
 
-    assert event.error.code == "session_not_found"
-    record = raw_command(dynamodb, tables, command["command_id"])
-    assert record["event"] == {"S": published(redis_client, tables)[0]}
+    assert missing.error.code == "session_not_found"
+    assert refused.error.code == "invalid_transition"
+    assert raw_session(dynamodb, tables, absent) is None
+    assert raw_session(dynamodb, tables, session_id) == before  # applied_commands too
+    assert count_sessions(dynamodb, tables) == 1
+
+
+def test_a_replay_after_later_commands_is_already_applied(service, dynamodb, tables, redis_client):
+    session_id = new_id("s")
+    service.handle(create(session_id))
+    command = update(session_id, buyer={"email": "ada@example.com"})
+    first = service.handle(command)
+    service.handle(update(session_id, line_items=full_updates()["line_items"]))
+    before = raw_session(dynamodb, tables, session_id)
+
+    again = service.handle(command)
+
+    assert (again.type, again.error.code) == ("command.rejected", "already_applied")
+    assert again.event_id == first.event_id
+    assert again.version == 3
+    assert raw_session(dynamodb, tables, session_id) == before
+    assert json.loads(published(redis_client, tables)[-1]) == json.loads(again.to_json())
+
+
+def test_the_ledger_keeps_the_last_commands_only(service, dynamodb, tables):
+    session_id = new_id("s")
+    service.handle(create(session_id))
+    commands = [update(session_id, buyer={"email": f"n{n}@example.com"}) for n in range(10)]
+
+    for command in commands:
+        assert service.handle(command).type == "session.updated"
+
+    ledger = raw_ledger(dynamodb, tables, session_id)
+    assert len(ledger) == LEDGER_SIZE == 8
+    assert [ledger_holds(ledger, command) for command in commands] == [False] * 2 + [True] * 8
+    assert [entry.count(":") for entry in ledger] == [1] * 7 + [3]
+    assert re.search(r":incomplete:[0-9a-f]{6}$", ledger[-1])
+    assert raw_session(dynamodb, tables, session_id)["version"] == {"N": "11"}
 
 
 def test_create_without_session_id_delivered_twice_creates_one_session(
@@ -258,7 +309,7 @@ def test_create_without_session_id_delivered_twice_creates_one_session(
     assert stream[0] == stream[1]
 
 
-def test_an_update_too_large_for_one_item_is_rejected_and_recorded(service, dynamodb, tables):
+def test_an_update_too_large_for_one_item_is_rejected_on_each_delivery(service, dynamodb, tables):
     session_id = new_id("s")
     service.handle(create(session_id))
     title = "x" * 200
@@ -269,5 +320,11 @@ def test_an_update_too_large_for_one_item_is_rejected_and_recorded(service, dyna
 
     assert first.error.code == "validation_error"
     assert "400 KB" in first.error.message
-    assert again == first  # recorded: the redelivery replays the same rejection
+    # Not recorded: the redelivery tries again and is refused again, the same way.
+    assert (again.event_id, again.error, again.version) == (
+        first.event_id,
+        first.error,
+        first.version,
+    )
     assert raw_session(dynamodb, tables, session_id)["version"] == {"N": "1"}
+    assert len(raw_ledger(dynamodb, tables, session_id)) == 1

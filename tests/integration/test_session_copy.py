@@ -47,7 +47,7 @@ def test_a_command_decided_on_the_copy_needs_no_read(counted):
     updated = service.apply(update(session_id, line_items=[MUG]), cached=created.written)
 
     assert updated.event.type == "session.updated"
-    assert counts == {"TransactWriteItems": 1}
+    assert counts == {"UpdateItem": 1}
     assert json.loads(updated.written)["item"]["version"] == {"N": "2"}
 
 
@@ -72,7 +72,7 @@ def test_a_stale_copy_costs_one_failed_write_and_keeps_the_seeds_change(
     updated = service.apply(update(session_id, line_items=[MUG]), cached=created.written)
 
     assert updated.event.type == "session.updated"
-    assert counts == {"TransactWriteItems": 2}  # the stale one, refused, then the real one
+    assert counts == {"UpdateItem": 2}  # the stale one, refused, then the real one
     stored = raw_session(dynamodb, settings, session_id)
     assert stored["continue_url"] == {"S": "https://shop.example/seed"}
     assert stored["line_items"]["L"][0]["M"]["id"] == {"S": "li-mug"}
@@ -100,7 +100,7 @@ def test_a_create_needs_no_read_even_when_its_session_exists(counted):
     session_id = new_id("s")
 
     assert service.apply(create(session_id)).event.type == "session.created"
-    assert counts == {"TransactWriteItems": 1}
+    assert counts == {"PutItem": 1}
     counts.clear()
 
     again = service.apply(create(session_id)).event

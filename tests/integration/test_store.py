@@ -8,31 +8,40 @@ from datetime import UTC, datetime
 
 import pytest
 
-from schemas import command_fingerprint, parse_command
+from schemas import command_fingerprint, event_id_for, parse_command
+from schemas.events import public_snapshot
 from tasks.embedded import free_port
 from tests.integration.helpers import (
     create,
     expire,
+    ledger_holds,
     new_id,
-    raw_command,
+    raw_ledger,
     raw_session,
     seed_rewrite,
+    stream_entries,
     update,
 )
 from worker.domain import Snapshot, decide
-from worker.errors import AlreadyRecorded, SessionChanged, StoreUnavailable
-from worker.service import CheckoutService, CommandRecord
+from worker.errors import SessionChanged, StoreUnavailable
+from worker.ledger import find_applied, ledger_entry
+from worker.service import CheckoutService
 from worker.settings import Settings
 from worker.store import DynamoSessionStore, make_dynamodb_client
 from worker.store_tables import ensure_tables
 
 
 def decided(payload: dict, snapshot: Snapshot | None, session_id: str):
-    """The record and the effect a worker would save for `payload` over `snapshot`."""
+    """The ledger entry and the effect a worker would save for `payload` over `snapshot`."""
     command = parse_command(payload)
     applied = decide(command, snapshot, now=datetime.now(UTC), session_id=session_id)
-    record = CommandRecord(command.command_id, command_fingerprint(command), session_id, "{}")
-    return record, applied
+    entry = ledger_entry(
+        command.command_id,
+        command_fingerprint(command),
+        applied.previous_status,
+        written_at=applied.session.updated_at,
+    )
+    return entry, applied
 
 
 def test_save_over_a_seed_write_raises_session_changed(service, store, dynamodb, tables):
@@ -40,17 +49,19 @@ def test_save_over_a_seed_write_raises_session_changed(service, store, dynamodb,
     service.handle(create(session_id))
     snapshot = store.load(session_id)
     seed_written = seed_rewrite(dynamodb, tables, session_id, continue_url="https://seed/next")
-    record, applied = decided(update(session_id, buyer={"email": "a@x"}), snapshot, session_id)
+    command = update(session_id, buyer={"email": "a@x"})
+    entry, applied = decided(command, snapshot, session_id)
 
     with pytest.raises(SessionChanged) as changed:
-        store.save(record, before=snapshot, applied=applied)
+        store.save(before=snapshot, applied=applied, ledger_entry=entry)
 
     current = changed.value.current
     assert current.session.continue_url == "https://seed/next"
     assert current.session.updated_at == seed_written["updated_at"]["S"]
     assert current.version == 1
+    assert current.ledger == snapshot.ledger  # the seed carried it through, unchanged
     assert raw_session(dynamodb, tables, session_id) == seed_written
-    assert raw_command(dynamodb, tables, record.command_id) is None
+    assert not ledger_holds(raw_ledger(dynamodb, tables, session_id), command)
 
 
 def test_seed_transition_under_a_stale_snapshot_is_detected(service, store, dynamodb, tables):
@@ -68,10 +79,10 @@ def test_seed_transition_under_a_stale_snapshot_is_detected(service, store, dyna
             ":now": {"S": "2999-01-01T00:00:00.000Z"},
         },
     )
-    record, applied = decided(update(session_id, buyer={"email": "a@x"}), snapshot, session_id)
+    entry, applied = decided(update(session_id, buyer={"email": "a@x"}), snapshot, session_id)
 
     with pytest.raises(SessionChanged) as changed:
-        store.save(record, before=snapshot, applied=applied)
+        store.save(before=snapshot, applied=applied, ledger_entry=entry)
 
     assert changed.value.current.session.status == "requires_escalation"
 
@@ -91,9 +102,9 @@ class SeedWritesAfterFirstLoad:
             write()
         return snapshot
 
-    def save(self, record, *, before, applied):
+    def save(self, *, before, applied, ledger_entry):
         self.saves += 1
-        return self.inner.save(record, before=before, applied=applied)
+        return self.inner.save(before=before, applied=applied, ledger_entry=ledger_entry)
 
 
 def test_service_keeps_both_the_seed_write_and_the_command(
@@ -127,10 +138,10 @@ def test_two_writers_from_one_snapshot_exactly_one_wins(service, store, dynamodb
     barrier = threading.Barrier(2)
 
     def write(email: str):
-        record, applied = decided(update(session_id, buyer={"email": email}), snapshot, session_id)
+        entry, applied = decided(update(session_id, buyer={"email": email}), snapshot, session_id)
         barrier.wait()
         try:
-            store.save(record, before=snapshot, applied=applied)
+            store.save(before=snapshot, applied=applied, ledger_entry=entry)
         except SessionChanged as changed:
             return email, changed
         return email, None
@@ -156,28 +167,91 @@ def test_second_save_from_the_same_snapshot_raises_session_changed(service, stor
     first = decided(update(session_id, buyer={"email": "one@x"}), snapshot, session_id)
     second = decided(update(session_id, buyer={"email": "two@x"}), snapshot, session_id)
 
-    store.save(first[0], before=snapshot, applied=first[1])
+    store.save(before=snapshot, applied=first[1], ledger_entry=first[0])
     with pytest.raises(SessionChanged):
-        store.save(second[0], before=snapshot, applied=second[1])
+        store.save(before=snapshot, applied=second[1], ledger_entry=second[0])
 
     assert store.load(session_id).session.buyer.email == "one@x"
 
 
-def test_a_landed_write_retried_from_its_stale_snapshot_is_already_recorded(service, store, tables):
-    # A save whose response was lost and is tried again fails both conditions: it is a
-    # duplicate to replay, not a conflict to re-decide.
+def test_a_landed_write_retried_is_session_changed_with_its_entry_newest(
+    service, store, dynamodb, tables, redis_client
+):
+    # A save whose response was lost and is sent again fails its condition: the item
+    # handed back already holds the write, and its ledger shows the entry as the newest.
     session_id = new_id("s")
     service.handle(create(session_id))
     snapshot = store.load(session_id)
     command = update(session_id, buyer={"email": "once@x"})
-    first = service.handle(command)
-    record, applied = decided(command, snapshot, session_id)
+    entry, applied = decided(command, snapshot, session_id)
 
-    with pytest.raises(AlreadyRecorded) as duplicate:
-        store.save(record, before=snapshot, applied=applied)
+    store.save(before=snapshot, applied=applied, ledger_entry=entry)  # landed; reply "lost"
+    with pytest.raises(SessionChanged) as retried:
+        store.save(before=snapshot, applied=applied, ledger_entry=entry)
 
-    assert duplicate.value.record.event_json == first.to_json()
-    assert store.load(session_id).version == 2
+    current = retried.value.current
+    assert current.version == 2
+    assert current.ledger[-1] == entry
+    assert current.ledger[:-1] == tuple(":".join(e.split(":")[:2]) for e in snapshot.ledger)
+    fingerprint = command_fingerprint(parse_command(command))
+    found = find_applied(current.ledger, command["command_id"], fingerprint)
+    assert (found.same_content, found.newest, found.previous_status) == (True, True, "incomplete")
+    item = raw_session(dynamodb, tables, session_id)
+
+    # The service, given the command again, replays it from the item: no second write.
+    event = service.handle(command)
+
+    assert raw_session(dynamodb, tables, session_id) == item
+    assert (event.type, event.version, event.previous_status) == (
+        "session.updated",
+        2,
+        "incomplete",
+    )
+    assert event.event_id == event_id_for(command["command_id"], fingerprint)
+    assert event.session == public_snapshot(applied.session.to_document())
+    assert event.occurred_at == applied.session.updated_at
+    assert service.handle(command).to_json() == event.to_json()
+
+
+class LosesTheFirstReply:
+    """A store whose first save lands but whose reply is lost: botocore sends it again."""
+
+    def __init__(self, inner: DynamoSessionStore) -> None:
+        self.inner, self.lost = inner, False
+
+    def load(self, session_id: str, **options):
+        return self.inner.load(session_id, **options)
+
+    def save(self, **write):
+        if not self.lost:
+            self.lost = True
+            self.inner.save(**write)  # the write lands; its response never arrives
+        return self.inner.save(**write)
+
+
+def test_the_service_replays_a_write_whose_reply_was_lost(
+    service, store, publisher, dynamodb, tables, redis_client
+):
+    session_id = new_id("s")
+    service.handle(create(session_id))
+    command = update(session_id, buyer={"email": "once@x"})
+    retrying = CheckoutService(LosesTheFirstReply(store), publisher)
+
+    event = retrying.handle(command)
+
+    assert (event.type, event.version, event.previous_status) == (
+        "session.updated",
+        2,
+        "incomplete",
+    )
+    assert event.session["buyer"] == {"email": "once@x"}
+    item = raw_session(dynamodb, tables, session_id)
+    assert item["version"] == {"N": "2"}
+    assert len(raw_ledger(dynamodb, tables, session_id)) == 2
+    # What it published is what any later delivery publishes: byte for byte.
+    assert service.handle(command).to_json() == event.to_json()
+    entries = [fields["event"] for _, fields in stream_entries(redis_client, tables)]
+    assert entries[-2] == entries[-1] == event.to_json()
 
 
 def test_load_reports_an_expired_item_still_in_the_table(service, store, dynamodb, tables):
@@ -196,12 +270,12 @@ def test_load_reports_an_expired_item_still_in_the_table(service, store, dynamod
 def test_ensure_tables_is_idempotent_and_enables_ttl(dynamodb, tables):
     assert ensure_tables(dynamodb, tables) == []
 
-    for table, key in ((tables.sessions_table, "sessionId"), (tables.commands_table, "commandId")):
-        description = dynamodb.describe_table(TableName=table)["Table"]
-        assert description["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
-        ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
-        assert ttl["TimeToLiveStatus"] == "ENABLED"
-        assert ttl["AttributeName"] == "ttl"
+    table = tables.sessions_table
+    description = dynamodb.describe_table(TableName=table)["Table"]
+    assert description["KeySchema"] == [{"AttributeName": "sessionId", "KeyType": "HASH"}]
+    ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert ttl["TimeToLiveStatus"] == "ENABLED"
+    assert ttl["AttributeName"] == "ttl"
 
 
 def test_ensure_tables_reports_what_it_created(settings, dynamodb):
@@ -210,9 +284,11 @@ def test_ensure_tables_reports_what_it_created(settings, dynamodb):
     assert done == [
         f"created table {settings.sessions_table}",
         f"enabled TTL on {settings.sessions_table}.ttl",
-        f"created table {settings.commands_table}",
-        f"enabled TTL on {settings.commands_table}.ttl",
     ]
+    suffix = settings.sessions_table.removeprefix("sessions_")
+    pages = dynamodb.get_paginator("list_tables").paginate()
+    names = [name for page in pages for name in page["TableNames"]]
+    assert [name for name in names if suffix in name] == [settings.sessions_table]
 
 
 def test_unreachable_dynamodb_is_store_unavailable(settings):

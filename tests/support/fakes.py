@@ -1,9 +1,9 @@
 """In-process stand-ins for the service's ports, a clock and an id factory.
 
 `InMemorySessionStore` keeps the contract of `worker.service.SessionStore` as the
-DynamoDB store keeps it: a save is all or nothing, a known command id wins over a
-changed session (a retried write that landed is a duplicate, not a conflict), and a
-session counts as unchanged while its version and `updated_at` are what was read.
+DynamoDB store keeps it: a save writes the session and appends to its ledger, all or
+nothing, and a session counts as unchanged while its version and `updated_at` are
+what was read.
 """
 
 from __future__ import annotations
@@ -15,26 +15,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.session import CheckoutSession
+from worker import ledger
 from worker.domain import Applied, Snapshot
-from worker.errors import AlreadyRecorded, SessionChanged
-from worker.service import CommandRecord
+from worker.errors import SessionChanged
 
 SaveHook = Callable[["InMemorySessionStore"], None]
 
 
 @dataclass
 class InMemorySessionStore:
-    """Sessions and command records in dicts; `before_save` hooks play concurrent writers.
+    """Sessions (with their ledgers) in a dict; `before_save` hooks play concurrent writers.
 
     Each hook runs once, at the start of the next save, before its conditions are checked.
     """
 
     sessions: dict[str, Snapshot] = field(default_factory=dict)
-    records: dict[str, CommandRecord] = field(default_factory=dict)
     before_save: list[SaveHook] = field(default_factory=list)
     load_error: Exception | None = None
     loads: list[str] = field(default_factory=list)
-    save_attempts: list[CommandRecord] = field(default_factory=list)
+    save_attempts: list[str] = field(default_factory=list)  # their ledger entries
 
     def load(self, session_id: str, *, cached: str | None = None) -> Snapshot | None:
         self.loads.append(session_id)
@@ -42,20 +41,19 @@ class InMemorySessionStore:
             raise self.load_error
         return self.sessions.get(session_id)
 
-    def save(
-        self, record: CommandRecord, *, before: Snapshot | None, applied: Applied | None
-    ) -> str | None:
-        self.save_attempts.append(record)
+    def save(self, *, before: Snapshot | None, applied: Applied, ledger_entry: str) -> str | None:
+        self.save_attempts.append(ledger_entry)
         if self.before_save:
             self.before_save.pop(0)(self)
-        if record.command_id in self.records:
-            raise AlreadyRecorded(self.records[record.command_id])
-        if applied is not None:
-            current = self.sessions.get(applied.session.id)
-            if not _still(before, current):
-                raise SessionChanged(current)
-            self.sessions[applied.session.id] = Snapshot(applied.session, applied.version)
-        self.records[record.command_id] = record
+        current = self.sessions.get(applied.session.id)
+        if not _still(before, current):
+            raise SessionChanged(current)
+        kept = before.ledger if before and not before.expired else ()
+        history = tuple(ledger.appended(kept, ledger_entry))
+        self.sessions[applied.session.id] = Snapshot(
+            applied.session, applied.version, ledger=history
+        )
+        return None
 
     # ─── Writers other than the service ───
 
@@ -74,7 +72,9 @@ class InMemorySessionStore:
             session = CheckoutSession.model_validate(
                 {**document, **changes, "updated_at": _later(document["updated_at"])}
             )
-            store.put(session, version=current.version + 1)
+            store.sessions[session_id] = Snapshot(
+                session, current.version + 1, ledger=current.ledger
+            )
 
         self.before_save.append(write)
 
@@ -136,11 +136,17 @@ class FakeClock:
 
 @dataclass
 class SequentialIds:
-    """Session ids `cs_1`, `cs_2`, ... for creates that do not name their session."""
+    """Session ids `cs_1`, `cs_2`, ... for creates that do not name their session.
+
+    Takes the command id as `worker.service.session_id_for` does, and ignores it; the
+    ids it was asked for are kept in `asked`.
+    """
 
     prefix: str = "cs_"
     issued: int = 0
+    asked: list[str] = field(default_factory=list)
 
-    def __call__(self) -> str:
+    def __call__(self, command_id: str) -> str:
+        self.asked.append(command_id)
         self.issued += 1
         return f"{self.prefix}{self.issued}"

@@ -95,6 +95,11 @@ def test_the_domain_is_pure() -> None:
     }
 
 
+def test_the_ledger_is_pure() -> None:
+    assert not roots("worker.ledger") & (SDKS | {"time", "random", "os", "tasks"})
+    assert project_imports("worker.ledger") == set()
+
+
 def test_the_domain_does_not_read_the_clock() -> None:
     tree = ast.parse(MODULES["worker.domain"].read_text())
     calls = {
@@ -107,7 +112,13 @@ def test_the_domain_does_not_read_the_clock() -> None:
 
 def test_the_service_knows_no_adapter() -> None:
     assert not roots("worker.service") & (SDKS | {"tasks"})
-    allowed = {"schemas.commands", "schemas.events", "worker.domain", "worker.errors"}
+    allowed = {
+        "schemas.commands",
+        "schemas.events",
+        "worker.domain",
+        "worker.errors",
+        "worker.ledger",
+    }
     assert project_imports("worker.service") <= allowed
 
 

@@ -7,6 +7,7 @@ rendered with their placeholders resolved, so the tests read as the conditions d
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,26 +16,25 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 
 from schemas.commands import parse_command
 from schemas.session import CheckoutSession
 from worker.domain import Applied, Snapshot, decide, new_session
 from worker.errors import (
-    AlreadyRecorded,
     SessionChanged,
     StoredSessionInvalid,
     StoreUnavailable,
     Transient,
     WriteRefused,
 )
-from worker.service import CommandRecord
+from worker.ledger import LEDGER_SIZE, appended, ledger_entry
 from worker.store import DynamoSessionStore
 from worker.store_items import (
+    LEDGER,
+    STORE_ONLY_ATTRIBUTES,
     from_item,
-    record_from_item,
-    record_item,
     session_item,
     snapshot_from_item,
     to_attribute,
@@ -42,12 +42,12 @@ from worker.store_items import (
 )
 
 SESSION_TTL = 86_400
-COMMAND_TTL = 604_800
 CREATED = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 LATER = datetime(2025, 3, 1, 12, 5, tzinfo=UTC)
 # A day after the stored stamps: too late for a seed write to carry the same updated_at.
 NOW = int(CREATED.timestamp()) + 24 * 60 * 60
-RECORD = CommandRecord("cmd-1", "f" * 64, "cs_1", '{"event_id":"e1"}')
+ENTRY = ledger_entry("cmd-1", "f" * 64, "incomplete")
+EARLIER = ledger_entry("cmd-0", "e" * 64, None)  # the create that made the stored item
 
 
 # ─── Builders ───
@@ -84,9 +84,7 @@ def store(client: Any) -> DynamoSessionStore:
     return DynamoSessionStore(
         client,
         sessions_table="sessions",
-        commands_table="commands",
         session_ttl_seconds=SESSION_TTL,
-        command_ttl_seconds=COMMAND_TTL,
         clock=lambda: NOW + 0.9,
     )
 
@@ -96,8 +94,19 @@ def stored_session(**extra: Any) -> CheckoutSession:
     return CheckoutSession.model_validate({**session.to_document(), **extra})
 
 
-def item(*, version: int | None = 3, ttl: int | None = NOW + 600, **extra: Any) -> dict:
-    values = session_item(stored_session(**extra), version=version or 0, ttl=ttl or 0)
+def item(
+    *,
+    version: int | None = 3,
+    ttl: int | None = NOW + 600,
+    ledger: list[str] | None = None,
+    **extra: Any,
+) -> dict:
+    values = session_item(
+        stored_session(**extra),
+        version=version or 0,
+        ttl=ttl or 0,
+        ledger=[EARLIER] if ledger is None else ledger,
+    )
     if version is None:
         del values["version"]
     if ttl is None:
@@ -139,46 +148,86 @@ def assignments(update: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def transact(stub: Stubber, store: DynamoSessionStore, requests, before, change) -> list[dict]:
-    stub.add_response("transact_write_items", {})
-    store.save(RECORD, before=before, applied=change)
-    [(operation, params)] = requests
-    assert operation == "TransactWriteItems"
-    return params["TransactItems"]
+def write(
+    stub: Stubber, store: DynamoSessionStore, requests, before, change, entry: str = ENTRY
+) -> tuple[str, dict[str, Any], str | None]:
+    """Save `change` over `before`: the one request it sent, and the copy `save` returned."""
+    operation = "put_item" if before is None or before.expired else "update_item"
+    stub.add_response(operation, {})
+    copy = store.save(before=before, applied=change, ledger_entry=entry)
+    [(name, params)] = requests
+    return name, params, copy
 
 
-def cancel(stub: Stubber, *reasons: dict[str, Any]) -> None:
+def update_request(stub, store, requests, before, change, entry: str = ENTRY) -> dict[str, Any]:
+    name, params, _ = write(stub, store, requests, before, change, entry)
+    assert name == "UpdateItem"
+    return params
+
+
+def refuse(stub: Stubber, operation: str = "update_item", **returned: Any) -> None:
+    """The write's condition failed; `returned` is what ALL_OLD handed back (if anything)."""
     stub.add_client_error(
-        "transact_write_items",
-        service_error_code="TransactionCanceledException",
-        service_message="Transaction cancelled",
-        modeled_fields={"CancellationReasons": list(reasons)},
+        operation,
+        service_error_code="ConditionalCheckFailedException",
+        service_message="The conditional request failed",
+        modeled_fields=returned,
     )
-
-
-NONE = {"Code": "None"}
 
 
 # ─── Updates ───
 
 
-def test_an_update_sets_only_the_changed_attributes_plus_ttl_and_version(
+def test_an_update_is_one_update_item_request(stub, store, requests) -> None:
+    name, params, _ = write(stub, store, requests, snapshot(), add_buyer(snapshot()))
+    assert name == "UpdateItem"
+    assert (params["TableName"], params["Key"]) == ("sessions", {"sessionId": {"S": "cs_1"}})
+
+
+def test_an_update_sets_only_the_changed_attributes_plus_ttl_version_and_ledger(
     stub, store, requests
 ) -> None:
-    update = transact(stub, store, requests, snapshot(), add_buyer(snapshot()))[0]["Update"]
+    update = update_request(stub, store, requests, snapshot(), add_buyer(snapshot()))
     sets = assignments(update)
-    assert set(sets) == {"buyer", "messages", "updated_at", "ttl", "version"}
+    assert set(sets) == {"buyer", "messages", "updated_at", "ttl", "version", LEDGER}
     assert (sets["version"], sets["ttl"]) == (4, NOW + SESSION_TTL)
     assert sets["buyer"] == {"email": "buyer@example.com"}
     assert sets["updated_at"] == "2025-03-01T12:05:00.000Z"
     assert " REMOVE " not in update["UpdateExpression"]
-    assert (update["TableName"], update["Key"]) == ("sessions", {"sessionId": {"S": "cs_1"}})
+
+
+def test_an_update_appends_its_entry_to_the_ledger_it_read(stub, store, requests) -> None:
+    before = snapshot(ledger=[EARLIER])
+    update = update_request(stub, store, requests, before, add_buyer(before))
+    # The create's entry, now older, loses its (empty) status; the new one keeps its own.
+    assert assignments(update)[LEDGER] == [EARLIER.removesuffix(":"), ENTRY]
+
+
+def test_an_update_keeps_the_ledger_at_its_bound(stub, store, requests) -> None:
+    full = [ledger_entry(f"cmd-old-{n}", "a" * 64, "incomplete") for n in range(LEDGER_SIZE)]
+    before = snapshot(ledger=full)
+    update = update_request(stub, store, requests, before, add_buyer(before))
+    ledger = assignments(update)[LEDGER]
+    assert len(ledger) == LEDGER_SIZE
+    assert ledger == appended(full, ENTRY)
+    assert ledger[-1] == ENTRY
+    assert all(entry.count(":") == 1 for entry in ledger[:-1])  # only the newest keeps a status
+
+
+def test_an_update_of_a_session_without_a_ledger_starts_one(stub, store, requests) -> None:
+    # A session the seed created: no version, no ledger attribute.
+    seed_made = item(version=None)
+    del seed_made[LEDGER]
+    before = snapshot_from_item(seed_made, now=NOW)
+    assert before.ledger == ()
+    update = update_request(stub, store, requests, before, add_buyer(before))
+    assert assignments(update)[LEDGER] == [ENTRY]
 
 
 def test_an_update_is_conditioned_on_the_version_and_updated_at_it_read(
     stub, store, requests
 ) -> None:
-    update = transact(stub, store, requests, snapshot(), add_buyer(snapshot()))[0]["Update"]
+    update = update_request(stub, store, requests, snapshot(), add_buyer(snapshot()))
     assert render(update["ConditionExpression"], update) == (
         f"version = 3 AND updated_at = '2025-03-01T12:00:00.000Z' AND ttl > {NOW}"
     )
@@ -192,7 +241,7 @@ def test_an_update_of_a_recently_written_item_also_compares_every_decision_input
     before = snapshot_from_item(
         item(buyer={"email": "a@example.com"}), now=int(CREATED.timestamp())
     )
-    update = transact(stub, store, requests, before, add_buyer(before))[0]["Update"]
+    update = update_request(stub, store, requests, before, add_buyer(before))
     assert render(update["ConditionExpression"], update) == (
         "version = 3 AND updated_at = '2025-03-01T12:00:00.000Z' AND status = 'incomplete' "
         "AND currency = 'USD' AND line_items = [] AND buyer = {'email': 'a@example.com'} "
@@ -206,7 +255,7 @@ def test_an_update_of_a_seed_created_session_requires_it_still_has_no_version(
 ) -> None:
     before = snapshot(version=None)
     assert (before.version, before.token.version) == (1, None)
-    update = transact(stub, store, requests, before, add_buyer(before))[0]["Update"]
+    update = update_request(stub, store, requests, before, add_buyer(before))
     assert render(update["ConditionExpression"], update) == (
         f"attribute_not_exists(version) AND updated_at = '2025-03-01T12:00:00.000Z' AND ttl > {NOW}"
     )
@@ -215,7 +264,7 @@ def test_an_update_of_a_seed_created_session_requires_it_still_has_no_version(
 
 def test_an_update_of_an_item_without_ttl_allows_it_to_stay_without(stub, store, requests) -> None:
     before = snapshot(ttl=None)
-    update = transact(stub, store, requests, before, add_buyer(before))[0]["Update"]
+    update = update_request(stub, store, requests, before, add_buyer(before))
     condition = render(update["ConditionExpression"], update)
     assert condition.endswith(f"AND (attribute_not_exists(ttl) OR ttl > {NOW})")
     assert assignments(update)["ttl"] == NOW + SESSION_TTL
@@ -223,28 +272,21 @@ def test_an_update_of_an_item_without_ttl_allows_it_to_stay_without(stub, store,
 
 def test_an_update_carries_unknown_attributes_through_untouched(stub, store, requests) -> None:
     before = snapshot(loyalty={"tier": "gold", "points": 1.5})
-    update = transact(stub, store, requests, before, add_buyer(before))[0]["Update"]
+    update = update_request(stub, store, requests, before, add_buyer(before))
     assert "loyalty" not in assignments(update)
 
 
-def test_the_command_record_commits_in_the_same_transaction(stub, store, requests) -> None:
-    items = transact(stub, store, requests, snapshot(), add_buyer(snapshot()))
-    put = items[1]["Put"]
-    assert put["TableName"] == "commands"
-    assert from_item(put["Item"]) == {
-        "commandId": "cmd-1",
-        "fingerprint": RECORD.fingerprint,
-        "event": RECORD.event_json,
-        "sessionId": "cs_1",
-        "ttl": NOW + COMMAND_TTL,
-    }
-    assert render(put["ConditionExpression"], put) == (
-        f"attribute_not_exists(commandId) OR ttl <= {NOW}"
-    )
-    assert put["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
+def test_the_returned_copy_is_the_item_as_updated_with_its_ledger(stub, store, requests) -> None:
+    before = snapshot(loyalty={"tier": "gold"})
+    change = add_buyer(before)
+    _, _, copy = write(stub, store, requests, before, change)
+    reloaded = store.load("cs_1", cached=copy)
+    assert reloaded.ledger == (EARLIER.removesuffix(":"), ENTRY)
+    assert (reloaded.version, reloaded.session) == (4, change.session)
+    assert from_item(json.loads(copy)["item"])["loyalty"] == {"tier": "gold"}
 
 
-# ─── Creates and record-only writes ───
+# ─── Creates ───
 
 
 @pytest.mark.parametrize("before", [None, "expired"])
@@ -253,50 +295,31 @@ def test_a_create_puts_the_whole_item_if_the_id_is_free_or_expired(
 ) -> None:
     previous = snapshot_from_item(item(ttl=NOW), now=NOW) if before else None
     change = applied(previous, "create_session")
-    put = transact(stub, store, requests, previous, change)[0]["Put"]
+    entry = ledger_entry("cmd-1", "f" * 64, None)
+    name, put, copy = write(stub, store, requests, previous, change, entry)
+    assert name == "PutItem"
+    assert put["TableName"] == "sessions"
     assert render(put["ConditionExpression"], put) == (
         f"attribute_not_exists(sessionId) OR ttl <= {NOW}"
     )
+    assert put["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
+    # An expired session's ledger is not carried over: the new session starts its own.
     assert from_item(put["Item"]) == {
         "sessionId": "cs_1",
         **change.session.to_document(),
         "ttl": NOW + SESSION_TTL,
         "version": 1,
+        LEDGER: [entry],
     }
+    assert store.load("cs_1", cached=copy).ledger == (entry,)
 
 
-def test_a_rejection_writes_only_its_record(stub, store, requests) -> None:
-    stub.add_response("put_item", {})
-    store.save(RECORD, before=snapshot(), applied=None)
-    [(operation, params)] = requests
-    assert (operation, params["TableName"]) == ("PutItem", "commands")
-    assert from_item(params["Item"])["commandId"] == "cmd-1"
-    assert render(params["ConditionExpression"], params) == (
-        f"attribute_not_exists(commandId) OR ttl <= {NOW}"
-    )
+# ─── Reads ───
 
 
-def test_a_rejection_already_recorded_replays_the_returned_record(stub, store) -> None:
-    stub.add_client_error(
-        "put_item",
-        service_error_code="ConditionalCheckFailedException",
-        modeled_fields={"Item": record_item(RECORD, ttl=NOW + 5)},
-    )
-    with pytest.raises(AlreadyRecorded) as raised:
-        store.save(RECORD, before=None, applied=None)
-    assert raised.value.record == RECORD
-
-
-def test_a_rejection_already_recorded_without_the_item_reads_the_record(stub, store) -> None:
-    stub.add_client_error("put_item", service_error_code="ConditionalCheckFailedException")
-    stub.add_response(
-        "get_item",
-        {"Item": record_item(RECORD, ttl=NOW + 5)},
-        {"TableName": "commands", "Key": {"commandId": {"S": "cmd-1"}}, "ConsistentRead": True},
-    )
-    with pytest.raises(AlreadyRecorded) as raised:
-        store.save(RECORD, before=None, applied=None)
-    assert raised.value.record == RECORD
+def test_load_reads_the_ledger_with_the_session(stub, store) -> None:
+    stub.add_response("get_item", {"Item": item(ledger=[EARLIER, ENTRY])})
+    assert store.load("cs_1").ledger == (EARLIER, ENTRY)
 
 
 # ─── Reads ───
@@ -319,67 +342,64 @@ def test_load_of_an_item_past_its_ttl_is_expired(stub, store) -> None:
     assert store.load("cs_1").expired
 
 
-# ─── Transaction outcomes ───
+# ─── Failed conditions and other failures ───
 
 
-def test_a_recorded_command_wins_over_a_failed_session_condition(stub, store) -> None:
-    cancel(
-        stub,
-        {"Code": "ConditionalCheckFailed", "Item": item(version=4)},
-        {"Code": "ConditionalCheckFailed", "Item": record_item(RECORD, ttl=NOW + 5)},
-    )
-    with pytest.raises(AlreadyRecorded) as raised:
-        store.save(RECORD, before=snapshot(), applied=add_buyer(snapshot()))
-    assert raised.value.record == RECORD
-
-
-def test_a_failed_session_condition_returns_the_current_snapshot(stub, store) -> None:
-    current = item(version=4, buyer={"email": "other@example.com"})
-    cancel(stub, {"Code": "ConditionalCheckFailed", "Item": current}, NONE)
+def test_a_failed_condition_returns_the_current_snapshot_with_its_ledger(stub, store) -> None:
+    current = item(version=4, buyer={"email": "other@example.com"}, ledger=[EARLIER, ENTRY])
+    refuse(stub, Item=current)
     with pytest.raises(SessionChanged) as raised:
-        store.save(RECORD, before=snapshot(), applied=add_buyer(snapshot()))
+        store.save(before=snapshot(), applied=add_buyer(snapshot()), ledger_entry=ENTRY)
     assert raised.value.current == snapshot_from_item(current, now=NOW)
-    assert raised.value.current.version == 4
+    assert (raised.value.current.version, raised.value.current.ledger) == (4, (EARLIER, ENTRY))
 
 
-@pytest.mark.parametrize("code", ["ConditionalCheckFailed", "TransactionConflict"])
-def test_a_session_conflict_without_the_item_reloads_it(stub, store, code) -> None:
-    cancel(stub, {"Code": code}, NONE)
-    stub.add_response("get_item", {"Item": item(version=5)})
+def test_a_failed_create_returns_the_live_session(stub, store) -> None:
+    current = item(version=2)
+    refuse(stub, "put_item", Item=current)
     with pytest.raises(SessionChanged) as raised:
-        store.save(RECORD, before=snapshot(), applied=add_buyer(snapshot()))
+        store.save(before=None, applied=applied(None, "create_session"), ledger_entry=ENTRY)
+    assert raised.value.current == snapshot_from_item(current, now=NOW)
+
+
+def test_a_failed_condition_without_the_item_reads_it_consistently(stub, store) -> None:
+    refuse(stub)
+    stub.add_response(
+        "get_item",
+        {"Item": item(version=5)},
+        {"TableName": "sessions", "Key": {"sessionId": {"S": "cs_1"}}, "ConsistentRead": True},
+    )
+    with pytest.raises(SessionChanged) as raised:
+        store.save(before=snapshot(), applied=add_buyer(snapshot()), ledger_entry=ENTRY)
     assert raised.value.current.version == 5
 
 
 def test_a_session_deleted_under_an_update_is_changed_to_none(stub, store) -> None:
-    cancel(stub, {"Code": "ConditionalCheckFailed"}, NONE)
+    refuse(stub)
     stub.add_response("get_item", {})
     with pytest.raises(SessionChanged) as raised:
-        store.save(RECORD, before=snapshot(), applied=add_buyer(snapshot()))
+        store.save(before=snapshot(), applied=add_buyer(snapshot()), ledger_entry=ENTRY)
     assert raised.value.current is None
 
 
-@pytest.mark.parametrize(
-    "reasons",
-    [
-        ({"Code": "ThrottlingError"}, NONE),
-        (NONE, {"Code": "ProvisionedThroughputExceeded"}),
-    ],
-)
-def test_a_transaction_canceled_for_capacity_is_store_unavailable(stub, store, reasons) -> None:
-    cancel(stub, *reasons)
-    with pytest.raises(StoreUnavailable):
-        store.save(RECORD, before=snapshot(), applied=add_buyer(snapshot()))
-
-
+@pytest.mark.parametrize("operation", ["update_item", "put_item"])
 @pytest.mark.parametrize(
     "code", ["ThrottlingException", "ProvisionedThroughputExceededException", "InternalServerError"]
 )
-def test_throttling_is_store_unavailable(stub, store, code) -> None:
-    stub.add_client_error("transact_write_items", service_error_code=code, http_status_code=400)
+def test_throttling_is_store_unavailable(stub, store, code, operation) -> None:
+    stub.add_client_error(operation, service_error_code=code, http_status_code=400)
+    before = snapshot() if operation == "update_item" else None
+    change = add_buyer(before) if before else applied(None, "create_session")
     with pytest.raises(StoreUnavailable) as raised:
-        store.save(RECORD, before=snapshot(), applied=add_buyer(snapshot()))
+        store.save(before=before, applied=change, ledger_entry=ENTRY)
     assert isinstance(raised.value, Transient)
+
+
+def test_another_client_error_is_not_taken_for_a_conflict(stub, store) -> None:
+    stub.add_client_error("update_item", service_error_code="AccessDeniedException")
+    with pytest.raises(ClientError) as raised:
+        store.save(before=snapshot(), applied=add_buyer(snapshot()), ledger_entry=ENTRY)
+    assert not isinstance(raised.value, SessionChanged | StoreUnavailable)
 
 
 def test_an_unreachable_endpoint_is_store_unavailable(client, store) -> None:
@@ -393,23 +413,24 @@ def test_an_unreachable_endpoint_is_store_unavailable(client, store) -> None:
 
 def test_an_item_dynamodb_refuses_is_a_rejection_not_a_retry(stub, store) -> None:
     stub.add_client_error(
-        "transact_write_items",
+        "update_item",
         service_error_code="ValidationException",
         service_message="Nesting Levels have exceeded supported limits",
     )
     with pytest.raises(WriteRefused) as refused:
-        store.save(RECORD, before=snapshot(), applied=add_buyer(snapshot()))
+        store.save(before=snapshot(), applied=add_buyer(snapshot()), ledger_entry=ENTRY)
     assert refused.value.code == "validation_error"
     assert refused.value.message == (
         "DynamoDB cannot store checkout session cs_1: Nesting Levels have exceeded supported limits"
     )
 
 
-def test_a_number_beyond_38_digits_is_refused_before_any_request(stub, store) -> None:
+def test_a_number_beyond_38_digits_is_refused_before_any_request(stub, store, requests) -> None:
     before = snapshot()
     change = applied(before, updates={"buyer": {"email": "a@example.com", "ref": 10**40}})
     with pytest.raises(WriteRefused, match="more than 38 significant digits"):
-        store.save(RECORD, before=before, applied=change)
+        store.save(before=before, applied=change, ledger_entry=ENTRY)
+    assert requests == []
 
 
 # ─── Item layout (worker/store_items.py) ───
@@ -450,13 +471,14 @@ def test_a_session_round_trips_with_unknown_nested_attributes() -> None:
         line_items=[{"type": "product", "total_amount": 1250, "meta": {"weight": 1.25}}],
         loyalty={"tier": "gold", "history": [{"points": 10, "rate": 0.5}]},
     )
-    loaded = snapshot_from_item(session_item(session, version=2, ttl=NOW + 1), now=NOW)
+    stored = session_item(session, version=2, ttl=NOW + 1, ledger=[ENTRY])
+    loaded = snapshot_from_item(stored, now=NOW)
     assert loaded.session.to_document() == session.to_document()
     assert loaded.session.to_document()["loyalty"]["history"][0]["rate"] == 0.5
 
 
 def test_the_item_layout_is_the_seeds() -> None:
-    values = from_item(session_item(stored_session(), version=2, ttl=NOW))
+    values = from_item(session_item(stored_session(), version=2, ttl=NOW, ledger=[ENTRY]))
     assert (values["sessionId"], values["ttl"], values["version"]) == ("cs_1", NOW, 2)
     assert values["totals"]["currency"] == "USD"
     assert "buyer" not in values
@@ -480,7 +502,9 @@ def test_a_seed_created_item_without_version_is_at_version_1() -> None:
 
 def test_store_only_attributes_stay_out_of_the_session() -> None:
     document = snapshot_from_item(item(), now=NOW).session.to_document()
-    assert not {"sessionId", "ttl", "version"} & set(document)
+    assert not {"sessionId", "ttl", "version", LEDGER} & set(document)
+    assert LEDGER == "applied_commands"
+    assert LEDGER in STORE_ONLY_ATTRIBUTES
 
 
 def test_an_item_that_is_not_a_session_is_stored_session_invalid() -> None:
@@ -490,9 +514,26 @@ def test_an_item_that_is_not_a_session_is_stored_session_invalid() -> None:
         snapshot_from_item(broken, now=NOW)
 
 
-@pytest.mark.parametrize("session_id", ["cs_1", None])
-def test_a_command_record_round_trips(session_id) -> None:
-    record = CommandRecord("cmd-7", "ab" * 32, session_id, '{"event_id":"x","version":2}')
-    stored = record_item(record, ttl=NOW)
-    assert ("sessionId" in stored) is (session_id is not None)
-    assert record_from_item(stored) == record
+@pytest.mark.parametrize(
+    ("stored", "ledger"),
+    [
+        ([EARLIER, ENTRY], (EARLIER, ENTRY)),
+        ([], ()),
+        (None, ()),  # a seed-created item: no ledger attribute
+        ("not a list", ()),
+        ([EARLIER, 7, ENTRY], (EARLIER, ENTRY)),  # only strings are entries
+    ],
+    ids=["entries", "empty", "absent", "not-a-list", "mixed"],
+)
+def test_the_ledger_is_read_from_the_item(stored, ledger) -> None:
+    values = item()
+    if stored is None:
+        del values[LEDGER]
+    else:
+        values[LEDGER] = to_attribute(stored)
+    assert snapshot_from_item(values, now=NOW).ledger == ledger
+
+
+def test_the_ledger_is_stored_as_a_list_of_strings() -> None:
+    values = session_item(stored_session(), version=1, ttl=NOW, ledger=[EARLIER, ENTRY])
+    assert values[LEDGER] == {"L": [{"S": EARLIER}, {"S": ENTRY}]}
