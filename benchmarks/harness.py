@@ -95,7 +95,6 @@ def bench_environment(*, concurrency: int = 1) -> Iterator[Bench]:
         suffix = uuid.uuid4().hex[:10]
         names = {
             "CHECKOUT_SESSIONS_TABLE": f"bench_sessions_{suffix}",
-            "CHECKOUT_COMMANDS_TABLE": f"bench_commands_{suffix}",
             "CHECKOUT_EVENTS_STREAM": f"checkout:bench:events:{suffix}",
             "CHECKOUT_COMMANDS_QUEUE": f"checkout.bench.commands.{suffix}",
             "CHECKOUT_BULK_QUEUE": f"checkout.bench.bulk.{suffix}",
