@@ -1,4 +1,4 @@
-"""The Celery task that applies one checkout command. Thin: the logic is in `worker`."""
+"""The Celery tasks that apply checkout commands. Thin: the logic is in `worker`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from celery import Task
 
 from worker.bootstrap import get_processor
-from worker.celery_app import APPLY_COMMAND_TASK, app
+from worker.celery_app import APPLY_COMMAND_TASK, APPLY_COMMANDS_TASK, app
 
 
 # Celery's retries are not used: a retry message (an ETA task) waits in a worker's
@@ -24,3 +24,19 @@ def apply_command(self: Task, command: Any, jid: str | None = None) -> str:
     """
     queue = (self.request.delivery_info or {}).get("routing_key") or app.conf.task_default_queue
     return get_processor().process(command, jid=jid, task_id=self.request.id, queue=queue)
+
+
+# A message of several commands (`enqueue_batched`: the bulk queue), so Celery's
+# per-message cost is paid once for all of them. Each command still goes through
+# its own claim -> apply -> finish (`CommandProcessor.process_many`). Its time limit
+# is scaled to the commands it may carry (`worker.celery_app`).
+@app.task(bind=True, name=APPLY_COMMANDS_TASK, acks_on_failure_or_timeout=False)
+def apply_commands(self: Task, commands: Any, jids: Any = None) -> list[str]:
+    """Apply one delivery of a batched message, command by command; returns what
+    happened to each.
+
+    Raises only when Redis refuses the journal, as `apply_command` does: the commands
+    not finished yet are delivered again (those finished are skipped at claim then).
+    """
+    queue = (self.request.delivery_info or {}).get("routing_key") or app.conf.task_default_queue
+    return get_processor().process_many(commands, jids=jids, task_id=self.request.id, queue=queue)

@@ -10,9 +10,12 @@ from celery import Celery
 from celery.app.amqp import AMQP
 from celery.signals import worker_ready
 
+from worker.journal import MAX_COMMANDS_PER_MESSAGE
 from worker.settings import Settings, get_settings
 
 APPLY_COMMAND_TASK = "checkout.apply_command"
+# Several commands in one message (`enqueue_batched` in pipeline.lua: bulk sends).
+APPLY_COMMANDS_TASK = "checkout.apply_commands"
 
 
 class RedactingAMQP(AMQP):
@@ -26,6 +29,8 @@ class RedactingAMQP(AMQP):
     def as_task_v2(self, task_id: str, name: str, args: Any = None, *rest: Any, **options: Any):
         if name == APPLY_COMMAND_TASK:
             options["argsrepr"] = command_summary(args)
+        elif name == APPLY_COMMANDS_TASK:
+            options["argsrepr"] = commands_summary(args)
         return super().as_task_v2(task_id, name, args, *rest, **options)
 
 
@@ -34,11 +39,18 @@ def command_summary(args: Any) -> str:
     return f"({command.get('type')!r} command {command.get('command_id')!r})"
 
 
+def commands_summary(args: Any) -> str:
+    """What `enqueue_batched` writes too: how many commands, nothing of them."""
+    commands = args[0] if args and isinstance(args[0], list | tuple) else []
+    return f"({len(commands)} commands)"
+
+
 def create_app(settings: Settings) -> Celery:
     app = Celery(
         "checkout", broker=settings.redis_url, include=["tasks.commands"], amqp=RedactingAMQP
     )
     visibility = settings.visibility_timeout
+    command_time_limit = max(300, int(visibility * 5))
     app.conf.update(
         # Pickle would let anyone who can write to the broker run code in the worker.
         task_serializer="json",
@@ -54,9 +66,20 @@ def create_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         # A command stuck in a child this long is killed; the journal delivers it again
         # and counts the death (a command that keeps killing its worker is dead-lettered).
-        task_time_limit=max(300, int(visibility * 5)),
+        task_time_limit=command_time_limit,
+        # Celery's limit is per message: a batched one gets the limit of as many commands
+        # as it may carry, or a healthy message of slow commands would be killed over and
+        # over. The price: a command stuck in such a message holds its pool process up to
+        # that long (its session's successors wait behind it either way; the message's
+        # other commands come back through the reaper after a visibility timeout).
+        task_annotations={
+            APPLY_COMMANDS_TASK: {"time_limit": command_time_limit * MAX_COMMANDS_PER_MESSAGE}
+        },
         task_default_queue=settings.commands_queue,
-        task_routes={APPLY_COMMAND_TASK: {"queue": settings.commands_queue}},
+        task_routes={
+            APPLY_COMMAND_TASK: {"queue": settings.commands_queue},
+            APPLY_COMMANDS_TASK: {"queue": settings.commands_queue},
+        },
         broker_transport_options={
             # kombu restores unacked messages of dead workers after this; the journal
             # usually does it sooner (heartbeats). Duplicates are skipped at claim.

@@ -28,6 +28,9 @@ RUN_TTL_SECONDS = 7 * 24 * 3600
 # Per-session sequence counters outlive the last command of a session by this much.
 ORDER_TTL_SECONDS = 7 * 24 * 3600
 REAP_BATCH = 500
+# The most commands one message may carry (`enqueue(per_message=)`): a worker's time
+# limit for a batched message is this many commands' limits (`worker.celery_app`).
+MAX_COMMANDS_PER_MESSAGE = 100
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,12 @@ class Journal:
 
     # ─── Producers ───
 
-    def enqueue_args(self, queue: str, batch: Sequence[Pending], run_id: str | None) -> list[str]:
+    def enqueue_args(
+        self, queue: str, batch: Sequence[Pending], run_id: str | None, per_message: int = 1
+    ) -> list[str]:
         args = [queue, self._visibility_ms, run_id or "", ORDER_TTL_SECONDS, RUN_TTL_SECONDS]
+        if per_message > 1:
+            args.append(per_message)
         for pending in batch:
             args += [pending.text, pending.command_id, pending.session_id or ""]
         return args
@@ -94,11 +101,20 @@ class Journal:
         *,
         queue: str,
         run_id: str | None = None,
+        per_message: int = 1,
     ) -> list[list[str]]:
-        """Enqueue batches in one pipelined round trip; one jid per command ('' = skipped)."""
-        calls = [self.enqueue_args(queue, batch, run_id) for batch in batches]
+        """Enqueue batches in one pipelined round trip; one jid per command ('' = skipped).
+
+        `per_message` > 1 puts up to that many consecutive commands of each batch in one
+        Celery message (`enqueue_batched`, task `checkout.apply_commands`); 1 sends one
+        message per command (`enqueue`, task `checkout.apply_command`).
+        """
+        if not 1 <= per_message <= MAX_COMMANDS_PER_MESSAGE:
+            raise ValueError(f"per_message must be 1..{MAX_COMMANDS_PER_MESSAGE}: {per_message}")
+        op = "enqueue_batched" if per_message > 1 else "enqueue"
+        calls = [self.enqueue_args(queue, batch, run_id, per_message) for batch in batches]
         try:
-            replies = self._evalsha_pipelined("enqueue", calls)
+            replies = self._evalsha_pipelined(op, calls)
         except redis.RedisError as error:
             raise JournalUnavailable(f"Redis refused the enqueue: {error}") from error
         return [[_text(jid) for jid in jids] for jids in replies]
@@ -122,9 +138,17 @@ class Journal:
 
     # ─── Workers ───
 
-    def claim(self, jid: str, worker: str, *, adopt: tuple[str, str, str] | None = None) -> Claim:
+    def claim(
+        self,
+        jid: str,
+        worker: str,
+        *,
+        adopt: tuple[str, str, str] | None = None,
+        rest: Sequence[str] = (),
+    ) -> Claim:
         """Take a delivery; `adopt` = (text, command_id, queue) journals a message sent
-        around `enqueue` (a plain Celery `send_task`)."""
+        around `enqueue` (a plain Celery `send_task`). `rest`: the jids after this one in
+        a batched message, kept from the reaper for another visibility timeout."""
         text, command_id, queue = adopt or ("", "", "")
         reply = self._call(
             "claim",
@@ -136,6 +160,7 @@ class Journal:
             text,
             command_id,
             queue,
+            *rest,
         )
         numbers = [int(n) for n in reply[1:5]]
         return Claim(_text(reply[0]), *numbers, *(_text(text) for text in reply[5:6]))

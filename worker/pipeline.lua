@@ -3,11 +3,12 @@
 --   EVALSHA <sha> 0 <op> <prefix> <args...>
 --
 -- Every producer (Python, TypeScript, anything that speaks Redis) enqueues through
--- `enqueue`, so a command gets the same Celery message, per-session sequence number
--- and journal entry whatever language sent it. Workers call `claim`, `finish` and
--- `retry`; one worker at a time calls `reap`. Each call is atomic: that is what
--- closes kombu's SIGKILL window (the journal entry is written with the message and
--- removed only with the result event) and keeps the ordering gate race-free.
+-- `enqueue` (or `enqueue_batched`: several commands a message, for bulk), so a command
+-- gets the same Celery message, per-session sequence number and journal entry
+-- whatever language sent it. Workers call `claim`, `finish` and `retry`; one worker
+-- at a time calls `reap`. Each call is atomic: that is what closes kombu's SIGKILL
+-- window (the journal entry is written with the message and removed only with the
+-- result event) and keeps the ordering gate race-free.
 --
 -- Keys (all under <prefix>; a single Redis, not a cluster: keys are derived here):
 --   j:<jid>        hash   journal entry of one delivery chain (see `new_entry`)
@@ -15,6 +16,7 @@
 --   s:<session>    hash   next (last sequence given out), done (last sequence finished),
 --                         j:<n> (jid holding sequence n), p:<n> (jid parked waiting for n-1)
 --   qpos:<queue>   string pushes to the queue so far; qtaken:<queue> highest claimed
+--                         (the commands of one batched message share its position)
 --   workers        zset   worker process id -> last heartbeat ms
 --   busy           hash   worker process id -> jid it is applying now
 --   dlq            zset   dead-letter id -> ms;  dlq:<id> hash, the entry
@@ -25,6 +27,7 @@
 
 local op, prefix = ARGV[1], ARGV[2]
 local TASK = 'checkout.apply_command'
+local BATCH_TASK = 'checkout.apply_commands' -- args [[cmd, ...], [jid, ...]]
 local PENDING, APPLIED = 'pending', 'applied'
 local EXAMPLES = 20
 
@@ -49,24 +52,36 @@ local function argsrepr(cid)
   return cjson.encode('(command ' .. cid .. ')')
 end
 
--- A Celery (protocol 2) task message as kombu's Redis transport stores it. The
--- command text is embedded as sent: re-encoding it in Lua would round big numbers.
--- `queue` is already a JSON string literal (`quoted`).
-local function envelope(cmd, cid, jid, queue, tag)
-  local body = '[[' .. cmd .. '],{"jid":"' .. jid ..
-    '"},{"callbacks":null,"errbacks":null,"chain":null,"chord":null}]'
+-- A Celery (protocol 2) task message as kombu's Redis transport stores it. `args` is
+-- the JSON of the task's positional and keyword arguments, `[...],{...}`, with command
+-- texts embedded as sent: re-encoding them in Lua would round big numbers. `queue` and
+-- `repr` are already JSON string literals (`quoted`, `argsrepr`).
+local function celery_message(task, args, repr, queue, tag)
+  local body = '[' .. args .. ',{"callbacks":null,"errbacks":null,"chain":null,"chord":null}]'
   local id = '"' .. tag .. '"'
   return '{"body":' .. cjson.encode(body) ..
     ',"content-encoding":"utf-8","content-type":"application/json","headers":' ..
-    '{"lang":"py","task":"' .. TASK .. '","id":' .. id ..
+    '{"lang":"py","task":"' .. task .. '","id":' .. id ..
     ',"shadow":null,"eta":null,"expires":null,"group":null,"group_index":null' ..
     ',"retries":0,"timelimit":[null,null],"root_id":' .. id .. ',"parent_id":null' ..
-    ',"argsrepr":' .. argsrepr(cid) ..
+    ',"argsrepr":' .. repr ..
     ',"kwargsrepr":"{}","origin":"checkout","ignore_result":true' ..
     ',"replaced_task_nesting":0,"stamped_headers":null,"stamps":{}}' ..
     ',"properties":{"correlation_id":' .. id .. ',"reply_to":null,"delivery_mode":2' ..
     ',"delivery_info":{"exchange":"","routing_key":' .. queue ..
     '},"priority":0,"body_encoding":"utf-8","delivery_tag":' .. id .. '}}'
+end
+
+-- The message of one command: `checkout.apply_command(cmd, jid=jid)`.
+local function envelope(cmd, cid, jid, queue, tag)
+  return celery_message(TASK, '[' .. cmd .. '],{"jid":"' .. jid .. '"}', argsrepr(cid), queue, tag)
+end
+
+-- The message of several: `checkout.apply_commands([cmd, ...], [jid, ...])`. Its
+-- `argsrepr` only counts them (no bodies; ids would make headers long).
+local function batch_envelope(cmds, jids, queue, tag)
+  local args = '[[' .. table.concat(cmds, ',') .. '],["' .. table.concat(jids, '","') .. '"]],{}'
+  return celery_message(BATCH_TASK, args, '"(' .. #cmds .. ' commands)"', queue, tag)
 end
 
 -- Put the entry's command on its queue (again). `front` puts it next in line: a
@@ -138,25 +153,43 @@ end
 -- nothing twice). Returns one jid per command, '' for a skipped one.
 -- The hot path of bulk sends: counters are taken once per call and the queue, the
 -- due set and each session's expiry are written once per call, not per command.
-local function enqueue()
+--
+-- enqueue_batched <queue> <visibility ms> <run> <order ttl s> <run ttl s> <per message>
+--                 (<cmd> <cid> <sid>)...
+-- The same, but the call's commands that are not skipped go in consecutive groups of
+-- up to <per message> to one `checkout.apply_commands` message each, which amortises
+-- Celery's per-message cost (bulk). Each command still has its own journal entry and
+-- sequence number; the entries of one message share its queue position (qpos), so the
+-- first `claim` of the message raises qtaken past all of them (see `claim` for how the
+-- rest are kept from the reaper while the message is worked through).
+local function enqueue_commands(first, per_message)
   local queue, visibility, run = ARGV[3], tonumber(ARGV[4]), ARGV[5]
   local order_ttl, run_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
-  local count = (#ARGV - 7) / 3
+  local count = (#ARGV - first + 1) / 3
   local now = now_ms()
+  -- Positions for every message the call may push (skipped commands leave gaps: harmless,
+  -- the reaper only compares positions).
+  local positions = per_message and math.ceil(count / per_message) or count
   local first_jid = redis.call('INCRBY', key('jid'), count) - count
-  local first_qpos = redis.call('INCRBY', key('qpos', queue), count) - count
+  local first_qpos = redis.call('INCRBY', key('qpos', queue), positions) - positions
   local r = key('run', run)
   local jids, messages, due, sessions = {}, {}, {}, {}
   local queue_json = quoted(queue)
-  local new_in_run = 0
+  local new_in_run, kept = 0, 0
+  local group, group_jids = {}, {}
   for n = 1, count do
-    local i = 5 + 3 * n
+    local i = first + 3 * (n - 1)
     local cmd, cid, sid = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     local outcome = run ~= '' and redis.call('HGET', r, cid)
     if outcome and outcome ~= PENDING then
       jids[n] = ''
     else
-      local jid, qpos = now .. '-' .. (first_jid + n), first_qpos + n
+      local jid = now .. '-' .. (first_jid + n)
+      local qpos = first_qpos + n
+      if per_message then
+        qpos = first_qpos + math.floor(kept / per_message) + 1
+        kept = kept + 1
+      end
       local seq = ''
       if sid ~= '' then
         local s = key('s', sid)
@@ -167,7 +200,16 @@ local function enqueue()
       redis.call('HSET', key('j', jid), 'cmd', cmd, 'cid', cid, 'sid', sid, 'q', queue,
         'run', run, 'enq', now, 'att', 0, 'dlv', 0, 'st', 'queued', 'own', '', 'qpos', qpos,
         'seq', seq)
-      messages[#messages + 1] = envelope(cmd, cid, jid, queue_json, jid .. '.' .. qpos)
+      if per_message then
+        group[#group + 1], group_jids[#group_jids + 1] = cmd, jid
+        if #group == per_message then
+          messages[#messages + 1] = batch_envelope(group, group_jids, queue_json,
+            group_jids[1] .. '.' .. qpos)
+          group, group_jids = {}, {}
+        end
+      else
+        messages[#messages + 1] = envelope(cmd, cid, jid, queue_json, jid .. '.' .. qpos)
+      end
       due[#due + 1] = now + visibility
       due[#due + 1] = jid
       if run ~= '' and not outcome then
@@ -177,10 +219,16 @@ local function enqueue()
       jids[n] = jid
     end
   end
+  if #group > 0 then
+    messages[#messages + 1] = batch_envelope(group, group_jids, queue_json,
+      group_jids[1] .. '.' .. (first_qpos + math.ceil(kept / per_message)))
+  end
   -- In slices: Lua's unpack has a limit, and a caller may send big batches.
   for from = 1, #messages, 1000 do
-    local to = math.min(from + 999, #messages)
-    redis.call('LPUSH', queue, unpack(messages, from, to))
+    redis.call('LPUSH', queue, unpack(messages, from, math.min(from + 999, #messages)))
+  end
+  for from = 1, #due / 2, 1000 do
+    local to = math.min(from + 999, #due / 2)
     redis.call('ZADD', key('due'), unpack(due, 2 * from - 1, 2 * to))
   end
   for s in pairs(sessions) do redis.call('EXPIRE', s, order_ttl) end
@@ -191,8 +239,21 @@ local function enqueue()
   return jids
 end
 
+local function enqueue()
+  return enqueue_commands(8, nil)
+end
+
+local function enqueue_batched()
+  local per_message = tonumber(ARGV[8])
+  if not per_message or per_message < 1 or per_message % 1 ~= 0 then
+    return redis.error_reply('enqueue_batched: <per message> must be a positive integer')
+  end
+  return enqueue_commands(9, per_message)
+end
+
 -- claim <jid> <worker> <visibility ms> <heartbeat timeout ms> <max deaths>
 --       <cmd> <cid> <queue> (the delivered command: journals a message sent around `enqueue`)
+--       [<jid>...] (the commands after this one in its batched message, see below)
 -- -> {'go', deliveries, failed attempts, enqueued ms, now ms, session copy or ''}
 --    | {'skip'} | {'busy'} | {'park'}
 --    | {'dead', d, a, enqueued ms, now ms}
@@ -201,6 +262,16 @@ local function claim()
   local visibility, heartbeat_timeout = tonumber(ARGV[5]), tonumber(ARGV[6])
   local max_deaths = tonumber(ARGV[7])
   local now, e = now_ms(), key('j', jid)
+  -- The rest of a batched message: still 'queued', but at a position this claim takes,
+  -- so once due the reaper would take them for a lost message and push copies while
+  -- this worker is on its way to them. Their due time moves a visibility timeout on
+  -- (the worker passes them again before that runs out); if the worker dies, they come
+  -- back through the reaper then, or with the whole message through kombu.
+  for i = 11, #ARGV do
+    if redis.call('HGET', key('j', ARGV[i]), 'st') == 'queued' then
+      redis.call('ZADD', key('due'), now + visibility, ARGV[i])
+    end
+  end
   local f = redis.call('HMGET', e, 'st', 'own', 'sid', 'seq', 'dlv', 'att', 'q', 'qpos', 'enq')
   if not f[1] then
     -- Finished already (this is a duplicate delivery), or never journaled.
@@ -311,7 +382,9 @@ end
 -- Re-enqueues what nobody is working on: the command of a worker process whose
 -- heartbeat stopped, a retry whose delay is over, a parked command due for a
 -- re-check, and a message lost between the queue and a worker (still unclaimed
--- after the visibility timeout although later messages of its queue were claimed).
+-- after the visibility timeout although later messages of its queue were claimed,
+-- or, in a batched message, a command of the same message; `claim` keeps the rest of
+-- a message it is working through from coming due).
 -- Returns {re-enqueued, dead workers}.
 local function reap()
   local visibility, heartbeat_timeout, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
@@ -404,8 +477,8 @@ local function beat()
 end
 
 local ops = {
-  enqueue = enqueue, claim = claim, finish = finish, retry = retry,
-  reap = reap, replay = replay, bury = bury, beat = beat,
+  enqueue = enqueue, enqueue_batched = enqueue_batched, claim = claim, finish = finish,
+  retry = retry, reap = reap, replay = replay, bury = bury, beat = beat,
 }
 if not ops[op] then return redis.error_reply('unknown operation ' .. tostring(op)) end
 return ops[op]()

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,9 +59,18 @@ class CommandProcessor:
         # The jid being applied now, for the heartbeat (see `beat` in pipeline.lua).
         self.applying: str | None = None
 
-    def process(self, command: Any, *, jid: str | None, task_id: str, queue: str) -> str:
+    def process(
+        self,
+        command: Any,
+        *,
+        jid: str | None,
+        task_id: str,
+        queue: str,
+        rest: Sequence[str] = (),
+    ) -> str:
         """Handle one delivery; returns what happened (an outcome, or skip/busy/park).
 
+        `rest`: the jids after this one in its batched message (see `process_many`).
         Raises `JournalUnavailable` when Redis refuses the journal: the message must
         then stay unacked, and the journal entry (if any) is delivered again later.
         """
@@ -70,12 +79,43 @@ class CommandProcessor:
             jid = f"T{task_id}"
             adopt = (_as_text(command), _field(command, "command_id") or "", queue)
         try:
-            return self._process(command, jid, adopt)
+            return self._process(command, jid, adopt, rest)
         finally:
             self.applying = None
 
-    def _process(self, command: Any, jid: str, adopt: tuple[str, str, str] | None) -> str:
-        claim = self._journal.claim(jid, self.worker_id, adopt=adopt)
+    def process_many(self, commands: Any, *, jids: Any, task_id: str, queue: str) -> list[str]:
+        """Handle one delivery of a batched message: each command in order, each through
+        `process` (claim -> apply -> finish), so every guarantee stays per command: a
+        finished one is skipped, one behind its session predecessor is parked (and later
+        woken as a message of its own), a failure is retried or dead-lettered alone.
+
+        Raises `JournalUnavailable` like `process`, at the command Redis refused: those
+        after it were not claimed and are delivered again (the ones before are finished
+        and skipped then).
+        """
+        if not isinstance(commands, list):  # not from the script: one (invalid) command
+            commands = [commands]
+        jids = jids if isinstance(jids, list) else []
+        ids = [jid if isinstance(jid, str) and jid else None for jid in jids]
+        ids = (ids + [None] * len(commands))[: len(commands)]
+        outcomes = []
+        renew_at = 0.0
+        for n, command in enumerate(commands):
+            # Now and then (first, and every third of a visibility timeout), the claim
+            # also keeps the message's later commands from the reaper (`claim`).
+            rest: list[str] = []
+            if time.monotonic() >= renew_at:
+                rest = [jid for jid in ids[n + 1 :] if jid]
+                renew_at = time.monotonic() + self._settings.visibility_timeout / 3
+            outcomes.append(
+                self.process(command, jid=ids[n], task_id=f"{task_id}.{n}", queue=queue, rest=rest)
+            )
+        return outcomes
+
+    def _process(
+        self, command: Any, jid: str, adopt: tuple[str, str, str] | None, rest: Sequence[str]
+    ) -> str:
+        claim = self._journal.claim(jid, self.worker_id, adopt=adopt, rest=rest)
         if claim.verdict == "dead":
             deaths = claim.deliveries - claim.attempts
             lost = DeadLetter(

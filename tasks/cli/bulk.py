@@ -14,6 +14,7 @@ from tasks.cli.progress import (
     EXIT_FAILURES,
     EXIT_PENDING,
     Progress,
+    add_per_message_option,
     add_wait_options,
     exit_code,
     follow_run,
@@ -63,6 +64,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     bulk.add_argument(
         "--dry-run", action="store_true", help="count and show matching sessions only"
     )
+    add_per_message_option(bulk, default="50")
     add_wait_options(bulk)
     bulk.set_defaults(run=run_bulk_update)
 
@@ -138,7 +140,9 @@ def _enqueue(updates: dict[str, Any], selection: str, session_ids: Any, args: An
 
     run_id = args.run_id or bulk_run_id(updates, selection)
     print(f"run {run_id}", file=sys.stderr, flush=True)
-    producer = CommandProducer.from_settings(get_settings(), bulk=True)
+    producer = CommandProducer.from_settings(
+        get_settings(), bulk=True, per_message=args.per_message
+    )
     commands = iter(update_commands(session_ids, updates, run_id))
     sent = invalid = 0
     with Progress("enqueueing", quiet=args.quiet) as progress:

@@ -39,6 +39,25 @@ def add_wait_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
 
+def add_per_message_option(parser: argparse.ArgumentParser, *, default: str) -> None:
+    """`--per-message N`: commands per queue message (`enqueue_batched`), 1-100."""
+    from worker.journal import MAX_COMMANDS_PER_MESSAGE
+
+    def count(text: str) -> int:
+        value = int(text) if text.isdigit() else 0
+        if not 1 <= value <= MAX_COMMANDS_PER_MESSAGE:
+            raise argparse.ArgumentTypeError(f"a whole number 1-{MAX_COMMANDS_PER_MESSAGE}")
+        return value
+
+    parser.add_argument(
+        "--per-message",
+        type=count,
+        default=None,
+        metavar="N",
+        help=f"commands per queue message, 1-{MAX_COMMANDS_PER_MESSAGE} (default: {default})",
+    )
+
+
 class Progress:
     """Counts shown as a rich bar (terminal), periodic plain lines, or not at all."""
 

@@ -31,6 +31,7 @@ from tasks.cli.progress import (
     EXIT_BROKER,
     EXIT_CODES_HELP,
     Progress,
+    add_per_message_option,
     add_wait_options,
     exit_code,
     follow_run,
@@ -61,6 +62,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "the same file again resumes its run; random for stdin, printed)",
     )
     send.add_argument("--bulk", action="store_true", help="send to the bulk queue")
+    add_per_message_option(send, default="50 with --bulk, else 1")
     add_wait_options(send)
     send.set_defaults(run=run_send)
 
@@ -78,7 +80,9 @@ def run_send(args: argparse.Namespace) -> int:
     from tasks.producer import CommandProducer
     from worker.settings import get_settings
 
-    producer = CommandProducer.from_settings(get_settings(), bulk=args.bulk)
+    producer = CommandProducer.from_settings(
+        get_settings(), bulk=args.bulk, per_message=args.per_message
+    )
     with _input(args) as (path, run_id):
         if args.strict:
             invalid = _report_invalid(path, args.file)

@@ -178,7 +178,9 @@ def test_bulk_update_dry_run_and_a_bad_patch_enqueue_nothing(env, tables, dynamo
     )
     assert sent.returncode == 0, sent.stderr
     assert last_json(sent)["sent"] == 12
-    assert redis_client.llen(env["CHECKOUT_BULK_QUEUE"]) == 12
+    # Bulk: the 12 commands travel in one message (`enqueue_batched`).
+    (message,) = redis_client.lrange(env["CHECKOUT_BULK_QUEUE"], 0, -1)
+    assert len(json.loads(json.loads(message)["body"])[0][0]) == 12
     assert redis_client.llen(env["CHECKOUT_COMMANDS_QUEUE"]) == 0
 
 

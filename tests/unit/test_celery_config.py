@@ -87,3 +87,21 @@ def test_task_messages_name_the_command_but_never_carry_its_body_in_argsrepr() -
     assert "tok_secret" not in str(message.headers)
     assert "ann@example.com" not in str(message.headers)
     assert message.body[0] == [command]  # the worker still gets the whole command
+
+
+def test_a_batched_message_counts_its_commands_in_argsrepr_and_may_run_longer() -> None:
+    from worker.celery_app import APPLY_COMMANDS_TASK
+    from worker.journal import MAX_COMMANDS_PER_MESSAGE
+
+    settings = Settings(commands_queue="checkout.test")
+    app = create_app(settings)
+    commands = [{**COMMAND, "command_id": f"cmd-{n}", "credential": "tok_secret"} for n in range(3)]
+
+    message = app.amqp.create_task_message("task-2", APPLY_COMMANDS_TASK, [commands, []], {})
+
+    assert message.headers["argsrepr"] == "(3 commands)"
+    assert "tok_secret" not in str(message.headers) and "cmd-1" not in str(message.headers)
+    assert app.conf.task_routes[APPLY_COMMANDS_TASK] == {"queue": "checkout.test"}
+    # Celery's time limit is per message: a batched one gets as many commands' worth.
+    annotated = app.conf.task_annotations[APPLY_COMMANDS_TASK]["time_limit"]
+    assert annotated == app.conf.task_time_limit * MAX_COMMANDS_PER_MESSAGE

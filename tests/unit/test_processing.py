@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.support.fakes import InMemorySessionStore, ListEventPublisher
-from worker.errors import StoreUnavailable
+from worker.errors import JournalUnavailable, StoreUnavailable
 from worker.journal import Claim, DeadLetter
 from worker.processing import MISSING_SESSION_RETRIES, CommandProcessor
 from worker.service import CheckoutService
@@ -40,7 +40,7 @@ class FakeJournal:
     finished: list[Finished] = field(default_factory=list)
     retries: list[tuple[float, str]] = field(default_factory=list)
 
-    def claim(self, jid: str, worker: str, *, adopt=None) -> Claim:
+    def claim(self, jid: str, worker: str, *, adopt=None, rest=()) -> Claim:
         if self.verdicts:
             return self.verdicts.pop(0)
         if self.finished:
@@ -191,3 +191,62 @@ def test_a_command_whose_deliveries_keep_dying_is_dead_lettered_as_worker_lost(s
     assert done.event["type"] == "command.dead_lettered"
     assert done.event["error"]["code"] == "worker_lost"
     assert store.save_attempts == []
+
+
+# ─── Batched messages (`checkout.apply_commands`) ───
+
+
+@dataclass
+class BatchJournal(FakeJournal):
+    """Claims every jid once; records each claim's `rest`; refuses the `refuse_at`-th."""
+
+    claims: list[tuple[str, list[str]]] = field(default_factory=list)
+    refuse_at: int | None = None
+
+    def claim(self, jid: str, worker: str, *, adopt=None, rest=()) -> Claim:
+        if len(self.claims) == self.refuse_at:
+            raise JournalUnavailable("Redis refused the journal (claim): OOM")
+        self.claims.append((jid, list(rest)))
+        return Claim("skip") if jid in {f.jid for f in self.finished} else Claim("go", 1, 0)
+
+
+def batch(count: int) -> tuple[list[dict], list[str]]:
+    commands = [create("s-b")] + [
+        {**update("s-b"), "command_id": f"cmd-{n}"} for n in range(1, count)
+    ]
+    return commands, [f"1-{n}" for n in range(count)]
+
+
+def test_a_batch_is_applied_command_by_command_and_the_first_claim_names_the_rest(store):
+    journal = BatchJournal()
+    commands, jids = batch(4)
+
+    outcomes = processor(store, journal).process_many(commands, jids=jids, task_id="t", queue="q")
+
+    assert outcomes == ["applied"] * 4
+    assert [f.jid for f in journal.finished] == jids
+    # Only the first claim (and one every third of a visibility timeout after) carries them.
+    assert journal.claims == [(jids[0], jids[1:]), (jids[1], []), (jids[2], []), (jids[3], [])]
+    again = processor(store, journal).process_many(commands, jids=jids, task_id="t", queue="q")
+    assert again == ["skip"] * 4
+
+
+def test_redis_refusing_a_claim_mid_batch_raises_before_anything_after_it(store):
+    journal = BatchJournal(refuse_at=2)
+    commands, jids = batch(4)
+
+    with pytest.raises(JournalUnavailable):
+        processor(store, journal).process_many(commands, jids=jids, task_id="t", queue="q")
+
+    assert [f.jid for f in journal.finished] == jids[:2]
+    assert [jid for jid, _ in journal.claims] == jids[:2]
+
+
+def test_a_batch_sent_without_jids_is_journaled_command_by_command(store):
+    journal = BatchJournal()
+    commands, _ = batch(2)
+
+    outcomes = processor(store, journal).process_many(commands, jids=None, task_id="t", queue="q")
+
+    assert outcomes == ["applied", "applied"]
+    assert [jid for jid, _ in journal.claims] == ["Tt.0", "Tt.1"]
