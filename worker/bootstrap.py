@@ -58,7 +58,7 @@ def _service_for(pid: int) -> CheckoutService:
 @lru_cache(maxsize=1)
 def _journal_for(pid: int) -> Journal:
     settings = get_settings()
-    return Journal(make_redis_client(settings.redis_url), settings)
+    return Journal(make_redis_client(settings.redis_url, single_connection=True), settings)
 
 
 @lru_cache(maxsize=1)
