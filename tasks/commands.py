@@ -19,8 +19,10 @@ from worker.celery_app import APPLY_COMMAND_TASK, APPLY_COMMANDS_TASK, app
 def apply_command(self: Task, command: Any, jid: str | None = None) -> str:
     """Apply one delivery of a command; returns what happened to it.
 
-    Raises only when Redis refuses the journal: the message then stays unacked,
-    and the journal (or kombu) delivers it again.
+    Raises only when Redis refuses the journal. Celery then drops the message (a
+    failed late-ack task is rejected without requeue, which kombu's Redis transport
+    treats as an ack); the journal entry stays, and the reaper delivers it again
+    once its queue has moved past it or drained (`reap` in pipeline.lua).
     """
     queue = (self.request.delivery_info or {}).get("routing_key") or app.conf.task_default_queue
     return get_processor().process(command, jid=jid, task_id=self.request.id, queue=queue)

@@ -416,9 +416,12 @@ local function reap()
       redis.call('ZREM', key('due'), jid)
     elseif f[1] == 'running' and applying(f[2], jid) and alive(f[2], now, heartbeat_timeout) then
       redis.call('ZADD', key('due'), later, jid) -- a slow command, still being applied
-    elseif f[1] == 'queued'
+    elseif f[1] == 'queued' and redis.call('LLEN', f[3]) > 0
         and tonumber(f[4]) > tonumber(redis.call('GET', key('qtaken', f[3])) or '0') then
-      redis.call('ZADD', key('due'), later, jid) -- still waiting its turn in the queue
+      -- Still waiting its turn in the queue. (An empty queue means it was taken off
+      -- and never claimed: a worker killed in kombu's window, or a task Celery dropped
+      -- when Redis refused its claim; no later claim may ever come to move past it.)
+      redis.call('ZADD', key('due'), later, jid)
     else
       push(jid, now, visibility, false)
       requeued = requeued + 1

@@ -71,8 +71,8 @@ class CommandProcessor:
         """Handle one delivery; returns what happened (an outcome, or skip/busy/park).
 
         `rest`: the jids after this one in its batched message (see `process_many`).
-        Raises `JournalUnavailable` when Redis refuses the journal: the message must
-        then stay unacked, and the journal entry (if any) is delivered again later.
+        Raises `JournalUnavailable` when Redis refuses the journal: the task fails, and
+        the journal entry (if any) is delivered again later by the reaper.
         """
         adopt = None
         if jid is None:  # sent around the producer API: journal it from here on

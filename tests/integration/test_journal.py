@@ -270,6 +270,25 @@ def test_a_message_skipped_past_in_its_queue_is_re_enqueued_one_still_behind_is_
     assert queued_jids(redis_client, queue) == [lost, taken, waiting, lost]
 
 
+def test_the_last_message_of_a_queue_lost_off_it_is_re_enqueued(
+    make_journal, redis_client, settings
+):
+    # Taken off the queue and never claimed (a worker killed in kombu's window, or a
+    # task Celery dropped when Redis refused the claim), with nothing sent after it:
+    # no later claim will ever move past it, but an empty queue says it is not waiting.
+    journal = make_journal(visibility_timeout=1)
+    queue = settings.commands_queue
+    (lost,) = enqueue(journal, queue, command())
+    redis_client.delete(queue)
+
+    def reaped() -> bool:
+        journal.reap()
+        return queued_jids(redis_client, queue) == [lost]
+
+    poll(reaped, "the lost last message is re-enqueued")
+    assert entry(redis_client, journal, lost)["st"] == "queued"
+
+
 # ─── Dead letters and replay ───
 
 
