@@ -31,7 +31,6 @@ from botocore.parsers import ResponseParserError, create_parser
 from botocore.retries import standard
 from botocore.session import get_session
 
-from worker import dynamodb_http
 from worker.dynamodb_http import (
     MODELED_ERRORS,
     THROTTLING_CODES,
@@ -41,6 +40,7 @@ from worker.dynamodb_http import (
     default_endpoint,
     parse_error,
 )
+from worker.dynamodb_http import client as dynamodb_http
 
 pytestmark = pytest.mark.unit
 
