@@ -39,8 +39,8 @@ from worker.dynamodb_http import (
     DynamoDBHttpClient,
     default_endpoint,
     parse_error,
+    signing,
 )
-from worker.dynamodb_http import client as dynamodb_http
 
 pytestmark = pytest.mark.unit
 
@@ -91,7 +91,7 @@ def botocore_authorization(
 def test_the_signature_is_botocores(url: str, token: str | None, monkeypatch) -> None:
     expected = botocore_authorization(url, token, monkeypatch)
 
-    headers = client_for(url, token)._headers(TARGET, BODY, FIXED_EPOCH)
+    headers = client_for(url, token)._signer.headers(TARGET, BODY, FIXED_EPOCH)
 
     assert headers["Authorization"] == expected.headers["Authorization"]
     assert headers["X-Amz-Date"] == expected.headers["X-Amz-Date"]
@@ -101,21 +101,21 @@ def test_the_signature_is_botocores(url: str, token: str | None, monkeypatch) ->
 def test_the_signing_key_is_derived_once_per_secret_and_day(monkeypatch) -> None:
     client = client_for("http://127.0.0.1:4566")
     derived = []
-    original = dynamodb_http.hmac.digest
+    original = signing.hmac.digest
 
     def counting(key: bytes, message: bytes, digest: str) -> bytes:
         if key.startswith(b"AWS4"):
             derived.append(message)
         return original(key, message, digest)
 
-    monkeypatch.setattr(dynamodb_http.hmac, "digest", counting)
+    monkeypatch.setattr(signing.hmac, "digest", counting)
     for offset in (0, 1, 3600):
-        client._headers(TARGET, BODY, FIXED_EPOCH + offset)
+        client._signer.headers(TARGET, BODY, FIXED_EPOCH + offset)
     assert derived == [b"20260301"]
 
-    client._headers(TARGET, BODY, FIXED_EPOCH + 86_400)  # the next day
-    client._credentials = Credentials("AKIDEXAMPLE", "rotated-secret")
-    client._headers(TARGET, BODY, FIXED_EPOCH + 86_400)
+    client._signer.headers(TARGET, BODY, FIXED_EPOCH + 86_400)  # the next day
+    client._signer.credentials = Credentials("AKIDEXAMPLE", "rotated-secret")
+    client._signer.headers(TARGET, BODY, FIXED_EPOCH + 86_400)
     assert derived == [b"20260301", b"20260302", b"20260302"]
 
 
@@ -130,8 +130,8 @@ def test_refreshable_credentials_are_frozen_per_request() -> None:
 
     rotating = Rotating()
     client = DynamoDBHttpClient(rotating, "eu-west-1", endpoint_url="http://127.0.0.1:1")
-    first = client._headers(TARGET, BODY, FIXED_EPOCH)
-    second = client._headers(TARGET, BODY, FIXED_EPOCH)
+    first = client._signer.headers(TARGET, BODY, FIXED_EPOCH)
+    second = client._signer.headers(TARGET, BODY, FIXED_EPOCH)
     assert "Credential=AKID1/" in first["Authorization"]
     assert "Credential=AKID2/" in second["Authorization"]
 
@@ -256,14 +256,14 @@ def test_the_retried_codes_are_botocores_standard_modes(dynamodb_model) -> None:
 
 def test_the_backoff_is_botocores() -> None:
     client = client_for("http://127.0.0.1:1")
-    client._random = lambda: 1.0
-    assert [client._delay(n, 1.0, None) for n in (1, 2, 3, 5, 6)] == [1, 2, 4, 16, 20]
-    assert client._delay(1, 0.025, None) == 0.025
-    assert client._delay(2, 0.025, {"x-amz-retry-after": "1500"}) == 1.5
-    assert client._delay(1, 0.025, {"x-amz-retry-after": "60000"}) == 5.025
+    client._retries.random = lambda: 1.0
+    assert [client._retries.delay(n, 1.0, None) for n in (1, 2, 3, 5, 6)] == [1, 2, 4, 16, 20]
+    assert client._retries.delay(1, 0.025, None) == 0.025
+    assert client._retries.delay(2, 0.025, {"x-amz-retry-after": "1500"}) == 1.5
+    assert client._retries.delay(1, 0.025, {"x-amz-retry-after": "60000"}) == 5.025
     scaled = client_for("http://127.0.0.1:1", backoff_scale=0.001)
-    scaled._random = lambda: 1.0
-    assert scaled._delay(3, 1.0, None) == pytest.approx(0.004)
+    scaled._retries.random = lambda: 1.0
+    assert scaled._retries.delay(3, 1.0, None) == pytest.approx(0.004)
 
 
 # ─── HTTP, against a scripted server ───
