@@ -24,8 +24,7 @@ def apply_command(self: Task, command: Any, jid: str | None = None) -> str:
     treats as an ack); the journal entry stays, and the reaper delivers it again
     once its queue has moved past it or drained (`reap` in pipeline.lua).
     """
-    queue = (self.request.delivery_info or {}).get("routing_key") or app.conf.task_default_queue
-    return get_processor().process(command, jid=jid, task_id=self.request.id, queue=queue)
+    return get_processor().process(command, jid=jid, task_id=self.request.id, queue=_queue_of(self))
 
 
 # A message of several commands (`enqueue_batched`: the bulk queue), so Celery's
@@ -40,5 +39,11 @@ def apply_commands(self: Task, commands: Any, jids: Any = None) -> list[str]:
     Raises only when Redis refuses the journal, as `apply_command` does: the commands
     not finished yet are delivered again (those finished are skipped at claim then).
     """
-    queue = (self.request.delivery_info or {}).get("routing_key") or app.conf.task_default_queue
-    return get_processor().process_many(commands, jids=jids, task_id=self.request.id, queue=queue)
+    return get_processor().process_many(
+        commands, jids=jids, task_id=self.request.id, queue=_queue_of(self)
+    )
+
+
+def _queue_of(task: Task) -> str:
+    """The queue the message came from (where a retry or a woken successor goes back to)."""
+    return (task.request.delivery_info or {}).get("routing_key") or app.conf.task_default_queue

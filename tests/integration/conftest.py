@@ -1,11 +1,16 @@
-"""Integration fixtures: the service wired to the real DynamoDB store and Redis stream."""
+"""Integration fixtures: the service wired to the real DynamoDB store and Redis stream,
+and journals on the test's key prefix."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from worker.events import RedisEventPublisher
+from worker.events import RedisEventPublisher, make_redis_client
+from worker.journal import Journal
 from worker.service import CheckoutService
+from worker.settings import Settings
 
 
 @pytest.fixture
@@ -18,3 +23,23 @@ def publisher(settings, redis_client):
 @pytest.fixture
 def service(store, publisher):
     return CheckoutService(store, publisher)
+
+
+@pytest.fixture
+def make_journal(settings) -> Callable[..., Journal]:
+    """A Journal on the test's prefix; keyword arguments override settings."""
+    clients = []
+
+    def make(**overrides: object) -> Journal:
+        client = make_redis_client(settings.redis_url)
+        clients.append(client)
+        return Journal(client, Settings(**overrides) if overrides else settings)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def journal(make_journal) -> Journal:
+    return make_journal()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from schemas import command_fingerprint, parse_command
-from worker.ledger import find_applied
+from worker.domain import Applied, Snapshot, decide
+from worker.ledger import find_applied, ledger_entry
 
 SEED_TTL_SECONDS = 24 * 60 * 60
 
@@ -235,3 +237,16 @@ def expire(client: Any, settings: Any, session_id: str, *, ago: int = 60) -> Non
         ExpressionAttributeNames={"#ttl": "ttl"},
         ExpressionAttributeValues={":ttl": {"N": str(int(time.time()) - ago)}},
     )
+
+
+def decided(payload: dict, snapshot: Snapshot | None, session_id: str) -> tuple[str, Applied]:
+    """The ledger entry and the effect a worker would save for `payload` over `snapshot`."""
+    command = parse_command(payload)
+    applied = decide(command, snapshot, now=datetime.now(UTC), session_id=session_id)
+    entry = ledger_entry(
+        command.command_id,
+        command_fingerprint(command),
+        applied.previous_status,
+        written_at=applied.session.updated_at,
+    )
+    return entry, applied

@@ -8,40 +8,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.integration.test_journal import command, entry, finish, pending, poll, redis_ms
 from worker.errors import JournalUnavailable
-from worker.events import make_redis_client
 from worker.journal import MAX_COMMANDS_PER_MESSAGE, Journal, Pending
 from worker.processing import CommandProcessor
-from worker.settings import Settings
 
 BATCH_TASK = "checkout.apply_commands"
 SINGLE_TASK = "checkout.apply_command"
-
-
-@pytest.fixture
-def make_journal(settings) -> Callable[..., Journal]:
-    """A Journal on the test's prefix; keyword arguments override settings."""
-    clients = []
-
-    def make(**overrides: object) -> Journal:
-        client = make_redis_client(settings.redis_url)
-        clients.append(client)
-        return Journal(client, Settings(**overrides) if overrides else settings)
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def journal(make_journal) -> Journal:
-    return make_journal()
 
 
 def enqueue_batched(

@@ -11,11 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-import pytest
-
-from worker.events import make_redis_client
 from worker.journal import DeadLetter, Journal, Pending
-from worker.settings import Settings
 
 TASK = "checkout.apply_command"
 DEADLINE = 60.0
@@ -30,26 +26,6 @@ def command(session_id: str | None = None, **fields: object) -> dict:
 
 def pending(cmd: dict) -> Pending:
     return Pending(json.dumps(cmd), cmd["command_id"], cmd.get("session_id"))
-
-
-@pytest.fixture
-def make_journal(settings) -> Callable[..., Journal]:
-    """A Journal on the test's prefix; keyword arguments override settings."""
-    clients = []
-
-    def make(**overrides: object) -> Journal:
-        client = make_redis_client(settings.redis_url)
-        clients.append(client)
-        return Journal(client, Settings(**overrides) if overrides else settings)
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def journal(make_journal) -> Journal:
-    return make_journal()
 
 
 def enqueue(journal: Journal, queue: str, *cmds: dict, run_id: str | None = None) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from schemas import command_fingerprint, parse_command
 from tests.integration.helpers import (
     complete,
     create,
+    decided,
     full_updates,
     ledger_holds,
     new_id,
@@ -29,7 +29,6 @@ from tests.integration.helpers import (
     transition,
     update,
 )
-from worker.domain import Snapshot, decide
 from worker.errors import SessionChanged
 from worker.ledger import ledger_entry
 
@@ -106,19 +105,6 @@ def seed_adds_buyer_and_address(settings, session_id: str, **fields: Any) -> dic
 def document(store, session_id: str) -> tuple[dict[str, Any], int]:
     snapshot = store.load(session_id)
     return snapshot.session.to_document(), snapshot.version
-
-
-def decided(payload: dict, snapshot: Snapshot, session_id: str):
-    """The ledger entry and the effect a worker would save for `payload` over `snapshot`."""
-    command = parse_command(payload)
-    applied = decide(command, snapshot, now=datetime.now(UTC), session_id=session_id)
-    entry = ledger_entry(
-        command.command_id,
-        command_fingerprint(command),
-        applied.previous_status,
-        written_at=applied.session.updated_at,
-    )
-    return entry, applied
 
 
 def pipeline_attributes(store, session_id: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 import pytest
 
@@ -13,6 +12,7 @@ from schemas.events import public_snapshot
 from tasks.embedded import free_port
 from tests.integration.helpers import (
     create,
+    decided,
     expire,
     ledger_holds,
     new_id,
@@ -22,26 +22,12 @@ from tests.integration.helpers import (
     stream_entries,
     update,
 )
-from worker.domain import Snapshot, decide
 from worker.errors import SessionChanged, StoreUnavailable
-from worker.ledger import find_applied, ledger_entry
+from worker.ledger import find_applied
 from worker.service import CheckoutService
 from worker.settings import Settings
 from worker.store import DynamoSessionStore, make_dynamodb_client
 from worker.store_tables import ensure_tables
-
-
-def decided(payload: dict, snapshot: Snapshot | None, session_id: str):
-    """The ledger entry and the effect a worker would save for `payload` over `snapshot`."""
-    command = parse_command(payload)
-    applied = decide(command, snapshot, now=datetime.now(UTC), session_id=session_id)
-    entry = ledger_entry(
-        command.command_id,
-        command_fingerprint(command),
-        applied.previous_status,
-        written_at=applied.session.updated_at,
-    )
-    return entry, applied
 
 
 def test_save_over_a_seed_write_raises_session_changed(service, store, dynamodb, tables):

@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import get_args
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas.session import CheckoutStatus
 from worker.ledger import LEDGER_SIZE, Found, appended, find_applied, ledger_entry
 
 FINGERPRINT = hashlib.sha256(b"body").hexdigest()
 OTHER_FINGERPRINT = hashlib.sha256(b"other body").hexdigest()
 ENTRY = re.compile(r"^[A-Za-z0-9_-]{12}:[0-9a-f]{8}:(?P<status>[a-z_]*)$")
 OLDER_ENTRY = re.compile(r"^[A-Za-z0-9_-]{12}:[0-9a-f]{8}$")
-STATUSES = [
-    None,
-    "incomplete",
-    "requires_escalation",
-    "ready_for_complete",
-    "complete_in_progress",
-    "completed",
-    "canceled",
-]
+STATUSES = [None, *get_args(CheckoutStatus)]
 
 
 def fingerprint_of(command_id: str) -> str:
