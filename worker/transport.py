@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import redis
 from kombu.exceptions import DecodeError
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
@@ -40,6 +41,11 @@ class Channel(kombu_redis.Channel):
         if client is not None:
             yield client
             return
+        if self._pool is None and getattr(self.connection, "client", None) is None:
+            # The connection was closed under an ack (Redis reset it): building a pool
+            # now fails with an AttributeError that kills the worker; a connection error
+            # is what kombu logs ("Couldn't ack") and recovers from.
+            raise redis.exceptions.ConnectionError("the channel's connection is closed")
         pool = self.pool
         shared = self._shared_client
         if shared is None or shared.connection_pool is not pool:

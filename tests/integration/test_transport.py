@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+import redis
 from kombu import Connection
 
 from worker.transport import Transport
@@ -41,3 +43,14 @@ def test_unacked_bookkeeping_works_through_the_shared_client(settings, redis_cli
         message.ack()
         assert redis_client.hlen(channel.unacked_key) == 0  # removed at ack
         queue.close()
+
+
+def test_an_ack_after_the_connection_closed_is_a_connection_error(settings) -> None:
+    # Not an AttributeError from building a pool without connection details, which
+    # killed a worker when Redis reset the connection under an ack.
+    with Connection(settings.redis_url, transport=Transport) as connection:
+        channel = connection.default_channel
+        channel._disconnect_pools()
+        channel.connection.client = None  # what closing the connection leaves
+        with pytest.raises(redis.exceptions.ConnectionError), channel.conn_or_acquire():
+            pass
