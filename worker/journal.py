@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any
 
 import redis
+from redis.exceptions import NoScriptError
 
 from worker.errors import JournalUnavailable
 from worker.redis_keys import RedisKeys
@@ -122,19 +123,34 @@ class Journal:
     def _evalsha_pipelined(self, op: str, calls: list[list[Any]]) -> list[Any]:
         # Plain EVALSHA, not redis-py's Script in a pipeline: that one asks SCRIPT EXISTS
         # before every pipeline, a blocking round trip that cost a sixth of a bulk send.
-        # A script cache emptied by a Redis restart answers NOSCRIPT to every call of
-        # the pipeline (nothing ran): load the script and send the pipeline again.
-        for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
-            for args in calls:
-                pipe.evalsha(self._script.sha, 0, op, self.keys.prefix, *args)
-            try:
-                return pipe.execute()
-            except redis.exceptions.NoScriptError:
-                if attempt == 2:
-                    raise
-                self._script.sha = self.client.script_load(SCRIPT)
-        raise AssertionError("unreachable")
+        # A pipeline is not atomic: with the script forgotten (a Redis restart, SCRIPT
+        # FLUSH), another client may load it while Redis is still reading this pipeline,
+        # and its first calls answer NOSCRIPT while later ones run. Sending the pipeline
+        # again would enqueue those later calls twice, and the first ones behind them.
+        # So a pipeline of several calls loads the script first, in the same round trip
+        # (22 kB: 65 µs of Redis time, INFO commandstats); then NOSCRIPT can only answer a whole
+        # single-call pipeline, or a tail after a SCRIPT FLUSH: only those calls go again.
+        replies = self._pipeline(op, calls, load_first=len(calls) > 1)
+        missing = [n for n, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            self._script.sha = self.client.script_load(SCRIPT)
+            again = self._pipeline(op, [calls[n] for n in missing], load_first=False)
+            for n, reply in zip(missing, again, strict=True):
+                replies[n] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def _pipeline(self, op: str, calls: list[list[Any]], *, load_first: bool) -> list[Any]:
+        """One round trip: each call's reply, or the error Redis answered it with."""
+        pipe = self.client.pipeline(transaction=False)
+        if load_first:
+            pipe.script_load(SCRIPT)
+        for args in calls:
+            pipe.evalsha(self._script.sha, 0, op, self.keys.prefix, *args)
+        replies = pipe.execute(raise_on_error=False)
+        return replies[1:] if load_first else replies
 
     # ─── Workers ───
 

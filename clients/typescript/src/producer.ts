@@ -67,6 +67,7 @@ export class CheckoutProducer {
   private readonly redis: Redis;
   private readonly validator: CommandValidator;
   private readonly visibilityMs: string;
+  private readonly lua: string;
 
   constructor(options: ProducerOptions = {}) {
     const env = process.env;
@@ -82,12 +83,10 @@ export class CheckoutProducer {
     this.validator = new CommandValidator(options.schemaPath);
     const url = options.redisUrl ?? env.CHECKOUT_REDIS_URL ?? "redis://127.0.0.1:6379/0";
     this.redis = new Redis(url, options.redisOptions ?? {});
+    this.lua = readText(options.scriptPath ?? DEFAULT_SCRIPT_PATH);
     // defineCommand sends EVALSHA and falls back to EVAL (loading the script) on
     // NOSCRIPT, e.g. after a Redis restart or SCRIPT FLUSH.
-    this.redis.defineCommand(SCRIPT_COMMAND, {
-      lua: readText(options.scriptPath ?? DEFAULT_SCRIPT_PATH),
-      numberOfKeys: 0,
-    });
+    this.redis.defineCommand(SCRIPT_COMMAND, { lua: this.lua, numberOfKeys: 0 });
   }
 
   /**
@@ -144,8 +143,16 @@ export class CheckoutProducer {
 
   private async roundTrip(chunk: Prepared[], runId: string | undefined, sent: number) {
     const pipeline = this.redis.pipeline() as unknown as ScriptRunner & {
+      script(subcommand: "LOAD", lua: string): unknown;
       exec(): Promise<[Error | null, unknown][] | null>;
     };
+    // A pipeline is not atomic: with the script forgotten, another client may load it
+    // while Redis is still reading this one, so its first calls answer NOSCRIPT (ioredis
+    // then sends them again, as EVAL) after later calls ran: the same session's
+    // commands would be sequenced out of order. Loading the script first, in the same
+    // round trip, leaves none to fail (worker/journal.py does the same).
+    const loadsFirst = chunk.length > SCRIPT_BATCH;
+    if (loadsFirst) pipeline.script("LOAD", this.lua);
     const sizes: number[] = [];
     for (let start = 0; start < chunk.length; start += SCRIPT_BATCH) {
       const batch = chunk.slice(start, start + SCRIPT_BATCH);
@@ -159,7 +166,7 @@ export class CheckoutProducer {
       throw new EnqueueFailed(sent, error);
     }
     let done = 0;
-    for (const [index, [error]] of (replies ?? []).entries()) {
+    for (const [index, [error]] of (replies ?? []).slice(loadsFirst ? 1 : 0).entries()) {
       if (error) throw new EnqueueFailed(sent + done, error);
       done += sizes[index] ?? 0;
     }

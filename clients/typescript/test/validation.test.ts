@@ -119,4 +119,39 @@ describe("CheckoutProducer", () => {
     assert.equal(await producer.enqueue(update("c-3", "s-1", 2)), "c-3");
     assert.equal(await client.llen(names.queue), 3);
   });
+
+  it("keeps each session's order when producers race a forgotten script", async () => {
+    // Several producers, each a pipeline of many calls, start together on an empty
+    // script cache: one loads the script while Redis still reads another's pipeline.
+    const others = [1, 2].map(() => new CheckoutProducer({ redisUrl: redis.url, ...names }));
+    try {
+      for (let round = 0; round < 12; round += 1) {
+        await client.script("FLUSH");
+        const sends = [producer, ...others].map((p, n) => {
+          const commands = [];
+          for (let i = 0; i < 1000; i += 1) commands.push(update(`r${round}-p${n}-${i}`, `s-${n}-${i % 7}`, i));
+          return p.enqueueMany(commands);
+        });
+        assert.deepEqual(await Promise.all(sends), [1000, 1000, 1000]);
+      }
+    } finally {
+      await Promise.all(others.map((p) => p.close()));
+    }
+    const messages = (await client.lrange(names.queue, 0, -1)).reverse();
+    assert.equal(messages.length, 36000);
+    // Per session: [send position, sequence number] pairs; sorted by the first, the
+    // second must rise (the ordering gate hands commands out by sequence number).
+    const sequences = new Map<string, [number, number][]>();
+    for (const message of messages) {
+      const [[command], { jid }] = JSON.parse(JSON.parse(message).body);
+      const [round, , i] = command.command_id.split("-");
+      const sent = Number(round.slice(1)) * 1e6 + Number(i);
+      const seq = Number(await client.hget(`${names.prefix}:j:${jid}`, "seq"));
+      sequences.set(command.session_id, [...(sequences.get(command.session_id) ?? []), [sent, seq]]);
+    }
+    for (const pairs of sequences.values()) {
+      const seqs = pairs.sort((a, b) => a[0] - b[0]).map(([, seq]) => seq);
+      assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+    }
+  });
 });
