@@ -55,7 +55,9 @@ end
 -- A Celery (protocol 2) task message as kombu's Redis transport stores it. `args` is
 -- the JSON of the task's positional and keyword arguments, `[...],{...}`, with command
 -- texts embedded as sent: re-encoding them in Lua would round big numbers. `queue` and
--- `repr` are already JSON string literals (`quoted`, `argsrepr`).
+-- `repr` are already JSON string literals (`quoted`, `argsrepr`). The header
+-- `checkout_journaled` tells the worker's transport that the journal covers the message
+-- (`worker.transport.JournaledQoS`: no kombu unacked copy in Redis).
 local function celery_message(task, args, repr, queue, tag)
   local body = '[' .. args .. ',{"callbacks":null,"errbacks":null,"chain":null,"chord":null}]'
   local id = '"' .. tag .. '"'
@@ -66,7 +68,8 @@ local function celery_message(task, args, repr, queue, tag)
     ',"retries":0,"timelimit":[null,null],"root_id":' .. id .. ',"parent_id":null' ..
     ',"argsrepr":' .. repr ..
     ',"kwargsrepr":"{}","origin":"checkout","ignore_result":true' ..
-    ',"replaced_task_nesting":0,"stamped_headers":null,"stamps":{}}' ..
+    ',"replaced_task_nesting":0,"stamped_headers":null,"stamps":{}' ..
+    ',"checkout_journaled":true}' ..
     ',"properties":{"correlation_id":' .. id .. ',"reply_to":null,"delivery_mode":2' ..
     ',"delivery_info":{"exchange":"","routing_key":' .. queue ..
     '},"priority":0,"body_encoding":"utf-8","delivery_tag":' .. id .. '}}'
