@@ -29,3 +29,5 @@ def test_a_json_worker_logs_the_outcome_with_ids_and_no_buyer_data(
     assert outcome["attempt"] == 1
     assert outcome["level"] == "INFO"
     assert BUYER["email"] not in log.read_text()
+    # One line per command: Celery's own "received" and "succeeded" lines only at DEBUG.
+    assert not [r for r in records if r["logger"].startswith("celery.") and "Task " in r["message"]]
