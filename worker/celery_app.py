@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> Celery:
         "checkout", broker=settings.redis_url, include=["tasks.commands"], amqp=RedactingAMQP
     )
     visibility = settings.visibility_timeout
-    command_time_limit = max(300, int(visibility * 5))
+    command_time_limit = settings.command_time_limit
     app.conf.update(
         # Pickle would let anyone who can write to the broker run code in the worker.
         task_serializer="json",
@@ -69,9 +69,8 @@ def create_app(settings: Settings) -> Celery:
         task_time_limit=command_time_limit,
         # Celery's limit is per message: a batched one gets the limit of as many commands
         # as it may carry, or a healthy message of slow commands would be killed over and
-        # over. The price: a command stuck in such a message holds its pool process up to
-        # that long (its session's successors wait behind it either way; the message's
-        # other commands come back through the reaper after a visibility timeout).
+        # over. Inside it each command has the per-command limit (`worker.watchdog`); this
+        # one is the backstop for a command stuck where a signal cannot reach it.
         task_annotations={
             APPLY_COMMANDS_TASK: {"time_limit": command_time_limit * MAX_COMMANDS_PER_MESSAGE}
         },

@@ -135,3 +135,12 @@ class SessionChanged(CheckoutError):
 
 class JournalUnavailable(Transient):
     """Raised when Redis refuses the journal's script: the command stays journaled and unacked."""
+
+
+class CommandTimeLimitExceeded(CheckoutError):
+    """Raised inside a command that ran past its time limit (`worker.watchdog`); the
+    attempt fails and is retried like any other, then dead-lettered."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the command ran longer than its time limit of {seconds:g}s")
+        self.seconds = seconds

@@ -32,6 +32,7 @@ from worker.errors import JournalUnavailable, Transient
 from worker.journal import DeadLetter, Journal
 from worker.service import CheckoutService
 from worker.settings import Settings
+from worker.watchdog import time_limit
 
 logger = logging.getLogger("checkout.worker")
 
@@ -50,11 +51,20 @@ class CommandProcessor:
     """Applies deliveries of commands through the journal; one per worker process."""
 
     def __init__(
-        self, service: CheckoutService, journal: Journal, settings: Settings, worker_id: str
+        self,
+        service: CheckoutService,
+        journal: Journal,
+        settings: Settings,
+        worker_id: str,
+        *,
+        command_time_limit: float | None = None,
     ) -> None:
+        """`command_time_limit`: seconds a command of a batched message may take (default
+        `settings.command_time_limit`, what Celery gives a message of one command)."""
         self._service = service
         self._journal = journal
         self._settings = settings
+        self._command_time_limit = command_time_limit or settings.command_time_limit
         self.worker_id = worker_id
         # The jid being applied now, for the heartbeat (see `beat` in pipeline.lua).
         self.applying: str | None = None
@@ -67,10 +77,12 @@ class CommandProcessor:
         task_id: str,
         queue: str,
         rest: Sequence[str] = (),
+        limit: float | None = None,
     ) -> str:
         """Handle one delivery; returns what happened (an outcome, or skip/busy/park).
 
         `rest`: the jids after this one in its batched message (see `process_many`).
+        `limit`: seconds the command may take (`worker.watchdog`); None: Celery's limit.
         Raises `JournalUnavailable` when Redis refuses the journal: the task fails, and
         the journal entry (if any) is delivered again later by the reaper.
         """
@@ -79,7 +91,7 @@ class CommandProcessor:
             jid = f"T{task_id}"
             adopt = (_as_text(command), _field(command, "command_id") or "", queue)
         try:
-            return self._process(command, jid, adopt, rest)
+            return self._process(command, jid, adopt, rest, limit or 0)
         finally:
             self.applying = None
 
@@ -87,7 +99,8 @@ class CommandProcessor:
         """Handle one delivery of a batched message: each command in order, each through
         `process` (claim -> apply -> finish), so every guarantee stays per command: a
         finished one is skipped, one behind its session predecessor is parked (and later
-        woken as a message of its own), a failure is retried or dead-lettered alone.
+        woken as a message of its own), a failure is retried or dead-lettered alone, and
+        each has the time limit of a command of its own (`worker.watchdog`).
 
         Raises `JournalUnavailable` like `process`, at the command Redis refused: those
         after it were not claimed and are delivered again (the ones before are finished
@@ -108,12 +121,24 @@ class CommandProcessor:
                 rest = [jid for jid in ids[n + 1 :] if jid]
                 renew_at = time.monotonic() + self._settings.visibility_timeout / 3
             outcomes.append(
-                self.process(command, jid=ids[n], task_id=f"{task_id}.{n}", queue=queue, rest=rest)
+                self.process(
+                    command,
+                    jid=ids[n],
+                    task_id=f"{task_id}.{n}",
+                    queue=queue,
+                    rest=rest,
+                    limit=self._command_time_limit,
+                )
             )
         return outcomes
 
     def _process(
-        self, command: Any, jid: str, adopt: tuple[str, str, str] | None, rest: Sequence[str]
+        self,
+        command: Any,
+        jid: str,
+        adopt: tuple[str, str, str] | None,
+        rest: Sequence[str],
+        limit: float,
     ) -> str:
         claim = self._journal.claim(jid, self.worker_id, adopt=adopt, rest=rest)
         if claim.verdict == "dead":
@@ -130,9 +155,10 @@ class CommandProcessor:
         self.applying = jid
         started = time.monotonic()
         try:
-            outcome = self._service.apply(
-                command, defer_if_missing=self._may_defer(claim), cached=claim.cached or None
-            )
+            with time_limit(limit):
+                outcome = self._service.apply(
+                    command, defer_if_missing=self._may_defer(claim), cached=claim.cached or None
+                )
         except Exception as error:  # every failure is bounded: retried, then dead-lettered
             return self._failed(jid, command, error, claim.attempts + 1)
         event = outcome.event

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     # `text` (Celery's format) or `json`: one JSON object per log line.
     log_format: str = "text"
 
+    @property
+    def command_time_limit(self) -> int:
+        """Seconds one command may take in a worker process before it is stopped: five
+        visibility timeouts, at least five minutes (a stuck call, not a slow one)."""
+        return max(300, int(self.visibility_timeout * 5))
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -6,6 +6,7 @@ journal and the real DynamoDB store (moto server).
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from typing import Any
@@ -298,3 +299,41 @@ def test_redis_refusing_the_journal_mid_message_raises_and_the_redelivery_resume
     again = CommandProcessor(service, journal, settings, "w-again")
     assert deliver(again, message, queue) == ["skip", "skip", "applied", "applied", "applied"]
     assert [e["version"] for e in events(redis_client, settings)] == [1, 2, 3, 4, 5]
+
+
+class StuckOn:
+    """The real service, except that applying `command_id` never returns by itself."""
+
+    def __init__(self, service: Any, command_id: str) -> None:
+        self._service = service
+        self._command_id = command_id
+
+    def apply(self, command: Any, **kwargs: Any) -> Any:
+        if command.get("command_id") == self._command_id:
+            threading.Event().wait(60)
+        return self._service.apply(command, **kwargs)
+
+
+def test_a_stuck_command_of_a_batched_message_is_stopped_at_its_own_time_limit(
+    journal, service, redis_client, settings, tables
+):
+    queue = settings.bulk_queue
+    a, b = session_commands("s-stuck", 2), session_commands("s-free", 2)
+    cmds = [cmd for pair in zip(a, b, strict=True) for cmd in pair]
+    jids = enqueue_batched(journal, queue, 50, *cmds)
+    (message,) = messages(redis_client, queue)
+    worker = CommandProcessor(
+        StuckOn(service, "s-stuck-c1"), journal, settings, "w-stuck", command_time_limit=0.5
+    )
+
+    started = time.monotonic()
+    outcomes = deliver(worker, message, queue)
+
+    assert time.monotonic() - started < 30  # not the stuck call's 60 s, nor Celery's limit
+    # The stuck one fails its attempt (retried later), its session successor waits for
+    # it, and the other session's commands in the message go on.
+    assert outcomes == ["applied", "applied", "retry", "applied", "park", "applied"]
+    stuck = entry(redis_client, journal, jids[2])
+    assert stuck["st"] == "waiting" and stuck["att"] == "1"
+    assert stuck["etype"] == "CommandTimeLimitExceeded"
+    assert stuck["err"] == "the command ran longer than its time limit of 0.5s"
