@@ -1,8 +1,10 @@
 /** Checkout pipeline producer for TypeScript: see clients/typescript/README section in the repository README. */
 export type * from "./commands.js";
 export {
+  BULK_COMMANDS_PER_MESSAGE,
   CheckoutProducer,
   EnqueueFailed,
+  MAX_COMMANDS_PER_MESSAGE,
   PIPELINE_CALLS,
   SCRIPT_BATCH,
   type EnqueueManyOptions,

@@ -20,6 +20,9 @@ export const PIPELINE_CALLS = 10;
 const ORDER_TTL_SECONDS = 7 * 24 * 3600;
 const RUN_TTL_SECONDS = 7 * 24 * 3600;
 const SCRIPT_COMMAND = "checkoutPipeline";
+// tasks/producer.py BULK_COMMANDS_PER_MESSAGE and worker/journal.py MAX_COMMANDS_PER_MESSAGE.
+export const BULK_COMMANDS_PER_MESSAGE = 50;
+export const MAX_COMMANDS_PER_MESSAGE = 100;
 
 export interface ProducerOptions {
   /** Default: CHECKOUT_REDIS_URL, else redis://127.0.0.1:6379/0. */
@@ -32,6 +35,12 @@ export interface ProducerOptions {
   queue?: string;
   /** Send to the bulk queue, which workers take after interactive commands. */
   bulk?: boolean;
+  /**
+   * Commands per Celery message, 1 to 100 (`enqueue_batched` above 1): Celery's cost per
+   * message is shared by them, and the last waits for those before it. Default: 50 with
+   * `bulk`, else 1, as the Python producer.
+   */
+  perMessage?: number;
   /** Default: CHECKOUT_VISIBILITY_TIMEOUT seconds × 1000, else 60000. */
   visibilityTimeoutMs?: number;
   /** The enqueue script; default the repository's worker/pipeline.lua. */
@@ -68,6 +77,7 @@ export class CheckoutProducer {
   private readonly validator: CommandValidator;
   private readonly visibilityMs: string;
   private readonly lua: string;
+  readonly perMessage: number;
 
   constructor(options: ProducerOptions = {}) {
     const env = process.env;
@@ -80,6 +90,16 @@ export class CheckoutProducer {
     const visibility =
       options.visibilityTimeoutMs ?? Number(env.CHECKOUT_VISIBILITY_TIMEOUT ?? 60) * 1000;
     this.visibilityMs = String(Math.trunc(visibility));
+    this.perMessage = options.perMessage ?? (options.bulk ? BULK_COMMANDS_PER_MESSAGE : 1);
+    if (
+      !Number.isInteger(this.perMessage) ||
+      this.perMessage < 1 ||
+      this.perMessage > MAX_COMMANDS_PER_MESSAGE
+    ) {
+      throw new RangeError(
+        `perMessage must be an integer from 1 to ${MAX_COMMANDS_PER_MESSAGE}: ${this.perMessage}`,
+      );
+    }
     this.validator = new CommandValidator(options.schemaPath);
     const url = options.redisUrl ?? env.CHECKOUT_REDIS_URL ?? "redis://127.0.0.1:6379/0";
     this.redis = new Redis(url, options.redisOptions ?? {});
@@ -173,10 +193,13 @@ export class CheckoutProducer {
     return done;
   }
 
-  /** ARGV of one `enqueue` call, as worker/journal.py `Journal.enqueue_args` builds it. */
+  /** ARGV of one `enqueue` (or `enqueue_batched`) call, as worker/journal.py
+   * `Journal.enqueue_args` builds it. */
   private enqueueArgs(batch: Prepared[], runId: string | undefined): string[] {
-    const args = ["enqueue", this.prefix, this.queue, this.visibilityMs, runId ?? ""];
+    const op = this.perMessage > 1 ? "enqueue_batched" : "enqueue";
+    const args = [op, this.prefix, this.queue, this.visibilityMs, runId ?? ""];
     args.push(String(ORDER_TTL_SECONDS), String(RUN_TTL_SECONDS));
+    if (this.perMessage > 1) args.push(String(this.perMessage));
     for (const { command, text } of batch) {
       args.push(text, command.command_id, command.session_id ?? "");
     }

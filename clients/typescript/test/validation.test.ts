@@ -120,6 +120,36 @@ describe("CheckoutProducer", () => {
     assert.equal(await client.llen(names.queue), 3);
   });
 
+  it("sends bulk commands 50 to a Celery message, perMessage overriding", async () => {
+    const bulk = new CheckoutProducer({ redisUrl: redis.url, ...names, bulk: true });
+    const three = new CheckoutProducer({ redisUrl: redis.url, ...names, perMessage: 3 });
+    try {
+      const commands = [create("b-0", "s-b")];
+      for (let i = 1; i < 120; i += 1) commands.push(update(`b-${i}`, "s-b", i));
+      assert.equal(await bulk.enqueueMany(commands), 120);
+      await three.enqueueMany([create("t-0", "s-t"), update("t-1", "s-t", 1)]);
+    } finally {
+      await Promise.all([bulk.close(), three.close()]);
+    }
+    const messages = (await client.lrange(names.queue, 0, -1)).reverse().map((m) => JSON.parse(m));
+    assert.ok(messages.every((m) => m.headers.task === "checkout.apply_commands"));
+    assert.ok(messages.every((m) => m.headers.checkout_journaled === true));
+    const bodies = messages.map((m) => JSON.parse(m.body)[0]);
+    assert.deepEqual(bodies.map(([commands]) => commands.length), [50, 50, 20, 2]);
+    assert.equal(bodies[0][0][0].command_id, "b-0");
+    assert.equal(bodies[0][1].length, 50); // a jid per command
+    assert.equal(await client.hget(`${names.prefix}:s:s-b`, "next"), "120");
+  });
+
+  it("refuses a perMessage outside 1 to 100", () => {
+    for (const perMessage of [0, 101, 1.5]) {
+      assert.throws(
+        () => new CheckoutProducer({ redisUrl: redis.url, ...names, perMessage }),
+        /perMessage must be an integer from 1 to 100/,
+      );
+    }
+  });
+
   it("keeps each session's order when producers race a forgotten script", async () => {
     // Several producers, each a pipeline of many calls, start together on an empty
     // script cache: one loads the script while Redis still reads another's pipeline.
