@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -180,8 +181,15 @@ def _http_answers(url: str) -> bool:
         return False
 
 
+# celery's package swaps itself in sys.modules during its first import: a second thread
+# importing it meanwhile gets "cannot import name 'Celery'" (`checkout bench` starts its
+# workers from parallel threads, each waiting here for its ping).
+_CELERY_IMPORT = threading.Lock()
+
+
 def _worker_answers(broker_url: str, node: str) -> bool:
-    from celery import Celery
+    with _CELERY_IMPORT:
+        from celery import Celery
 
     with Celery(broker=broker_url) as probe:
         return bool(probe.control.ping(destination=[node], timeout=0.5))
