@@ -449,13 +449,14 @@ def _cpu_profile(flow: dict[str, Any], bulk: dict[str, Any]) -> list[str]:
         f"requests in process, spends {direct} ms per command (parse, decide, build the "
         "event and the item, one UpdateItem through `worker.dynamodb_http`, whose socket "
         "work is inflated here because moto closes every connection); the workers "
-        f"{worker}, so Celery and the journal add {worker - direct:.2f} ms. A py-spy "
-        "profile (`--gil`, 1,400 order-flow commands through one worker, README "
-        '"Measured") puts about 2.3 ms of that in the worker\'s main process, which is '
-        "Celery and kombu's per-message work (BRPOP and decode, the unacked bookkeeping at "
-        "delivery and ack, the prefork hand-off and its result), and about 0.7 ms in the "
-        "pool process around the service (the claim and finish script calls, the log "
-        "line, the metrics). Bulk messages carry 50 commands, which takes the main "
+        f"{worker}, so Celery and the journal add {worker - direct:.2f} ms. Per process "
+        "(CPU time from /proc, 1,400 order-flow commands through `checkout up -c 1`, "
+        'README "Measured"), about 1.3 ms of that is the worker\'s main process, which is '
+        "Celery and kombu's per-message work (BRPOP and decode, the prefork hand-off and "
+        "its result; 2.0 ms while kombu also kept a copy of each message in Redis until "
+        "its ack), and about 0.8 ms in the pool process around the service (the claim "
+        "and finish script calls, the log line, the metrics). Bulk messages carry 50 "
+        "commands, which takes the main "
         f"process's share to about 0.1 ms: {bulk_worker} ms per bulk command, nearly all "
         "of it applying them. What is left to reach 1.5 / 0.75 ms is the per-command "
         'work itself; README "Measured" lists what was tried.',
