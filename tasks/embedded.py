@@ -63,6 +63,15 @@ class ManagedProcess:
     def wait_until(
         self, ready: Callable[[], bool], *, timeout: float = START_TIMEOUT_SECONDS
     ) -> None:
+        """Return once `ready()` is true; else stop the process (the caller never gets a
+        handle on it to stop) and raise."""
+        try:
+            self._wait_until(ready, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until(self, ready: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
