@@ -472,12 +472,15 @@ end
 -- like every other time here), and what it is doing. Setting `busy` from here too
 -- clears a mark a failed `finish` left behind (Redis refused it), so the reaper does
 -- not take that command for one still being applied.
+-- The jid is marked only while its entry is this worker's: the beat's thread may have
+-- read it just before `finish` cleared the mark, and must not set it again after.
 local function beat()
-  redis.call('ZADD', key('workers'), now_ms(), ARGV[3])
-  if ARGV[4] and ARGV[4] ~= '' then
-    redis.call('HSET', key('busy'), ARGV[3], ARGV[4])
+  local worker, jid = ARGV[3], ARGV[4]
+  redis.call('ZADD', key('workers'), now_ms(), worker)
+  if jid and jid ~= '' and redis.call('HGET', key('j', jid), 'own') == worker then
+    redis.call('HSET', key('busy'), worker, jid)
   else
-    redis.call('HDEL', key('busy'), ARGV[3])
+    redis.call('HDEL', key('busy'), worker)
   end
   return 1
 end

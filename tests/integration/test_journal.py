@@ -375,3 +375,17 @@ def test_only_the_lease_holder_reaps(journal, redis_client, settings):
     assert journal.reap(owner="r2", lease_ms=60_000) == (0, 0)
     assert redis_client.zscore(journal.keys.due, jid) is not None
     poll(lambda: journal.reap(owner="r1", lease_ms=60_000)[0] == 1, "the holder goes on")
+
+
+def test_a_beat_that_read_the_command_before_finish_does_not_mark_it_again(
+    journal, redis_client, settings
+):
+    (jid,) = enqueue(journal, settings.commands_queue, command("s-beat"))
+    assert journal.claim(jid, "w1").verdict == "go"
+    journal.heartbeat("w1", jid)  # while applying: marked
+    assert redis_client.hget(f"{journal.keys.prefix}:busy", "w1") == jid
+
+    assert finish(journal, jid, "w1")
+    journal.heartbeat("w1", jid)  # the heartbeat thread's stale read lands after finish
+
+    assert redis_client.hget(f"{journal.keys.prefix}:busy", "w1") is None
