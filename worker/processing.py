@@ -77,12 +77,12 @@ class CommandProcessor:
         task_id: str,
         queue: str,
         rest: Sequence[str] = (),
-        limit: float | None = None,
+        limit: float = 0,
     ) -> str:
         """Handle one delivery; returns what happened (an outcome, or skip/busy/park).
 
         `rest`: the jids after this one in its batched message (see `process_many`).
-        `limit`: seconds the command may take (`worker.watchdog`); None: Celery's limit.
+        `limit`: seconds the command may take (`worker.watchdog`); 0: Celery's limit only.
         Raises `JournalUnavailable` when Redis refuses the journal: the task fails, and
         the journal entry (if any) is delivered again later by the reaper.
         """
@@ -91,7 +91,7 @@ class CommandProcessor:
             jid = f"T{task_id}"
             adopt = (_as_text(command), _field(command, "command_id") or "", queue)
         try:
-            return self._process(command, jid, adopt, rest, limit or 0)
+            return self._process(command, jid, adopt, rest, limit)
         finally:
             self.applying = None
 
