@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 ## The main job on embedded defaults: local redis-server + moto server, one worker, an order flow.
 demo: install
-	$(BIN)/python -m tasks.demo
+	$(BIN)/python -m tasks.embedded.demo
 
 ## The embedded Redis, moto server and one worker in the foreground, for trying the CLI
 ## from another shell (it prints the `export` lines); Ctrl-C stops everything.

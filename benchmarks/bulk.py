@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tasks.embedded import CHECKOUT, EmbeddedStack, start_worker
+from tasks.embedded.stack import CHECKOUT, EmbeddedStack, start_worker
 
 
 def main() -> None:
@@ -86,7 +86,7 @@ def bench_send(workdir: Path, count: int) -> float:
 
 def bench_apply_async(count: int) -> float:
     """The baseline the issue names: one `apply_async` per command, same command shape."""
-    from tasks.commands import apply_command
+    from worker.runtime.tasks import apply_command
 
     commands = [
         {
@@ -105,7 +105,7 @@ def bench_apply_async(count: int) -> float:
 
 def forget_send_benchmarks() -> None:
     """Drop what the send benchmarks left in Redis (no worker reads it)."""
-    from worker.events import make_redis_client
+    from worker.streams.publisher import make_redis_client
 
     make_redis_client(os.environ["CHECKOUT_REDIS_URL"]).flushdb(asynchronous=True)
 

@@ -1,4 +1,4 @@
-"""CPU per DynamoDB request: botocore's low-level client vs worker.dynamodb_http, side by side.
+"""CPU per DynamoDB request: botocore's low-level client vs worker.dynamodb.http, side by side.
 
 `python -m benchmarks.client_cpu` starts an embedded moto server (the one `make demo`
 and the tests use) and times conditional UpdateItem calls shaped like the store's
@@ -39,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tasks.embedded import ManagedProcess, free_port, start_moto
+from tasks.embedded.stack import ManagedProcess, free_port, start_moto
 
 TABLE = "client_cpu"
 STAMP = "2026-01-01T00:00:00.000Z"
@@ -88,9 +88,9 @@ def main() -> None:
 
 
 def clients(endpoint_url: str) -> dict[str, Any]:
-    from worker.dynamodb_http import make_hot_path_client
+    from worker.dynamodb.http import make_hot_path_client
+    from worker.dynamodb.store import make_dynamodb_client
     from worker.settings import Settings
-    from worker.store import make_dynamodb_client
 
     settings = Settings(dynamodb_endpoint_url=endpoint_url)
     return {

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from schemas.commands import SessionUpdates, describe_validation_error
 from schemas.session import CheckoutStatus
-from worker.domain import js_iso
+from worker.domain.rules import js_iso
 
 WHERE_KEYS = ("status", "currency", "updated_before", "line_item")
 MAX_COMMAND_ID = 255
@@ -191,7 +191,7 @@ def scan_sessions(client: Any, table: str, where: Where, *, segments: int = 4) -
 
 
 def _matching_id(item: dict[str, Any], where: Where) -> str:
-    from worker.store_items import from_item
+    from worker.dynamodb.items import from_item
 
     if where.line_item is not None and not where.matches_line_items(
         from_item({"li": item.get("line_items", {"NULL": True})})["li"]

@@ -2,7 +2,7 @@
 
 Commands are validated here, before they reach the queue, so a producer learns
 about a bad command at once and with the field that is wrong. Then each goes to
-Redis through the pipeline's one enqueue script (`worker/pipeline.lua`): the
+Redis through the pipeline's one enqueue script (`worker/delivery/pipeline.lua`): the
 Celery message, the session's sequence number and the journal entry in one
 atomic step, batched and pipelined. Every other language's producer runs the
 same script, so what it enqueues is indistinguishable from this.
@@ -18,10 +18,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from schemas.commands import Command, describe_validation_error, parse_command
+from worker.delivery.journal import Journal, Pending
 from worker.errors import JournalUnavailable
-from worker.events import make_redis_client
-from worker.journal import Journal, Pending
 from worker.settings import Settings, get_settings
+from worker.streams.publisher import make_redis_client
 
 CommandInput = Command | Mapping[str, Any] | str | bytes
 # Commands per script call, and calls per pipelined round trip: big enough to

@@ -25,7 +25,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from tasks.embedded import EmbeddedStack
+    from tasks.embedded.stack import EmbeddedStack
 
     with EmbeddedStack(tmp_path_factory.mktemp("services")) as running:
         yield running
@@ -57,7 +57,7 @@ def settings(env):
 
 @pytest.fixture
 def dynamodb(settings):
-    from worker.store import make_dynamodb_client
+    from worker.dynamodb.store import make_dynamodb_client
 
     return make_dynamodb_client(settings)
 
@@ -65,7 +65,7 @@ def dynamodb(settings):
 @pytest.fixture
 def tables(settings, dynamodb):
     """The test's sessions table, created as `checkout init` creates it."""
-    from worker.store_tables import ensure_tables
+    from worker.dynamodb.tables import ensure_tables
 
     ensure_tables(dynamodb, settings)
     return settings
@@ -73,7 +73,7 @@ def tables(settings, dynamodb):
 
 @pytest.fixture
 def redis_client(settings):
-    from worker.events import make_redis_client
+    from worker.streams.publisher import make_redis_client
 
     client = make_redis_client(settings.redis_url)
     yield client
@@ -82,6 +82,6 @@ def redis_client(settings):
 
 @pytest.fixture
 def store(tables, dynamodb):
-    from worker.store import DynamoSessionStore
+    from worker.dynamodb.store import DynamoSessionStore
 
     return DynamoSessionStore.from_settings(tables, client=dynamodb)

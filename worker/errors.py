@@ -138,7 +138,7 @@ class JournalUnavailable(Transient):
 
 
 class CommandTimeLimitExceeded(CheckoutError):
-    """Raised inside a command that ran past its time limit (`worker.watchdog`); the
+    """Raised inside a command that ran past its time limit (`worker.delivery.watchdog`); the
     attempt fails and is retried like any other, then dead-lettered."""
 
     def __init__(self, seconds: float) -> None:

@@ -53,7 +53,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _sizes(args: argparse.Namespace) -> Any:
-    from benchmarks.suite import QUICK, Sizes
+    from tasks.bench.suite import QUICK, Sizes
 
     sizes = QUICK if args.quick else Sizes()
     given = {
@@ -66,7 +66,7 @@ def _sizes(args: argparse.Namespace) -> Any:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from benchmarks import report
+    from tasks.bench import report
 
     # SIGTERM unwinds like Ctrl-C, so the workers and services this run started are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
@@ -87,8 +87,8 @@ def _progress(text: str) -> None:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Every workload, in one run against one set of services."""
-    from benchmarks import harness, report, suite
-    from worker.events import make_redis_client
+    from tasks.bench import harness, report, suite
+    from worker.streams.publisher import make_redis_client
 
     sizes = _sizes(args)
     sweep = args.sweep if args.sweep is not None else args.write_markdown
@@ -118,7 +118,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _sweep(bench: Any, sizes: Any) -> list[dict[str, Any]]:
-    from benchmarks import suite
+    from tasks.bench import suite
 
     rows = []
     for workers in SWEEP_WORKERS:
@@ -142,7 +142,7 @@ def _sweep(bench: Any, sizes: Any) -> list[dict[str, Any]]:
 
 
 def _write(summary: dict[str, Any], results: dict[str, Any], args: argparse.Namespace) -> None:
-    from benchmarks import report
+    from tasks.bench import report
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
     latencies = {

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from worker.runs import RunSummary, read_run, wait_for_run
+from worker.delivery.runs import RunSummary, read_run, wait_for_run
 
 EXIT_OK, EXIT_FAILURES, EXIT_BROKER, EXIT_PENDING = 0, 1, 2, 3
 EXIT_CODES_HELP = """exit codes:
@@ -41,7 +41,7 @@ def add_wait_options(parser: argparse.ArgumentParser) -> None:
 
 def add_per_message_option(parser: argparse.ArgumentParser, *, default: str) -> None:
     """`--per-message N`: commands per queue message (`enqueue_batched`), 1-100."""
-    from worker.journal import MAX_COMMANDS_PER_MESSAGE
+    from worker.delivery.journal import MAX_COMMANDS_PER_MESSAGE
 
     def count(text: str) -> int:
         value = int(text) if text.isdigit() else 0

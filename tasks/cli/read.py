@@ -39,7 +39,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_get(args: argparse.Namespace) -> int:
-    from worker.store import DynamoSessionStore
+    from worker.dynamodb.store import DynamoSessionStore
 
     snapshot = DynamoSessionStore.from_settings(get_settings()).load(args.session_id)
     if snapshot is None or snapshot.expired:
@@ -52,7 +52,7 @@ def run_get(args: argparse.Namespace) -> int:
 
 
 def run_events(args: argparse.Namespace) -> int:
-    from worker.events import make_redis_client
+    from worker.streams.publisher import make_redis_client
 
     if args.group is None and (args.consumer is not None or args.claim_idle_ms is not None):
         print("checkout events: --consumer and --claim-idle-ms need --group", file=sys.stderr)
@@ -73,7 +73,7 @@ def run_events(args: argparse.Namespace) -> int:
 
 
 def _print_stream(args: argparse.Namespace, client: Any, stream: str) -> None:
-    from worker.events import read_events
+    from worker.streams.publisher import read_events
 
     entries = read_events(client, stream, after=args.after, follow=args.follow)
     for _, event_json in _limit(entries, args.count):
@@ -82,7 +82,7 @@ def _print_stream(args: argparse.Namespace, client: Any, stream: str) -> None:
 
 def _print_group(args: argparse.Namespace, client: Any, stream: str) -> None:
     """Print through the consumer group; each entry is acknowledged once it is written."""
-    from worker.event_consumer import DEFAULT_CLAIM_IDLE_MS, EventConsumer, default_consumer_name
+    from worker.streams.consumer import DEFAULT_CLAIM_IDLE_MS, EventConsumer, default_consumer_name
 
     consumer = EventConsumer(
         client,

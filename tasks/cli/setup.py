@@ -37,8 +37,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    from worker.store import make_dynamodb_client
-    from worker.store_tables import ensure_tables
+    from worker.dynamodb.store import make_dynamodb_client
+    from worker.dynamodb.tables import ensure_tables
 
     settings = get_settings()
     for action in ensure_tables(make_dynamodb_client(settings), settings):
@@ -53,8 +53,8 @@ def run_worker(args: argparse.Namespace) -> int:
     # and the pool's processes inherit the directory when they fork.
     created = _ensure_metrics_dir()
     try:
-        from worker.celery_app import app, worker_queues
-        from worker.logging_json import install_json_logging
+        from worker.observability.logs import install_json_logging
+        from worker.runtime.app import app, worker_queues
 
         json_logs = settings.log_format == "json"
         if json_logs:
@@ -113,7 +113,7 @@ def _serve_metrics_when_ready(port: int) -> None:
     so no pool process holds a copy of the listening socket."""
     from celery.signals import worker_ready
 
-    from worker.metrics import serve
+    from worker.observability.metrics import serve
 
     def start(**_: object) -> None:
         try:

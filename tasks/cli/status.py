@@ -33,7 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from worker.events import make_redis_client
+    from worker.streams.publisher import make_redis_client
 
     settings = get_settings()
     client = make_redis_client(settings.redis_url)
@@ -47,7 +47,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def collect(client: Any, settings: Settings, *, ping_timeout: float) -> dict[str, Any]:
     """The whole report as one JSON-ready dict."""
-    from worker.redis_keys import RedisKeys
+    from worker.delivery.keys import RedisKeys
 
     keys = RedisKeys(settings.key_prefix)
     queues = [settings.commands_queue, settings.bulk_queue]

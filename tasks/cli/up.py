@@ -49,7 +49,7 @@ class _Stop(BaseException):
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from tasks.embedded import free_port
+    from tasks.embedded.stack import free_port
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="checkout-up-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def run_up(args: argparse.Namespace) -> int:
 
 def _run(started: ExitStack, workdir: Path, concurrency: int, metrics_port: int) -> int:
     """Start the services (each stopped by `started`), then wait; returns the exit code."""
-    from tasks.embedded import start_moto, start_redis, start_worker
+    from tasks.embedded.stack import start_moto, start_redis, start_worker
 
     redis, redis_url = start_redis(workdir, appendonly=True)
     started.callback(redis.stop)
@@ -117,7 +117,7 @@ def _environment(redis_url: str, dynamodb_url: str) -> dict[str, str]:
 
 
 def _create_tables(env: dict[str, str], workdir: Path) -> None:
-    from tasks.embedded import CHECKOUT
+    from tasks.embedded.stack import CHECKOUT
 
     result = subprocess.run(
         [CHECKOUT, "init"], env=env, capture_output=True, text=True, timeout=120, check=False

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.embedded import CHECKOUT, ManagedProcess, start_worker
+from tasks.embedded.stack import CHECKOUT, ManagedProcess, start_worker
 
 
 @pytest.fixture

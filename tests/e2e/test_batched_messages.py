@@ -9,8 +9,8 @@ import time
 
 from tests.e2e.builders import create, update
 from tests.faults.checker import check, read_events, stored_versions
-from worker.redis_keys import RedisKeys
-from worker.runs import read_run
+from worker.delivery.keys import RedisKeys
+from worker.delivery.runs import read_run
 
 SESSIONS = 4
 UPDATES = 74  # 4 x 75 = 300 commands

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tasks.embedded import CHECKOUT
+from tasks.embedded.stack import CHECKOUT
 
 HEADLINE = (
     "pipeline_cps",

@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tasks.cli.send import file_run_id
-from tasks.embedded import CHECKOUT
+from tasks.embedded.stack import CHECKOUT
 from tests.e2e.builders import create, seed_layout_item, update
-from worker.redis_keys import RedisKeys
-from worker.runs import read_run
+from worker.delivery.keys import RedisKeys
+from worker.delivery.runs import read_run
 
 BULK_SESSIONS = 10_000
 

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from tasks.cli.errors import DYNAMODB_UNREACHABLE, REDIS_UNREACHABLE, TABLES_MISSING
-from tasks.embedded import CHECKOUT, free_port
+from tasks.embedded.stack import CHECKOUT, free_port
 
 COMMAND = '{"type":"create_session","command_id":"e-1","session_id":"s-e"}\n'
 REDIS_COMMANDS = [["events"], ["send", "-"], ["status"], ["dlq", "list"]]

@@ -13,12 +13,12 @@ from collections.abc import Callable
 
 import pytest
 
-from tasks.embedded import CHECKOUT
+from tasks.embedded.stack import CHECKOUT
 from tasks.producer import prepare
 from tests.e2e.builders import BUYER, create, update
-from worker.events import make_redis_client
-from worker.journal import DeadLetter, Journal
-from worker.processing import dead_letter_event
+from worker.delivery.journal import DeadLetter, Journal
+from worker.delivery.processor import dead_letter_event
+from worker.streams.publisher import make_redis_client
 
 DEADLINE = 120.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tasks.embedded import start_worker
+from tasks.embedded.stack import start_worker
 from tests.e2e.builders import BUYER, create, update
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tasks.embedded import free_port, start_worker
+from tasks.embedded.stack import free_port, start_worker
 from tests.e2e.builders import MUG, create, update
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -181,7 +181,7 @@ def test_checkout_events_prints_the_stream_as_json_lines(checkout, start_workers
 
 
 def test_checkout_send_says_what_was_not_enqueued_when_the_broker_is_down(env, tmp_path):
-    from tasks.embedded import CHECKOUT, free_port
+    from tasks.embedded.stack import CHECKOUT, free_port
 
     commands = tmp_path / "commands.jsonl"
     commands.write_text(json.dumps(create("down-1", "s-down")) + "\n")
@@ -200,8 +200,8 @@ def test_checkout_send_says_what_was_not_enqueued_when_the_broker_is_down(env, t
 def test_a_command_that_fails_transiently_is_retried_until_it_applies(
     env, settings, dynamodb, send, events, tmp_path
 ):
-    from tasks.embedded import start_worker
-    from worker.store_tables import ensure_tables
+    from tasks.embedded.stack import start_worker
+    from worker.dynamodb.tables import ensure_tables
 
     # No tables yet: every attempt fails with ResourceNotFoundException (StoreUnavailable).
     log = tmp_path / "worker.log"
@@ -247,7 +247,7 @@ def test_updates_sent_with_their_creates_wait_for_them(start_workers, send, even
 def test_a_command_survives_a_redis_that_refuses_its_result(
     env, events, redis_client, store, tables, tmp_path
 ):
-    from tasks.embedded import CHECKOUT, start_worker
+    from tasks.embedded.stack import CHECKOUT, start_worker
 
     quick = {**env, "CHECKOUT_VISIBILITY_TIMEOUT": "3"}
     worker = start_worker(quick, log=tmp_path / "worker.log", concurrency=1, loglevel="INFO")

@@ -1,6 +1,6 @@
 """The TypeScript producer (clients/typescript) against real workers, next to the Python one.
 
-Both run the same enqueue script (worker/pipeline.lua), so commands from either land
+Both run the same enqueue script (worker/delivery/pipeline.lua), so commands from either land
 in one per-session order. The node side is the compiled package (`make ts-client`
 builds it; `make test` depends on that).
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tasks.embedded import redis_server_binary
+from tasks.embedded.stack import redis_server_binary
 from tasks.producer import CommandProducer
 from tests.e2e.builders import create, update
 

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from tasks.embedded import CHECKOUT
+from tasks.embedded.stack import CHECKOUT
 
 DEADLINE_SECONDS = 120.0
 

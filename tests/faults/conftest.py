@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tasks.embedded import ManagedProcess, start_worker
+from tasks.embedded.stack import ManagedProcess, start_worker
 
 HERE = Path(__file__).parent
 FAULT_TIMINGS = {

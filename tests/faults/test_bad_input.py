@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from schemas.commands import SessionUpdates
 from schemas.session import MAX_SAFE_INTEGER
-from tasks.embedded import CHECKOUT
+from tasks.embedded.stack import CHECKOUT
 from tests.faults.checker import read_events
 from tests.faults.conftest import wait_for
 
@@ -173,7 +173,7 @@ random_text = st.text(max_size=40).filter(lambda t: t.strip())
 
 def _pending_count(redis_client, settings) -> tuple[int, int]:
     """(messages on the queue, journal entries): both unchanged by a refused command."""
-    from worker.redis_keys import RedisKeys
+    from worker.delivery.keys import RedisKeys
 
     due = RedisKeys(settings.key_prefix).due
     return redis_client.llen(settings.commands_queue), redis_client.zcard(due)

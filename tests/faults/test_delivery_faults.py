@@ -182,7 +182,7 @@ def test_concurrent_writers_on_hot_sessions_lose_no_update(
     """Two workers (four processes) write the same few sessions at once: updates sent
     around the producer API race each other on DynamoDB's conditional writes, beside
     ordered ones. No update is lost: each session's version counts every applied one."""
-    from worker.celery_app import APPLY_COMMAND_TASK, create_app
+    from worker.runtime.app import APPLY_COMMAND_TASK, create_app
 
     sessions = [f"hot-s{n}" for n in range(4)]
     creates = [create(f"{sid}-c0", sid) for sid in sessions]
@@ -317,8 +317,8 @@ def test_crash_between_dynamodb_write_and_publish_publishes_the_event_once(
     (DynamoDB written, nothing published). A worker started afterwards gets it back from
     the reaper, finds the command newest in the session's ledger, rebuilds its event and
     publishes it once; the session's updates, parked behind it, then apply in order."""
-    from worker.bootstrap import build_service
-    from worker.journal import Journal
+    from worker.delivery.journal import Journal
+    from worker.runtime.bootstrap import build_service
 
     commands = session_stream("crash", sessions=5, updates=4)
     producer.enqueue_many(commands)

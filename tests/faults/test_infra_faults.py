@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.embedded import CHECKOUT, ManagedProcess, free_port, redis_server_binary
+from tasks.embedded.stack import CHECKOUT, ManagedProcess, free_port, redis_server_binary
 from tests.faults.checker import check, read_events, stored_versions, wait_for_outcomes
 from tests.faults.conftest import WAIT_SECONDS, wait_for
 from tests.faults.fault_proxy import FaultProxy
@@ -97,8 +97,8 @@ def own_redis(fault_env, monkeypatch, tmp_path: Path) -> Iterator[RedisOnPort]:
 
 def test_redis_restarted_under_load_loses_nothing(own_redis, workers, store):
     from tasks.producer import CommandProducer
-    from worker.events import make_redis_client
     from worker.settings import Settings
+    from worker.streams.publisher import make_redis_client
 
     settings = Settings()
     client = make_redis_client(settings.redis_url)
@@ -203,7 +203,7 @@ def _dead_lettered(redis_client, settings, commands: list[dict]) -> list[dict]:
 
 def _settled(redis_client, settings, count: int) -> list[dict]:
     """The stream once the worker is idle: a replayed duplicate would show up by now."""
-    from worker.redis_keys import RedisKeys
+    from worker.delivery.keys import RedisKeys
 
     due = RedisKeys(settings.key_prefix).due
     wait_for(lambda: redis_client.zcard(due) == 0, what="an empty journal")

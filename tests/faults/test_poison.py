@@ -18,7 +18,7 @@ from celery import Celery
 from tests.faults.checker import read_events
 from tests.faults.conftest import wait_for
 from tests.faults.fault_proxy import FaultProxy
-from worker.redis_keys import RedisKeys
+from worker.delivery.keys import RedisKeys
 
 DEAD = "command.dead_lettered"
 # Stands for buyer data inside a poison message: it must not reach the worker's log.

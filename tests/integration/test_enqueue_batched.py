@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from tests.integration.test_journal import command, entry, finish, pending, poll, redis_ms
+from worker.delivery.journal import MAX_COMMANDS_PER_MESSAGE, Journal, Pending
+from worker.delivery.processor import CommandProcessor
 from worker.errors import JournalUnavailable
-from worker.journal import MAX_COMMANDS_PER_MESSAGE, Journal, Pending
-from worker.processing import CommandProcessor
 
 BATCH_TASK = "checkout.apply_commands"
 SINGLE_TASK = "checkout.apply_command"

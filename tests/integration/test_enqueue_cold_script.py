@@ -15,7 +15,7 @@ import uuid
 from itertools import chain
 
 from tests.integration.test_journal import command, pending
-from worker.journal import Journal, Pending
+from worker.delivery.journal import Journal, Pending
 
 ROUNDS = 8
 PRODUCERS = 3

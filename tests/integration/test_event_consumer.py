@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 import pytest
 
-from tasks.embedded import CHECKOUT
+from tasks.embedded.stack import CHECKOUT
 from tests.integration.helpers import new_id
-from worker.event_consumer import EventConsumer
-from worker.events import RedisEventPublisher
+from worker.streams.consumer import EventConsumer
+from worker.streams.publisher import RedisEventPublisher
 
 GROUP = "g"
 BUYER_EMAIL = "buyer-secret@example.com"
@@ -133,7 +133,7 @@ def test_a_failing_handler_leaves_the_entry_pending_for_another_consumer(
         if seen["event_id"] == failing["event_id"]:
             raise RuntimeError("downstream is down")
 
-    with caplog.at_level(logging.ERROR, logger="worker.event_consumer"):
+    with caplog.at_level(logging.ERROR, logger="worker.streams.consumer"):
         assert first.poll_once(handler) == 2
 
     [left] = pending(redis_client, settings)
@@ -179,7 +179,7 @@ def test_entries_that_hold_no_event_object_are_acknowledged_not_retried(
     good = publish(event())
     seen: list[dict] = []
 
-    with caplog.at_level(logging.ERROR, logger="worker.event_consumer"):
+    with caplog.at_level(logging.ERROR, logger="worker.streams.consumer"):
         assert consumer("a").poll_once(seen.append) == 4
 
     assert seen == good

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from schemas import command_fingerprint, event_id_for, parse_command
-from tasks.embedded import free_port
+from tasks.embedded.stack import free_port
 from tasks.producer import CommandProducer, InvalidCommand
 from tests.integration.helpers import (
     create,
@@ -19,9 +19,9 @@ from tests.integration.helpers import (
     transition,
     update,
 )
-from worker.celery_app import APPLY_COMMAND_TASK
 from worker.errors import EventsUnavailable
-from worker.events import RedisEventPublisher, make_redis_client, read_events
+from worker.runtime.app import APPLY_COMMAND_TASK
+from worker.streams.publisher import RedisEventPublisher, make_redis_client, read_events
 
 APPLIED_KEYS = {
     "event_id", "type", "command_id", "session_id", "version", "occurred_at", "session",

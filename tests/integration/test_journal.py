@@ -1,4 +1,4 @@
-"""The journal script (`worker/pipeline.lua`) against a real redis-server.
+"""The journal script (`worker/delivery/pipeline.lua`) against a real redis-server.
 
 Each test drives the operations a producer, a worker and the reaper call, with
 made-up worker ids, and reads the keys the script keeps to see what it did.
@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from worker.journal import DeadLetter, Journal, Pending
+from worker.delivery.journal import DeadLetter, Journal, Pending
 
 TASK = "checkout.apply_command"
 DEADLINE = 60.0

@@ -11,11 +11,11 @@ import time
 import pytest
 
 from tasks.bulk_select import parse_where, scan_sessions
-from tasks.embedded import CHECKOUT
+from tasks.embedded.stack import CHECKOUT
 from tasks.producer import CommandProducer, prepare
 from tests.e2e.builders import create, seed_layout_item, update
-from worker.journal import Journal
-from worker.runs import read_run
+from worker.delivery.journal import Journal
+from worker.delivery.runs import read_run
 
 
 def checkout(env, *args, input=None):

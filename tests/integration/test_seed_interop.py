@@ -29,8 +29,8 @@ from tests.integration.helpers import (
     transition,
     update,
 )
+from worker.domain.ledger import ledger_entry
 from worker.errors import SessionChanged
-from worker.ledger import ledger_entry
 
 SEED_DIR = Path(__file__).resolve().parents[1] / "seed"
 DRIVER = SEED_DIR / "seed_driver.mjs"

@@ -26,8 +26,8 @@ from tests.integration.helpers import (
     transition,
     update,
 )
-from worker.ledger import LEDGER_SIZE, ledger_entry
-from worker.service import CheckoutService
+from worker.domain.ledger import LEDGER_SIZE, ledger_entry
+from worker.service.apply import CheckoutService
 
 DAY = 24 * 60 * 60
 
@@ -187,7 +187,7 @@ def test_command_id_reused_with_another_body_is_a_conflict(service, dynamodb, ta
 
 
 def test_command_id_reused_on_another_session_applies_there(service, dynamodb, tables):
-    # Each session has its own ledger (worker/ledger.py): a command id reused on another
+    # Each session has its own ledger (worker/domain/ledger.py): a command id reused on another
     # session is not detected. It applies there; the first session is left alone.
     one, two = new_id("s"), new_id("s")
     service.handle(create(one))

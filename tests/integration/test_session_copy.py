@@ -12,8 +12,8 @@ from collections import Counter
 import pytest
 
 from tests.integration.helpers import create, new_id, raw_session, seed_rewrite, update
-from worker.service import CheckoutService
-from worker.store import DynamoSessionStore, make_dynamodb_client
+from worker.dynamodb.store import DynamoSessionStore, make_dynamodb_client
+from worker.service.apply import CheckoutService
 
 MUG = {"id": "li-mug", "type": "product", "total_amount": 1250}
 TEE = {"id": "li-tee", "type": "product", "total_amount": 2000}

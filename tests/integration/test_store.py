@@ -9,7 +9,7 @@ import pytest
 
 from schemas import command_fingerprint, event_id_for, parse_command
 from schemas.events import public_snapshot
-from tasks.embedded import free_port
+from tasks.embedded.stack import free_port
 from tests.integration.helpers import (
     create,
     decided,
@@ -22,12 +22,12 @@ from tests.integration.helpers import (
     stream_entries,
     update,
 )
+from worker.domain.ledger import find_applied
+from worker.dynamodb.store import DynamoSessionStore, make_dynamodb_client
+from worker.dynamodb.tables import ensure_tables
 from worker.errors import SessionChanged, StoreUnavailable
-from worker.ledger import find_applied
-from worker.service import CheckoutService
+from worker.service.apply import CheckoutService
 from worker.settings import Settings
-from worker.store import DynamoSessionStore, make_dynamodb_client
-from worker.store_tables import ensure_tables
 
 
 def test_save_over_a_seed_write_raises_session_changed(service, store, dynamodb, tables):

@@ -8,7 +8,7 @@ import pytest
 import redis
 from kombu import Connection
 
-from worker.transport import JOURNALED_HEADER, Transport
+from worker.runtime.transport import JOURNALED_HEADER, Transport
 
 
 def test_acks_share_one_client_and_a_new_pool_gets_a_new_one(settings) -> None:

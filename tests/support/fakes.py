@@ -1,6 +1,6 @@
 """In-process stand-ins for the service's ports, a clock and an id factory.
 
-`InMemorySessionStore` keeps the contract of `worker.service.SessionStore` as the
+`InMemorySessionStore` keeps the contract of `worker.service.apply.SessionStore` as the
 DynamoDB store keeps it: a save writes the session and appends to its ledger, all or
 nothing, and a session counts as unchanged while its version and `updated_at` are
 what was read.
@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.session import CheckoutSession
-from worker import ledger
-from worker.domain import Applied, Snapshot
+from worker.domain import ledger
+from worker.domain.rules import Applied, Snapshot
 from worker.errors import SessionChanged
 
 SaveHook = Callable[["InMemorySessionStore"], None]
@@ -138,7 +138,7 @@ class FakeClock:
 class SequentialIds:
     """Session ids `cs_1`, `cs_2`, ... for creates that do not name their session.
 
-    Takes the command id as `worker.service.session_id_for` does, and ignores it; the
+    Takes the command id as `worker.service.apply.session_id_for` does, and ignores it; the
     ids it was asked for are kept in `asked`.
     """
 

@@ -22,11 +22,8 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-# Each package's modules, and those of its subpackages (worker.dynamodb_http, tasks.cli).
-PATHS = [
-    *(path for package in PACKAGES for path in (ROOT / package).glob("*.py")),
-    *(path for package in PACKAGES for path in (ROOT / package).glob("*/*.py")),
-]
+# Each package's modules, and those of its subpackages at any depth.
+PATHS = [path for package in PACKAGES for path in (ROOT / package).rglob("*.py")]
 MODULES = {module_name(path): path for path in PATHS}
 
 
@@ -42,7 +39,7 @@ def imports(module: str) -> frozenset[str]:
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(node, package)
             found.add(base)
-            # `from worker import store` imports the module worker.store
+            # `from worker import store` imports the module worker.dynamodb.store
             found.update(f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES)
     return frozenset(found)
 
@@ -78,11 +75,16 @@ def in_package(package: str) -> list[str]:
 
 
 def test_the_modules_are_found() -> None:
-    assert {"schemas.session", "worker.domain", "worker.service", "tasks.producer"} <= set(MODULES)
-    assert {"worker.dynamodb_http", "worker.dynamodb_http.client"} <= set(MODULES)
+    assert {
+        "schemas.session",
+        "worker.domain.rules",
+        "worker.service.apply",
+        "tasks.producer",
+    } <= set(MODULES)
+    assert {"worker.dynamodb.http", "worker.dynamodb.http.client"} <= set(MODULES)
     assert {"tasks.cli", "tasks.cli.send", "tasks.cli.errors"} <= set(MODULES)
-    assert "boto3" in roots("worker.store")  # the parser sees what is there
-    assert "botocore" in roots("worker.dynamodb_http.client")
+    assert "boto3" in roots("worker.dynamodb.store")  # the parser sees what is there
+    assert "botocore" in roots("worker.dynamodb.http.client")
 
 
 @pytest.mark.parametrize("module", in_package("schemas"))
@@ -92,8 +94,8 @@ def test_schemas_are_data_shapes_only(module: str) -> None:
 
 def test_the_domain_is_pure() -> None:
     forbidden = SDKS | {"time", "random", "uuid", "os", "socket", "threading", "tasks"}
-    assert not roots("worker.domain") & forbidden
-    assert project_imports("worker.domain") <= {
+    assert not roots("worker.domain.rules") & forbidden
+    assert project_imports("worker.domain.rules") <= {
         "schemas",
         "schemas.commands",
         "schemas.session",
@@ -102,12 +104,12 @@ def test_the_domain_is_pure() -> None:
 
 
 def test_the_ledger_is_pure() -> None:
-    assert not roots("worker.ledger") & (SDKS | {"time", "random", "os", "tasks"})
-    assert project_imports("worker.ledger") == set()
+    assert not roots("worker.domain.ledger") & (SDKS | {"time", "random", "os", "tasks"})
+    assert project_imports("worker.domain.ledger") == set()
 
 
 def test_the_domain_does_not_read_the_clock() -> None:
-    tree = ast.parse(MODULES["worker.domain"].read_text())
+    tree = ast.parse(MODULES["worker.domain.rules"].read_text())
     calls = {
         node.func.attr
         for node in ast.walk(tree)
@@ -117,27 +119,23 @@ def test_the_domain_does_not_read_the_clock() -> None:
 
 
 def test_the_service_knows_no_adapter() -> None:
-    assert not roots("worker.service") & (SDKS | {"tasks"})
+    assert not roots("worker.service.apply") & (SDKS | {"tasks"})
     allowed = {
         "schemas.commands",
         "schemas.events",
-        "worker.domain",
+        "worker.domain.rules",
         "worker.errors",
-        "worker.ledger",
+        "worker.domain.ledger",
     }
-    assert project_imports("worker.service") <= allowed
+    assert project_imports("worker.service.apply") <= allowed
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_only_the_store_modules_import_the_aws_sdk(module: str) -> None:
-    # worker.dynamodb_http and its modules: the store's hot-path DynamoDB client
+    # worker.dynamodb.http and its modules: the store's hot-path DynamoDB client
     # (botocore's exceptions, boto3's credentials). tasks.cli.errors turns botocore's
     # errors into the command line's messages.
-    store_module = (
-        module.startswith("worker.store")
-        or module == "worker.dynamodb_http"
-        or module.startswith("worker.dynamodb_http.")
-    )
+    store_module = module == "worker.dynamodb" or module.startswith("worker.dynamodb.")
     allowed = store_module or module == "tasks.cli.errors"
     assert allowed or not roots(module) & {"boto3", "botocore"}
 
@@ -145,12 +143,12 @@ def test_only_the_store_modules_import_the_aws_sdk(module: str) -> None:
 @pytest.mark.parametrize("module", in_package("worker"))
 def test_only_the_redis_adapters_import_redis_in_the_worker(module: str) -> None:
     adapters = {
-        "worker.events",
-        "worker.event_consumer",
-        "worker.journal",
-        "worker.deadletters",
-        "worker.runs",
-        "worker.transport",  # kombu's Redis transport, subclassed
+        "worker.streams.publisher",
+        "worker.streams.consumer",
+        "worker.delivery.journal",
+        "worker.delivery.deadletters",
+        "worker.delivery.runs",
+        "worker.runtime.transport",  # kombu's Redis transport, subclassed
     }
     assert module in adapters or "redis" not in roots(module)
 
@@ -162,10 +160,18 @@ def test_the_worker_never_imports_tasks(module: str) -> None:
 
 def test_producers_do_not_load_the_aws_sdk_or_worker_internals() -> None:
     loaded = closure("tasks.producer")
-    assert not loaded & {"worker.store", "worker.store_items", "worker.bootstrap"}
+    assert not loaded & {
+        "worker.dynamodb.store",
+        "worker.dynamodb.items",
+        "worker.runtime.bootstrap",
+    }
     assert not set().union(*(roots(module) for module in loaded)) & {"boto3", "botocore"}
 
 
 def test_the_closure_follows_imports_through_other_modules() -> None:
-    # The worker's task does reach the store (via worker.bootstrap): the check above can fail.
-    assert {"worker.bootstrap", "worker.store", "worker.store_items"} <= closure("tasks.commands")
+    # The worker task reaches the store (via the bootstrap): the check above can fail.
+    assert {
+        "worker.runtime.bootstrap",
+        "worker.dynamodb.store",
+        "worker.dynamodb.items",
+    } <= closure("worker.runtime.tasks")

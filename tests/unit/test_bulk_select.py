@@ -16,7 +16,7 @@ from tasks.bulk_select import (
     validate_updates,
 )
 from tasks.producer import prepare
-from worker.runs import RunSummary
+from worker.delivery.runs import RunSummary
 
 
 def test_set_values_are_json_else_strings():

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-import tasks.commands
-from worker.celery_app import APPLY_COMMAND_TASK, create_app
+import worker.runtime.tasks
+from worker.runtime.app import APPLY_COMMAND_TASK, create_app
 from worker.settings import Settings
 
-TASK = tasks.commands.apply_command
+TASK = worker.runtime.tasks.apply_command
 COMMAND = {"command_id": "cmd-1", "type": "cancel_session", "session_id": "cs_1"}
 
 
@@ -47,12 +47,12 @@ def test_the_broker_and_queue_come_from_the_settings(conf, settings) -> None:
 def test_failed_tasks_stay_unacked_and_undecodable_messages_are_dead_lettered(conf) -> None:
     # The task raises only when Redis refuses the journal: the message must survive.
     assert conf.task_acks_on_failure_or_timeout is False
-    assert conf.worker_consumer == "worker.consumer:DeadLetteringConsumer"
-    assert conf.broker_transport == "worker.transport:Transport"
+    assert conf.worker_consumer == "worker.runtime.consumer:DeadLetteringConsumer"
+    assert conf.broker_transport == "worker.runtime.transport:Transport"
 
 
 def test_workers_take_queues_in_priority_order_interactive_first(conf, settings) -> None:
-    from worker.celery_app import worker_queues
+    from worker.runtime.app import worker_queues
 
     assert conf.broker_transport_options["queue_order_strategy"] == "priority"
     assert worker_queues(settings) == [settings.commands_queue, settings.bulk_queue]
@@ -67,7 +67,7 @@ def test_rediss_urls_get_tls_with_the_requested_certificate_check() -> None:
 
 
 def test_task_messages_name_the_command_but_never_carry_its_body_in_argsrepr() -> None:
-    from worker.celery_app import APPLY_COMMAND_TASK, create_app
+    from worker.runtime.app import APPLY_COMMAND_TASK, create_app
     from worker.settings import Settings
 
     app = create_app(Settings())
@@ -90,8 +90,8 @@ def test_task_messages_name_the_command_but_never_carry_its_body_in_argsrepr() -
 
 
 def test_a_batched_message_counts_its_commands_in_argsrepr_and_may_run_longer() -> None:
-    from worker.celery_app import APPLY_COMMANDS_TASK
-    from worker.journal import MAX_COMMANDS_PER_MESSAGE
+    from worker.delivery.journal import MAX_COMMANDS_PER_MESSAGE
+    from worker.runtime.app import APPLY_COMMANDS_TASK
 
     settings = Settings(commands_queue="checkout.test")
     app = create_app(settings)

@@ -1,4 +1,4 @@
-"""Example-based tests of worker.domain: the seed's rules and `decide`."""
+"""Example-based tests of worker.domain.rules: the seed's rules and `decide`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from schemas import CheckoutSession, LineItem, parse_command
-from worker.domain import (
+from worker.domain.rules import (
     Snapshot,
     allowed_transitions,
     build_messages,

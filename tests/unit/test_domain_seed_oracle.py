@@ -1,4 +1,4 @@
-"""Differential test: worker.domain against the seed's own TypeScript rules, run by node.
+"""Differential test: worker.domain.rules against the seed's own TypeScript rules, run by node.
 
 tests/seed/extract.mjs cuts recalculateTotals, buildMessages, determineStatus,
 getAllowedTransitions and transition()'s guard out of the verbatim seed copy and
@@ -20,7 +20,7 @@ from typing import Any, get_args
 import pytest
 
 from schemas import CheckoutSession, CheckoutStatus
-from worker.domain import (
+from worker.domain.rules import (
     allowed_transitions,
     build_messages,
     check_transition,

@@ -1,4 +1,4 @@
-"""worker.dynamodb_http without DynamoDB: SigV4 against botocore's signer, error parsing
+"""worker.dynamodb.http without DynamoDB: SigV4 against botocore's signer, error parsing
 against botocore's parser, the retry tables against botocore's, and the HTTP behaviour
 (CRC32, 5xx, stale keep-alive, framing) against a scripted HTTP server on a real socket
 in this process.
@@ -31,7 +31,7 @@ from botocore.parsers import ResponseParserError, create_parser
 from botocore.retries import standard
 from botocore.session import get_session
 
-from worker.dynamodb_http import (
+from worker.dynamodb.http import (
     MODELED_ERRORS,
     THROTTLING_CODES,
     TRANSIENT_CODES,

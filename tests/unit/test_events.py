@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from worker.errors import EventsUnavailable, Transient
-from worker.events import EVENT_FIELD, RedisEventPublisher, read_events
+from worker.streams.publisher import EVENT_FIELD, RedisEventPublisher, read_events
 
 STREAM = "checkout:events:test"
 

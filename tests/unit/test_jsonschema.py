@@ -18,7 +18,7 @@ from schemas.commands import parse_command
 from schemas.events import ResultEvent
 from tasks.cli import main as checkout
 from tests.support.fakes import FakeClock, InMemorySessionStore, ListEventPublisher, SequentialIds
-from worker.service import CheckoutService
+from worker.service.apply import CheckoutService
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -1,4 +1,4 @@
-"""The ledger of applied commands a session item carries (worker/ledger.py)."""
+"""The ledger of applied commands a session item carries (worker/domain/ledger.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.session import CheckoutStatus
-from worker.ledger import LEDGER_SIZE, Found, appended, find_applied, ledger_entry
+from worker.domain.ledger import LEDGER_SIZE, Found, appended, find_applied, ledger_entry
 
 FINGERPRINT = hashlib.sha256(b"body").hexdigest()
 OTHER_FINGERPRINT = hashlib.sha256(b"other body").hexdigest()

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.support.fakes import InMemorySessionStore, ListEventPublisher
+from worker.delivery.journal import Claim, DeadLetter
+from worker.delivery.processor import MISSING_SESSION_RETRIES, CommandProcessor
 from worker.errors import JournalUnavailable, StoreUnavailable
-from worker.journal import Claim, DeadLetter
-from worker.processing import MISSING_SESSION_RETRIES, CommandProcessor
-from worker.service import CheckoutService
+from worker.service.apply import CheckoutService
 from worker.settings import Settings
 
 JID = "1-1"

@@ -15,15 +15,15 @@ from kombu.utils import json as kombu_json
 from schemas.commands import command_fingerprint, parse_command
 from schemas.events import REDACTED, event_id_for
 from tests.support.fakes import FakeClock, InMemorySessionStore, ListEventPublisher, SequentialIds
-from worker.domain import new_session
+from worker.domain.ledger import LEDGER_SIZE, find_applied, ledger_entry
+from worker.domain.rules import new_session
 from worker.errors import (
     ContentionExhausted,
     EventsUnavailable,
     StoredSessionInvalid,
     Transient,
 )
-from worker.ledger import LEDGER_SIZE, find_applied, ledger_entry
-from worker.service import CheckoutService, session_id_for
+from worker.service.apply import CheckoutService, session_id_for
 
 READY_UPDATES = {
     "line_items": [{"type": "product", "total_amount": 1000, "id": "li_1", "sku": "W-1"}],
@@ -460,7 +460,7 @@ def test_a_reused_command_id_is_an_idempotency_conflict(
 
 def test_a_command_id_reused_on_another_session_applies_there(rig: Rig) -> None:
     # Each session has its own ledger: a command id reused on another session is not
-    # detected (worker/ledger.py says so); it applies there and the first is untouched.
+    # detected (worker/domain/ledger.py says so); it applies there and the first is untouched.
     rig.create()
     rig.create("cs_2")
     original = rig.handle(update(buyer={"email": "a@b.c"}))

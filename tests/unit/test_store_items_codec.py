@@ -13,7 +13,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.store_items import _decimals, _plain, from_attribute, to_attribute
+from worker.dynamodb.items import _decimals, _plain, from_attribute, to_attribute
 
 _serializer, _deserializer = TypeSerializer(), TypeDeserializer()
 

@@ -21,17 +21,9 @@ from botocore.stub import Stubber
 
 from schemas.commands import parse_command
 from schemas.session import CheckoutSession
-from worker.domain import Applied, Snapshot, decide, new_session
-from worker.errors import (
-    SessionChanged,
-    StoredSessionInvalid,
-    StoreUnavailable,
-    Transient,
-    WriteRefused,
-)
-from worker.ledger import LEDGER_SIZE, appended, ledger_entry
-from worker.store import DynamoSessionStore
-from worker.store_items import (
+from worker.domain.ledger import LEDGER_SIZE, appended, ledger_entry
+from worker.domain.rules import Applied, Snapshot, decide, new_session
+from worker.dynamodb.items import (
     LEDGER,
     STORE_ONLY_ATTRIBUTES,
     from_item,
@@ -39,6 +31,14 @@ from worker.store_items import (
     snapshot_from_item,
     to_attribute,
     to_item,
+)
+from worker.dynamodb.store import DynamoSessionStore
+from worker.errors import (
+    SessionChanged,
+    StoredSessionInvalid,
+    StoreUnavailable,
+    Transient,
+    WriteRefused,
 )
 
 SESSION_TTL = 86_400
@@ -433,7 +433,7 @@ def test_a_number_beyond_38_digits_is_refused_before_any_request(stub, store, re
     assert requests == []
 
 
-# ─── Item layout (worker/store_items.py) ───
+# ─── Item layout (worker/dynamodb/items.py) ───
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""`worker.watchdog.time_limit`: one command's time limit inside a batched message."""
+"""`worker.delivery.watchdog.time_limit`: one command's time limit inside a batched message."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from worker.delivery.watchdog import time_limit
 from worker.errors import CommandTimeLimitExceeded
-from worker.watchdog import time_limit
 
 
 def spin(seconds: float) -> None:

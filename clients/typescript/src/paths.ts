@@ -1,6 +1,6 @@
 /**
  * Where the pipeline's shared files live. They are read from the repository at run
- * time, never copied: `worker/pipeline.lua` is the one enqueue path every producer
+ * time, never copied: `worker/delivery/pipeline.lua` is the one enqueue path every producer
  * runs, and `schemas/json/commands.schema.json` the one command contract.
  */
 import { readFileSync } from "node:fs";
@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 // levels above the package (clients/typescript).
 const REPOSITORY_ROOT = new URL("../../../../", import.meta.url);
 
-export const DEFAULT_SCRIPT_PATH = fileURLToPath(new URL("worker/pipeline.lua", REPOSITORY_ROOT));
+export const DEFAULT_SCRIPT_PATH = fileURLToPath(new URL("worker/delivery/pipeline.lua", REPOSITORY_ROOT));
 export const DEFAULT_SCHEMA_PATH = fileURLToPath(
   new URL("schemas/json/commands.schema.json", REPOSITORY_ROOT),
 );

@@ -1,6 +1,6 @@
 /**
  * The TypeScript producer: validates commands, then enqueues them through the
- * pipeline's own Redis script (`worker/pipeline.lua`, op `enqueue`), exactly as the
+ * pipeline's own Redis script (`worker/delivery/pipeline.lua`, op `enqueue`), exactly as the
  * Python producer (`tasks/producer.py`) does. The script writes the Celery message,
  * the session's next sequence number and the journal entry in one atomic step, so
  * what this enqueues is indistinguishable from what Python enqueues: same ordering,
@@ -16,11 +16,11 @@ import { CommandValidator, InvalidCommand, type Prepared } from "./validation.js
 // producer's numbers (SCRIPT_BATCH, PIPELINE_CALLS).
 export const SCRIPT_BATCH = 100;
 export const PIPELINE_CALLS = 10;
-// worker/journal.py ORDER_TTL_SECONDS and RUN_TTL_SECONDS: a week each.
+// worker/delivery/journal.py ORDER_TTL_SECONDS and RUN_TTL_SECONDS: a week each.
 const ORDER_TTL_SECONDS = 7 * 24 * 3600;
 const RUN_TTL_SECONDS = 7 * 24 * 3600;
 const SCRIPT_COMMAND = "checkoutPipeline";
-// tasks/producer.py BULK_COMMANDS_PER_MESSAGE and worker/journal.py MAX_COMMANDS_PER_MESSAGE.
+// tasks/producer.py BULK_COMMANDS_PER_MESSAGE and worker/delivery/journal.py MAX_COMMANDS_PER_MESSAGE.
 export const BULK_COMMANDS_PER_MESSAGE = 50;
 export const MAX_COMMANDS_PER_MESSAGE = 100;
 
@@ -43,7 +43,7 @@ export interface ProducerOptions {
   perMessage?: number;
   /** Default: CHECKOUT_VISIBILITY_TIMEOUT seconds × 1000, else 60000. */
   visibilityTimeoutMs?: number;
-  /** The enqueue script; default the repository's worker/pipeline.lua. */
+  /** The enqueue script; default the repository's worker/delivery/pipeline.lua. */
   scriptPath?: string;
   /** The command schema; default the repository's schemas/json/commands.schema.json. */
   schemaPath?: string;
@@ -170,7 +170,7 @@ export class CheckoutProducer {
     // while Redis is still reading this one, so its first calls answer NOSCRIPT (ioredis
     // then sends them again, as EVAL) after later calls ran: the same session's
     // commands would be sequenced out of order. Loading the script first, in the same
-    // round trip, leaves none to fail (worker/journal.py does the same).
+    // round trip, leaves none to fail (worker/delivery/journal.py does the same).
     const loadsFirst = chunk.length > SCRIPT_BATCH;
     if (loadsFirst) pipeline.script("LOAD", this.lua);
     const sizes: number[] = [];
@@ -193,7 +193,7 @@ export class CheckoutProducer {
     return done;
   }
 
-  /** ARGV of one `enqueue` (or `enqueue_batched`) call, as worker/journal.py
+  /** ARGV of one `enqueue` (or `enqueue_batched`) call, as worker/delivery/journal.py
    * `Journal.enqueue_args` builds it. */
   private enqueueArgs(batch: Prepared[], runId: string | undefined): string[] {
     const op = this.perMessage > 1 ? "enqueue_batched" : "enqueue";

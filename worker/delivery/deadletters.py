@@ -1,0 +1,177 @@
+"""The dead-letter store: what `pipeline.lua` put aside, for operators to read, replay, purge.
+
+Entries are written only by the script (`finish` with a dead letter, `bury`); this
+module reads them (`<prefix>:dlq` zset of ids by time, `<prefix>:dlq:<id>` hashes),
+replays them through the script (so a replay is one atomic step and a second replay
+of the same entry is a no-op) and deletes them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from worker.delivery.journal import Journal
+from worker.delivery.keys import RedisKeys
+from worker.domain.rules import js_iso
+from worker.errors import JournalUnavailable
+
+# Ids per pipelined round trip when reading or purging the whole store.
+PAGE = 500
+
+
+@dataclass(frozen=True)
+class DeadLetterEntry:
+    """One dead-lettered command (`command`) or undeliverable message (`raw`)."""
+
+    id: str
+    command_id: str | None
+    session_id: str | None
+    command: dict[str, Any] | None
+    raw: str | None
+    queue: str
+    run: str | None
+    error: dict[str, str]
+    attempts: int
+    deliveries: int
+    first_failure_at: str | None
+    last_failure_at: str | None
+    dead_lettered_at: str | None
+
+    @property
+    def replayable(self) -> bool:
+        return self.raw is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        separators = None if indent else (",", ":")
+        return json.dumps(self.to_dict(), indent=indent, separators=separators, ensure_ascii=False)
+
+
+class DeadLetterStore:
+    """Reads, replays and purges dead-letter entries of one key prefix."""
+
+    def __init__(self, client: redis.Redis, keys: RedisKeys, journal: Journal) -> None:
+        self._client = client
+        self._keys = keys
+        self._journal = journal
+
+    def count(self) -> int:
+        return int(self._redis(lambda: self._client.zcard(self._keys.dead_letters)))
+
+    def ids(self, limit: int | None = None) -> list[str]:
+        """Entry ids, oldest first."""
+        if limit is not None and limit <= 0:
+            return []
+        stop = -1 if limit is None else limit - 1
+        ids = self._redis(lambda: self._client.zrange(self._keys.dead_letters, 0, stop))
+        return [_text(entry_id) for entry_id in ids]
+
+    def list(self, limit: int | None = None) -> list[DeadLetterEntry]:
+        """Entries, oldest first (an id whose hash is gone is left out)."""
+        return self._load(self.ids(limit))
+
+    def get(self, id_or_command_id: str) -> DeadLetterEntry | None:
+        """The entry with this id, or else the newest entry of this command id."""
+        found = self._load([id_or_command_id])
+        if found:
+            return found[0]
+        matches = [e for e in self.list() if e.command_id == id_or_command_id]
+        return matches[-1] if matches else None
+
+    def replay(self, entry_id: str) -> str:
+        """Re-enqueue a dead-lettered command: its new jid, '' if gone, 'raw' if not a command."""
+        return self._journal.replay(entry_id)
+
+    def replay_all(self) -> dict[str, str]:
+        """Replay every entry; maps each id to what `replay` returned for it."""
+        return {entry_id: self.replay(entry_id) for entry_id in self.ids()}
+
+    def purge(self, entry_id: str) -> bool:
+        """Delete one entry; False if there was none."""
+
+        def delete() -> bool:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.zrem(self._keys.dead_letters, entry_id)
+            pipe.delete(self._keys.dead_letter(entry_id))
+            removed, deleted = pipe.execute()
+            return bool(removed or deleted)
+
+        return self._redis(delete)
+
+    def purge_all(self) -> int:
+        """Delete every entry; returns how many were deleted."""
+        purged = 0
+        while ids := self.ids(PAGE):
+            purged += sum(self.purge(entry_id) for entry_id in ids)
+        return purged
+
+    def _load(self, ids: Iterable[str]) -> list[DeadLetterEntry]:
+        ids = list(ids)
+        if not ids:
+            return []
+
+        def read() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for entry_id in ids:
+                pipe.hgetall(self._keys.dead_letter(entry_id))
+            return pipe.execute()
+
+        return [_entry(fields) for fields in self._redis(read) if fields]
+
+    def _redis(self, call: Any) -> Any:
+        try:
+            return call()
+        except redis.RedisError as error:
+            raise JournalUnavailable(f"Redis refused the dead-letter store: {error}") from error
+
+
+def _entry(raw_fields: Mapping[Any, Any]) -> DeadLetterEntry:
+    fields = {_text(k): _text(v) for k, v in raw_fields.items()}
+    raw = fields.get("raw") or None
+    command = None if raw is not None else _command(fields.get("cmd", ""))
+    return DeadLetterEntry(
+        id=fields.get("id", ""),
+        command_id=fields.get("cid") or None,
+        session_id=fields.get("sid") or None,
+        command=command,
+        raw=raw,
+        queue=fields.get("q", ""),
+        run=fields.get("run") or None,
+        error={
+            "code": fields.get("code", ""),
+            "type": fields.get("type", ""),
+            "message": fields.get("message", ""),
+        },
+        attempts=int(fields.get("attempts") or 0),
+        deliveries=int(fields.get("deliveries") or 0),
+        first_failure_at=_iso(fields.get("first_failure")),
+        last_failure_at=_iso(fields.get("last_failure")),
+        dead_lettered_at=_iso(fields.get("dead_lettered_at")),
+    )
+
+
+def _command(text: str) -> dict[str, Any] | None:
+    """The stored command, parsed; None if it is not a JSON object (kept as it came)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _iso(ms: str | None) -> str | None:
+    if not ms:
+        return None
+    return js_iso(datetime.fromtimestamp(int(float(ms)) / 1000, UTC))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

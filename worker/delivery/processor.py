@@ -1,0 +1,329 @@
+"""One delivery of one command: claim it, apply it, finish it (or schedule its retry).
+
+The order of steps is what makes the guarantees:
+- `claim` first: a duplicate of a finished command is skipped, a command whose
+  session predecessor is still journaled is parked (woken when it finishes), and a
+  command that keeps killing its worker process is dead-lettered.
+- the service decides and writes DynamoDB (idempotent: a replay republishes).
+- `finish` publishes the event and clears the journal in one atomic step; a crash
+  before it leaves the entry, and the reaper delivers the command again.
+- a failure is recorded in the journal with a backoff; past `max_retries` the
+  command is dead-lettered with its last error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.events import EventError, ResultEvent, dead_letter_event_id
+from worker.delivery.journal import DeadLetter, Journal
+from worker.delivery.watchdog import time_limit
+from worker.domain.rules import js_iso
+from worker.errors import JournalUnavailable, Transient
+from worker.observability import metrics
+from worker.service.apply import CheckoutService
+from worker.settings import Settings
+
+logger = logging.getLogger("checkout.worker")
+
+# An update whose session does not exist yet is retried this many times (a few
+# seconds) before it is rejected `session_not_found`: its create may be in flight.
+# Never dead-lettered: a mistyped session id must get its answer quickly.
+MISSING_SESSION_RETRIES = 3
+MIN_RETRY_DELAY_SECONDS = 0.1
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class CommandProcessor:
+    """Applies deliveries of commands through the journal; one per worker process."""
+
+    def __init__(
+        self,
+        service: CheckoutService,
+        journal: Journal,
+        settings: Settings,
+        worker_id: str,
+        *,
+        command_time_limit: float | None = None,
+    ) -> None:
+        """`command_time_limit`: seconds a command of a batched message may take (default
+        `settings.command_time_limit`, what Celery gives a message of one command)."""
+        self._service = service
+        self._journal = journal
+        self._settings = settings
+        self._command_time_limit = command_time_limit or settings.command_time_limit
+        self.worker_id = worker_id
+        # The jid being applied now, for the heartbeat (see `beat` in pipeline.lua).
+        self.applying: str | None = None
+
+    def process(
+        self,
+        command: Any,
+        *,
+        jid: str | None,
+        task_id: str,
+        queue: str,
+        rest: Sequence[str] = (),
+        limit: float = 0,
+    ) -> str:
+        """Handle one delivery; returns what happened (an outcome, or skip/busy/park).
+
+        `rest`: the jids after this one in its batched message (see `process_many`).
+        `limit`: seconds the command may take (`worker.delivery.watchdog`); 0: Celery's limit only.
+        Raises `JournalUnavailable` when Redis refuses the journal: the task fails, and
+        the journal entry (if any) is delivered again later by the reaper.
+        """
+        adopt = None
+        if jid is None:  # sent around the producer API: journal it from here on
+            jid = f"T{task_id}"
+            adopt = (_as_text(command), _field(command, "command_id") or "", queue)
+        try:
+            return self._process(command, jid, adopt, rest, limit)
+        finally:
+            self.applying = None
+
+    def process_many(self, commands: Any, *, jids: Any, task_id: str, queue: str) -> list[str]:
+        """Handle one delivery of a batched message: each command in order, each through
+        `process` (claim -> apply -> finish), so every guarantee stays per command: a
+        finished one is skipped, one behind its session predecessor is parked (and later
+        woken as a message of its own), a failure is retried or dead-lettered alone, and
+        each has the time limit of a command of its own (`worker.delivery.watchdog`).
+
+        Raises `JournalUnavailable` like `process`, at the command Redis refused: those
+        after it were not claimed and are delivered again (the ones before are finished
+        and skipped then).
+        """
+        if not isinstance(commands, list):  # not from the script: one (invalid) command
+            commands = [commands]
+        jids = jids if isinstance(jids, list) else []
+        ids = [jid if isinstance(jid, str) and jid else None for jid in jids]
+        ids = (ids + [None] * len(commands))[: len(commands)]
+        outcomes = []
+        renew_at = 0.0
+        for n, command in enumerate(commands):
+            # Now and then (first, and every third of a visibility timeout), the claim
+            # also keeps the message's later commands from the reaper (`claim`).
+            rest: list[str] = []
+            if time.monotonic() >= renew_at:
+                rest = [jid for jid in ids[n + 1 :] if jid]
+                renew_at = time.monotonic() + self._settings.visibility_timeout / 3
+            outcomes.append(
+                self.process(
+                    command,
+                    jid=ids[n],
+                    task_id=f"{task_id}.{n}",
+                    queue=queue,
+                    rest=rest,
+                    limit=self._command_time_limit,
+                )
+            )
+        return outcomes
+
+    def _process(
+        self,
+        command: Any,
+        jid: str,
+        adopt: tuple[str, str, str] | None,
+        rest: Sequence[str],
+        limit: float,
+    ) -> str:
+        claim = self._journal.claim(jid, self.worker_id, adopt=adopt, rest=rest)
+        if claim.verdict == "dead":
+            deaths = claim.deliveries - claim.attempts
+            lost = DeadLetter(
+                "worker_lost",
+                "WorkerLost",
+                f"the worker process died {deaths} times while applying this command",
+                claim.attempts,
+            )
+            return self._dead_letter(jid, command, lost)
+        if claim.verdict != "go":
+            return claim.verdict
+        self.applying = jid
+        started = time.monotonic()
+        try:
+            with time_limit(limit):
+                outcome = self._service.apply(
+                    command, defer_if_missing=self._may_defer(claim), cached=claim.cached or None
+                )
+        except Exception as error:  # every failure is bounded: retried, then dead-lettered
+            return self._failed(jid, command, error, claim.attempts + 1)
+        event = outcome.event
+        if self._journal.finish(
+            jid,
+            self.worker_id,
+            event_json=event.to_json(),
+            outcome=outcome_of(event),
+            session_id=event.session_id,
+            written=outcome.written,
+        ):
+            metrics.observe_outcome(
+                _field(command, "type"),
+                event.error.code if event.error else event.type,
+                _since_enqueue(claim, started),
+            )
+        _log_outcome(event, claim.attempts, _field(command, "type"))
+        return outcome_of(event)
+
+    def _may_defer(self, claim: Any) -> bool:
+        return claim.attempts < min(MISSING_SESSION_RETRIES, self._settings.max_retries)
+
+    def _failed(self, jid: str, command: Any, error: Exception, attempts: int) -> str:
+        summary = _summary(command)
+        if attempts > self._settings.max_retries:
+            logger.error(
+                "command %s: attempt %d failed (%s: %s); dead-lettered",
+                summary,
+                attempts,
+                type(error).__name__,
+                error,
+                exc_info=not isinstance(error, Transient),
+            )
+            return self._dead_letter(jid, command, _dead_letter_for(error, attempts))
+        delay = self._backoff(attempts - 1)
+        if isinstance(error, Transient):
+            logger.warning(
+                "command %s: attempt %d: %s; retrying in %.1fs", summary, attempts, error, delay
+            )
+        else:  # a bug: the traceback once, then one line per attempt
+            logger.error(
+                "command %s: attempt %d failed unexpectedly; retrying in %.1fs",
+                summary,
+                attempts,
+                delay,
+                exc_info=attempts == 1,
+            )
+        self._journal.retry(jid, self.worker_id, delay=delay, error=error)
+        metrics.count_retry()
+        return "retry"
+
+    def _backoff(self, retries: int) -> float:
+        # Exponential with full jitter, as Celery's `get_exponential_backoff_interval`,
+        # but in fractions of a second: Celery's draws whole seconds and truncates the cap.
+        ceiling = min(self._settings.retry_backoff_max, 2.0**retries)
+        return max(random.uniform(0, ceiling), min(MIN_RETRY_DELAY_SECONDS, ceiling))
+
+    def _dead_letter(self, jid: str, command: Any, reason: DeadLetter) -> str:
+        event = dead_letter_event(
+            jid,
+            command_id=_field(command, "command_id"),
+            session_id=_field(command, "session_id"),
+            reason=reason,
+        )
+        if self._journal.finish(
+            jid,
+            self.worker_id,
+            event_json=event.to_json(),
+            outcome="dead_lettered",
+            dead_letter=reason,
+        ):
+            metrics.count_dead_letter(reason.code)
+            metrics.observe_outcome(_field(command, "type"), "dead_lettered", None)
+        return "dead_lettered"
+
+
+def dead_letter_event(
+    delivery_id: str, *, command_id: str | None, session_id: str | None, reason: DeadLetter
+) -> ResultEvent:
+    """The `command.dead_lettered` event: the last error's code, type and message."""
+    return ResultEvent(
+        event_id=dead_letter_event_id(delivery_id),
+        type="command.dead_lettered",
+        command_id=command_id,
+        session_id=session_id,
+        version=None,
+        occurred_at=js_iso(datetime.now(UTC)),
+        error=EventError(code=reason.code, message=reason.message, type=reason.error_type),
+    )
+
+
+def outcome_of(event: ResultEvent) -> str:
+    """How a run summary counts the event: applied, rejected:<code>, dead_lettered."""
+    if event.type == "command.dead_lettered":
+        return "dead_lettered"
+    if event.error:
+        return f"rejected:{event.error.code}"
+    return "applied"
+
+
+def _dead_letter_for(error: Exception, attempts: int) -> DeadLetter:
+    code = "retries_exhausted" if isinstance(error, Transient) else "handler_failed"
+    return DeadLetter(code, type(error).__name__, str(error)[:1000], attempts)
+
+
+def _since_enqueue(claim: Any, started: float) -> float | None:
+    """Enqueue to now: Redis's clock up to the claim, then this process's."""
+    if not claim.enqueued_ms:
+        return None
+    return (claim.claimed_ms - claim.enqueued_ms) / 1000 + time.monotonic() - started
+
+
+def _log_outcome(event: ResultEvent, attempts: int, command_type: str | None) -> None:
+    # Ids and outcome only: sessions carry buyer and payment data.
+    logger.info(
+        "command %s on session %s: %s (version %s)",
+        event.command_id,
+        event.session_id,
+        event.error.code if event.error else event.type,
+        event.version,
+        extra={
+            "command_id": event.command_id,
+            "session_id": event.session_id,
+            "type": command_type,
+            "outcome": outcome_of(event),
+            "attempt": attempts + 1,
+        },
+    )
+
+
+def _field(command: Any, name: str) -> str | None:
+    value = command.get(name) if isinstance(command, Mapping) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 255 else None
+
+
+def _summary(command: Any) -> str:
+    return f"{_field(command, 'type')!r} {_field(command, 'command_id')!r}"
+
+
+def _as_text(command: Any) -> str:
+    return json.dumps(command, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+class Heartbeat:
+    """Tells the reaper this worker process is alive, and what it applies, from a thread."""
+
+    def __init__(self, journal: Journal, processor: CommandProcessor, *, interval: float) -> None:
+        self._journal = journal
+        self._processor = processor
+        self._interval = interval
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        self._beat()
+        threading.Thread(target=self._run, name="checkout-heartbeat", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            self._beat()
+
+    def _beat(self) -> None:
+        try:
+            self._journal.heartbeat(self._processor.worker_id, self._processor.applying)
+        except JournalUnavailable as error:  # Redis restarting: the next beat will do
+            logger.warning("heartbeat failed: %s", error)

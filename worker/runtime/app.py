@@ -1,0 +1,139 @@
+"""The Celery application: Redis broker, JSON only, at-least-once delivery."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from celery import Celery
+from celery.app.amqp import AMQP
+from celery.signals import worker_ready
+
+from worker.delivery.journal import MAX_COMMANDS_PER_MESSAGE
+from worker.settings import Settings, get_settings
+
+APPLY_COMMAND_TASK = "checkout.apply_command"
+# Several commands in one message (`enqueue_batched` in pipeline.lua: bulk sends).
+APPLY_COMMANDS_TASK = "checkout.apply_commands"
+
+
+class RedactingAMQP(AMQP):
+    """Task messages whose `argsrepr` names the command, never shows its body.
+
+    Celery copies a repr of the arguments into every message's headers, worker logs
+    and monitoring events; a command carries buyer emails and payment credentials.
+    Retries build their messages here too, so they stay redacted.
+    """
+
+    def as_task_v2(self, task_id: str, name: str, args: Any = None, *rest: Any, **options: Any):
+        if name == APPLY_COMMAND_TASK:
+            options["argsrepr"] = command_summary(args)
+        elif name == APPLY_COMMANDS_TASK:
+            options["argsrepr"] = commands_summary(args)
+        return super().as_task_v2(task_id, name, args, *rest, **options)
+
+
+def command_summary(args: Any) -> str:
+    command = args[0] if args and isinstance(args[0], dict) else {}
+    return f"({command.get('type')!r} command {command.get('command_id')!r})"
+
+
+def commands_summary(args: Any) -> str:
+    """What `enqueue_batched` writes too: how many commands, nothing of them."""
+    commands = args[0] if args and isinstance(args[0], list | tuple) else []
+    return f"({len(commands)} commands)"
+
+
+def create_app(settings: Settings) -> Celery:
+    app = Celery(
+        "checkout", broker=settings.redis_url, include=["worker.runtime.tasks"], amqp=RedactingAMQP
+    )
+    visibility = settings.visibility_timeout
+    command_time_limit = settings.command_time_limit
+    app.conf.update(
+        # Pickle would let anyone who can write to the broker run code in the worker.
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,  # results are the events on the stream
+        # At least once: ack after the task ran, redeliver if the worker dies mid-task.
+        # What kombu cannot redeliver (a message taken by a worker killed before it
+        # recorded it) the journal does (`worker.delivery.journal`).
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=False,
+        worker_prefetch_multiplier=1,
+        # A command stuck in a child this long is killed; the journal delivers it again
+        # and counts the death (a command that keeps killing its worker is dead-lettered).
+        task_time_limit=command_time_limit,
+        # Celery's limit is per message: a batched one gets the limit of as many commands
+        # as it may carry, or a healthy message of slow commands would be killed over and
+        # over. Inside it each command has the per-command limit (`worker.delivery.watchdog`); this
+        # one is the backstop for a command stuck where a signal cannot reach it.
+        task_annotations={
+            APPLY_COMMANDS_TASK: {"time_limit": command_time_limit * MAX_COMMANDS_PER_MESSAGE}
+        },
+        task_default_queue=settings.commands_queue,
+        task_routes={
+            APPLY_COMMAND_TASK: {"queue": settings.commands_queue},
+            APPLY_COMMANDS_TASK: {"queue": settings.commands_queue},
+        },
+        broker_transport_options={
+            # kombu restores unacked messages of dead workers after this; the journal
+            # usually does it sooner (heartbeats). Duplicates are skipped at claim.
+            "visibility_timeout": visibility,
+            # Take queues in the order the worker names them: interactive before bulk.
+            "queue_order_strategy": "priority",
+        },
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # Redis restarting: reconnect until it is back
+        worker_send_task_events=False,
+        worker_consumer="worker.runtime.consumer:DeadLetteringConsumer",
+        enable_utc=True,
+        **_transport_settings(settings.redis_url),
+    )
+    return app
+
+
+def _transport_settings(url: str) -> dict[str, Any]:
+    """Our kombu transport (dead-letters undecodable items), with TLS for `rediss://`.
+
+    Naming the transport by class bypasses kombu's `rediss` scheme handling, so TLS
+    options come from the URL here: `?ssl_cert_reqs=required|optional|none`.
+    """
+    options: dict[str, Any] = {"broker_transport": "worker.runtime.transport:Transport"}
+    parsed = urlparse(url)
+    if parsed.scheme == "rediss":
+        wanted = parse_qs(parsed.query).get("ssl_cert_reqs", ["required"])[0].lower()
+        requirement = {
+            "required": ssl.CERT_REQUIRED,
+            "optional": ssl.CERT_OPTIONAL,
+            "none": ssl.CERT_NONE,
+        }.get(wanted.removeprefix("cert_"), ssl.CERT_REQUIRED)
+        options["broker_use_ssl"] = {"ssl_cert_reqs": requirement}
+    return options
+
+
+def worker_queues(settings: Settings) -> list[str]:
+    """The queues a worker consumes, first first: interactive commands before bulk."""
+    return [settings.commands_queue, settings.bulk_queue]
+
+
+@worker_ready.connect
+def _start_reaper(**_: Any) -> None:
+    # In the worker's main process only; prefork children do the applying.
+    from worker.delivery.undeliverable import bury
+    from worker.runtime import transport
+    from worker.runtime.bootstrap import get_journal, start_reaper
+
+    def undeliverable(raw: bytes | str, queue: str, reason: str, error_type: str) -> None:
+        bury(get_journal(), raw, queue=queue, reason=reason, error_type=error_type)
+
+    transport.on_undeliverable = undeliverable
+    start_reaper()
+
+
+# The worker's app. Tasks register on it when `worker.runtime.tasks` is imported (the
+# worker does that through `include`); producers build their own with `create_app`.
+app = create_app(get_settings())

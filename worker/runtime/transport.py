@@ -1,0 +1,157 @@
+"""kombu's Redis transport, with three changes: a message that is not a kombu message
+is dead-lettered instead of crashing the worker, one Redis client object serves every
+ack instead of a new one per ack, and a message the journal covers gets no unacked
+copy in Redis (`JournaledQoS`).
+
+kombu's `_brpop_read` decodes the popped item with `loads()` and lets the error
+escape: Celery logs "Unrecoverable error" and the worker exits, and every restart
+dies on the next bad item (kombu 5.7). The item is already off the list then, so
+the only place to keep it is here. The method below is kombu's own, with the
+decode guarded; keep it in step with kombu when upgrading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from kombu.exceptions import DecodeError
+from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+
+# Set by the worker (worker.runtime.app): where undeliverable items go.
+on_undeliverable: Callable[[bytes | str, str, str, str], None] | None = None
+
+
+# The header `enqueue` (pipeline.lua) puts on every message it writes.
+JOURNALED_HEADER = "checkout_journaled"
+
+
+class JournaledQoS(kombu_redis.QoS):
+    """kombu's ack emulation, skipped for messages the journal already covers.
+
+    kombu keeps a copy of every delivered message in Redis until it is acked (a MULTI
+    of ZADD and HSET, then one of ZREM and HDEL): 35% of a worker's main process per
+    message in a py-spy profile. A message written by `enqueue` has a journal entry
+    from before it was queued until its result event is out, and the reaper delivers
+    it again if a worker dies with it, so for those the copy buys nothing. They are
+    kept in memory only (as kombu's in-memory transports do): a reject with requeue,
+    or a worker shutting down with messages it has not started, puts them back on
+    their queue from there. Messages sent around the producer API keep kombu's copy.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._journaled: set[str] = set()
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        if not message.headers.get(JOURNALED_HEADER):
+            super().append(message, delivery_tag)
+            return
+        self._journaled.add(delivery_tag)
+        virtual.QoS.append(self, message, delivery_tag)
+
+    def ack(self, delivery_tag: str) -> None:
+        if delivery_tag not in self._journaled:
+            super().ack(delivery_tag)
+            return
+        self._journaled.discard(delivery_tag)
+        virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        if delivery_tag not in self._journaled:
+            super().reject(delivery_tag, requeue=requeue)
+            return
+        if requeue:
+            with self.channel.conn_or_acquire() as client:
+                self._put_back(delivery_tag, client, leftmost=True)
+        self.ack(delivery_tag)
+
+    def restore_unacked(self, client: Any = None) -> None:
+        with self.channel.conn_or_acquire(client) as client:
+            for tag in list(self._delivered):
+                if tag in self._journaled:
+                    self._put_back(tag, client)
+                else:
+                    self.restore_by_tag(tag, client=client)
+        self._delivered.clear()
+        self._journaled.clear()
+
+    def _put_back(self, delivery_tag: str, client: Any, *, leftmost: bool = False) -> None:
+        """Push the message held in memory back on its queue, as kombu's restore does."""
+        message = self._delivered[delivery_tag]
+        delivery = message.delivery_info
+        pipe = client.pipeline()
+        self.channel._do_restore_message(
+            message._raw, delivery["exchange"], delivery["routing_key"], pipe, leftmost
+        )
+        pipe.execute()
+
+
+class Channel(kombu_redis.Channel):
+    QoS = JournaledQoS
+    _shared_client: Any = None
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        """A client over the channel's connection pool: the same one every time.
+
+        kombu builds a new `redis.Redis` for every delivery's and every ack's unacked
+        bookkeeping (`QoS.pipe_or_acquire`); constructing one costs about 0.2 ms of CPU,
+        16% of a worker's main process per message in a py-spy profile. Clients are
+        only handles on the pool, so one does; a new pool (after a connection error)
+        gets a new one.
+        """
+        if client is not None:
+            yield client
+            return
+        if self._pool is None and getattr(self.connection, "client", None) is None:
+            # The connection was closed under an ack (Redis reset it): building a pool
+            # now fails with an AttributeError that kills the worker; a connection error
+            # is what kombu logs ("Couldn't ack") and recovers from.
+            raise redis.exceptions.ConnectionError("the channel's connection is closed")
+        pool = self.pool
+        shared = self._shared_client
+        if shared is None or shared.connection_pool is not pool:
+            shared = self._shared_client = self._create_client()
+        yield shared
+
+    def _brpop_read(self, **options: Any) -> bool:
+        try:
+            try:
+                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+            if not dest__item:
+                raise kombu_redis.Empty()
+            dest, item = dest__item
+            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(dest)
+            payload = self._decode(item, dest)
+            if payload is not None:
+                self.connection._deliver(payload, dest)
+            return True
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()
+
+    def _decode(self, item: bytes, queue: str) -> dict[str, Any] | None:
+        try:
+            payload = loads(bytes_to_str(item))
+            self.Message(payload, channel=self)  # what _deliver builds: fails the same way
+        except (ValueError, TypeError, KeyError, AttributeError, DecodeError) as error:
+            if on_undeliverable is None:
+                raise
+            reason = f"not a kombu message: {type(error).__name__}: {error}"[:500]
+            on_undeliverable(item, queue, reason, type(error).__name__)
+            return None
+        return payload
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
