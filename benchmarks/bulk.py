@@ -105,7 +105,7 @@ def bench_apply_async(count: int) -> float:
 
 def forget_send_benchmarks() -> None:
     """Drop what the send benchmarks left in Redis (no worker reads it)."""
-    from worker.streams.publisher import make_redis_client
+    from worker.redis_client import make_redis_client
 
     make_redis_client(os.environ["CHECKOUT_REDIS_URL"]).flushdb(asynchronous=True)
 

@@ -19,7 +19,7 @@ Three setups, all measured unless `--only` picks one:
               same code costs several times more per request when every answer takes
               milliseconds to come, for both clients).
 
-Both clients come from their factories (`make_dynamodb_client`, `make_hot_path_client`),
+Both clients come from their factories (`make_dynamodb_client`, `make_http_client`),
 so both count requests into the Prometheus counter as the worker's do.
 """
 
@@ -88,14 +88,13 @@ def main() -> None:
 
 
 def clients(endpoint_url: str) -> dict[str, Any]:
-    from worker.dynamodb.http import make_hot_path_client
-    from worker.dynamodb.store import make_dynamodb_client
+    from worker.dynamodb.clients import make_dynamodb_client, make_http_client
     from worker.settings import Settings
 
     settings = Settings(dynamodb_endpoint_url=endpoint_url)
     return {
         "botocore": make_dynamodb_client(settings),
-        "dynamodb_http": make_hot_path_client(settings),
+        "dynamodb_http": make_http_client(settings),
     }
 
 

@@ -190,3 +190,10 @@ def _without_tag(location: tuple[int | str, ...]) -> tuple[int | str, ...]:
     if location and location[0] in COMMAND_TYPES:
         return location[1:]
     return location
+
+
+def id_field(payload: Any, name: str) -> str | None:
+    """`payload[name]` if it is a well-formed id (a string of 1-255 characters), else None:
+    what a rejection or a dead letter may name of a command that did not validate."""
+    value = payload.get(name) if isinstance(payload, Mapping) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 255 else None

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from schemas.commands import SessionUpdates, describe_validation_error
 from schemas.session import CheckoutStatus
-from worker.domain.rules import js_iso
+from worker.domain.js import js_iso
 
 WHERE_KEYS = ("status", "currency", "updated_before", "line_item")
 MAX_COMMAND_ID = 255

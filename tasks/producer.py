@@ -20,8 +20,8 @@ from pydantic import BaseModel, ValidationError
 from schemas.commands import Command, describe_validation_error, parse_command
 from worker.delivery.journal import Journal, Pending
 from worker.errors import JournalUnavailable
+from worker.redis_client import make_redis_client
 from worker.settings import Settings, get_settings
-from worker.streams.publisher import make_redis_client
 
 CommandInput = Command | Mapping[str, Any] | str | bytes
 # Commands per script call, and calls per pipelined round trip: big enough to

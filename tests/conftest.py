@@ -57,7 +57,7 @@ def settings(env):
 
 @pytest.fixture
 def dynamodb(settings):
-    from worker.dynamodb.store import make_dynamodb_client
+    from worker.dynamodb.clients import make_dynamodb_client
 
     return make_dynamodb_client(settings)
 
@@ -73,7 +73,7 @@ def tables(settings, dynamodb):
 
 @pytest.fixture
 def redis_client(settings):
-    from worker.streams.publisher import make_redis_client
+    from worker.redis_client import make_redis_client
 
     client = make_redis_client(settings.redis_url)
     yield client
@@ -81,7 +81,9 @@ def redis_client(settings):
 
 
 @pytest.fixture
-def store(tables, dynamodb):
+def store(tables):
+    """The store as a worker builds it: on `CHECKOUT_DYNAMODB_CLIENT`'s client (default
+    the HTTP client), with no session copies (each test reads what is stored)."""
     from worker.dynamodb.store import DynamoSessionStore
 
-    return DynamoSessionStore.from_settings(tables, client=dynamodb)
+    return DynamoSessionStore.from_settings(tables)

@@ -6,6 +6,7 @@ boto3 reads the usual `AWS_*` variables (region, credentials) itself.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,10 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Unset means real AWS; set it to a moto server or DynamoDB Local.
     dynamodb_endpoint_url: str | None = None
+    # The session store's client: `http` (worker.dynamodb.http, a fraction of botocore's
+    # CPU per request) or `botocore`. `http` falls back to botocore by itself when the
+    # environment asks for a proxy, AWS_ENDPOINT_URL*, FIPS or dual-stack endpoints.
+    dynamodb_client: Literal["http", "botocore"] = "http"
     sessions_table: str = "checkout_sessions"
     events_stream: str = "checkout:events"
     # Approximate cap on stream entries, so an unread stream cannot exhaust Redis memory.

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.embedded.stack import EmbeddedStack, ManagedProcess, free_port, start_worker
+from worker.redis_client import as_text
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -111,7 +112,7 @@ def bench_environment(*, concurrency: int = 1) -> Iterator[Bench]:
 
 
 def _create_tables(settings: Any) -> None:
-    from worker.dynamodb.store import make_dynamodb_client
+    from worker.dynamodb.clients import make_dynamodb_client
     from worker.dynamodb.tables import ensure_tables
 
     ensure_tables(make_dynamodb_client(settings), settings)
@@ -275,7 +276,7 @@ class EventWatcher:
         sent = self.enqueued.get(command_id)
         if sent is None or command_id in self.latencies_ms:
             return
-        entry_ms = int(_text(entry_id).split("-")[0])
+        entry_ms = int(as_text(entry_id).split("-")[0])
         self.latencies_ms[command_id] = entry_ms - sent * 1000
         self.last_event_ms = max(self.last_event_ms, entry_ms)
         outcome = event["error"]["code"] if event.get("error") else event.get("type", "?")
@@ -287,10 +288,6 @@ class EventWatcher:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{missing} result events missing after {timeout:.0f}s")
             time.sleep(0.02)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def send_batches(

@@ -64,7 +64,7 @@ def measure_pipeline(
 ) -> dict[str, Any]:
     """Send `commands` through the workers and measure until every result event is in."""
     from tasks.producer import CommandProducer
-    from worker.streams.publisher import make_redis_client
+    from worker.redis_client import make_redis_client
 
     settings = bench.settings
     redis = make_redis_client(settings.redis_url)
@@ -245,8 +245,8 @@ def redis_backlog_bytes(bench: Bench, count: int) -> float:
     """Redis memory per enqueued, not yet applied command (a prefix and queue no worker reads)."""
     from tasks.producer import CommandProducer
     from worker.delivery.journal import Journal
+    from worker.redis_client import make_redis_client
     from worker.settings import Settings
-    from worker.streams.publisher import make_redis_client
 
     settings = Settings(key_prefix=f"{bench.settings.key_prefix}-backlog")
     redis = make_redis_client(settings.redis_url)

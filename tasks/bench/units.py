@@ -54,8 +54,8 @@ def probe_flow(settings: Any, commands: list[dict], *, seed: bool) -> list[dict[
     """Apply one session's commands (service, or the seed's way) and read the stored
     session around each: the sizes every unit figure uses."""
     from tasks.bench.workloads import _seed
+    from worker.dynamodb.clients import make_dynamodb_client
     from worker.dynamodb.items import SESSION_KEY
-    from worker.dynamodb.store import make_dynamodb_client
     from worker.runtime.bootstrap import build_service
 
     client = make_dynamodb_client(settings)

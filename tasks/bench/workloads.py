@@ -179,18 +179,19 @@ def _apply_share(mode: str, commands: list[dict], barrier: Any) -> dict[str, Any
 
 
 def _direct(settings: Any) -> tuple[Any, Any]:
+    """The service in process, with the worker's session copies in Redis, publishing
+    each event with one XADD: the same DynamoDB and Redis work as a worker's service."""
+    from worker.delivery.journal import Journal
+    from worker.redis_client import make_redis_client
     from worker.runtime.bootstrap import build_service
 
-    service = build_service(settings)
-    publisher = service._publisher
-    written: dict[str, str] = {}  # session id -> the session as last written
+    client = make_redis_client(settings.redis_url, single_connection=True)
+    service = build_service(settings, Journal(client, settings))
+    stream, maxlen = settings.events_stream, settings.events_maxlen
 
     def apply(payload: dict) -> None:
-        session_id = payload.get("session_id")
-        outcome = service.apply(payload, cached=written.get(session_id))
-        if outcome.written:
-            written[session_id] = outcome.written
-        publisher.publish(outcome.event.to_json())
+        event = service.apply(payload)
+        client.xadd(stream, {"event": event.to_json()}, maxlen=maxlen, approximate=True)
 
     return apply, service._store._client
 
@@ -199,8 +200,8 @@ def _seed(settings: Any) -> tuple[Any, Any]:
     """The seed's store: read the item, decide, put the whole item back unconditionally."""
     from schemas.commands import parse_command
     from worker.domain.rules import decide
+    from worker.dynamodb.clients import make_dynamodb_client
     from worker.dynamodb.items import SESSION_KEY, TTL, snapshot_from_item, to_item
-    from worker.dynamodb.store import make_dynamodb_client
 
     client = make_dynamodb_client(settings)
     table = settings.sessions_table

@@ -88,7 +88,7 @@ def _progress(text: str) -> None:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Every workload, in one run against one set of services."""
     from tasks.bench import harness, report, suite
-    from worker.streams.publisher import make_redis_client
+    from worker.redis_client import make_redis_client
 
     sizes = _sizes(args)
     sweep = args.sweep if args.sweep is not None else args.write_markdown

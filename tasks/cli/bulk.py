@@ -109,7 +109,7 @@ def _plan(args: argparse.Namespace) -> tuple[dict[str, Any], str, Any]:
     if args.ids:
         return updates, f"ids:{ids_digest(args.ids)}", read_ids(args.ids)
     where = parse_where(args.where)
-    from worker.dynamodb.store import make_dynamodb_client
+    from worker.dynamodb.clients import make_dynamodb_client
 
     settings = get_settings()
     client = make_dynamodb_client(settings)
@@ -174,8 +174,8 @@ def _enqueue(updates: dict[str, Any], selection: str, session_ids: Any, args: An
 def run_report(args: argparse.Namespace) -> int:
     from worker.delivery.keys import RedisKeys
     from worker.delivery.runs import read_run
+    from worker.redis_client import make_redis_client
     from worker.settings import get_settings
-    from worker.streams.publisher import make_redis_client
 
     settings = get_settings()
     summary = read_run(

@@ -59,7 +59,7 @@ def _guarded(action: Callable[[Any, argparse.Namespace], int]) -> Callable[..., 
 def _store() -> Any:
     from worker.delivery.deadletters import DeadLetterStore
     from worker.delivery.journal import Journal
-    from worker.streams.publisher import make_redis_client
+    from worker.redis_client import make_redis_client
 
     settings = get_settings()
     client = make_redis_client(settings.redis_url)

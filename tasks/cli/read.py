@@ -52,7 +52,7 @@ def run_get(args: argparse.Namespace) -> int:
 
 
 def run_events(args: argparse.Namespace) -> int:
-    from worker.streams.publisher import make_redis_client
+    from worker.redis_client import make_redis_client
 
     if args.group is None and (args.consumer is not None or args.claim_idle_ms is not None):
         print("checkout events: --consumer and --claim-idle-ms need --group", file=sys.stderr)
@@ -73,7 +73,7 @@ def run_events(args: argparse.Namespace) -> int:
 
 
 def _print_stream(args: argparse.Namespace, client: Any, stream: str) -> None:
-    from worker.streams.publisher import read_events
+    from worker.streams.reader import read_events
 
     entries = read_events(client, stream, after=args.after, follow=args.follow)
     for _, event_json in _limit(entries, args.count):

@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    from worker.dynamodb.store import make_dynamodb_client
+    from worker.dynamodb.clients import make_dynamodb_client
     from worker.dynamodb.tables import ensure_tables
 
     settings = get_settings()
@@ -53,8 +53,8 @@ def run_worker(args: argparse.Namespace) -> int:
     # and the pool's processes inherit the directory when they fork.
     created = _ensure_metrics_dir()
     try:
-        from worker.observability.logs import install_json_logging
         from worker.runtime.app import app, worker_queues
+        from worker.runtime.signals import install_json_logging, serve_metrics_when_ready
 
         json_logs = settings.log_format == "json"
         if json_logs:
@@ -62,11 +62,15 @@ def run_worker(args: argparse.Namespace) -> int:
         _quiet_celery_task_lines(args.loglevel)
         port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
         if port is not None:
-            _serve_metrics_when_ready(port)
+            serve_metrics_when_ready(port)
         queues = args.queues or ",".join(worker_queues(settings))
         argv = ["worker", f"--loglevel={args.loglevel}", "-Q", queues]
         # A unique node name per process, so several workers on one host do not collide.
         argv += ["--hostname", f"checkout-{os.getpid()}@%h"]
+        # Mingle asks every other worker for its revoked tasks at start (a second of
+        # waiting for answers) and gossip follows their events: this pipeline revokes
+        # nothing and sends no task events, so both only slow a start down.
+        argv += ["--without-mingle", "--without-gossip"]
         if args.concurrency:
             argv.append(f"--concurrency={args.concurrency}")
         if json_logs:
@@ -106,21 +110,3 @@ def _ensure_metrics_dir() -> str | None:
     created = tempfile.mkdtemp(prefix="checkout-metrics-")
     os.environ[MULTIPROC_ENV] = created
     return created
-
-
-def _serve_metrics_when_ready(port: int) -> None:
-    """Start the metrics endpoint in the main process once the pool has forked,
-    so no pool process holds a copy of the listening socket."""
-    from celery.signals import worker_ready
-
-    from worker.observability.metrics import serve
-
-    def start(**_: object) -> None:
-        try:
-            serve(port)
-        except OSError as error:  # port taken: keep applying commands, say so loudly
-            logging.getLogger("checkout.metrics").error(
-                "metrics endpoint not started on port %d: %s", port, error
-            )
-
-    worker_ready.connect(start, weak=False)

@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from worker.redis_client import as_text
 from worker.settings import Settings, get_settings
 
 # Splitting in-flight commands by state reads one field per entry: skip it past this.
@@ -33,7 +34,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from worker.streams.publisher import make_redis_client
+    from worker.redis_client import make_redis_client
 
     settings = get_settings()
     client = make_redis_client(settings.redis_url)
@@ -79,8 +80,8 @@ def _states(client: Any, keys: Any, in_flight: int) -> dict[str, int] | None:
     jids = client.zrange(keys.due, 0, -1)
     pipe = client.pipeline(transaction=False)
     for jid in jids:
-        pipe.hget(keys.journal(_text(jid)), "st")
-    return dict(Counter(_text(state) for state in pipe.execute() if state is not None))
+        pipe.hget(keys.journal(as_text(jid)), "st")
+    return dict(Counter(as_text(state) for state in pipe.execute() if state is not None))
 
 
 def _groups(client: Any, stream: str) -> list[dict[str, Any]]:
@@ -92,12 +93,12 @@ def _groups(client: Any, stream: str) -> list[dict[str, Any]]:
         return []
     return [
         {
-            "name": _text(group["name"]),
+            "name": as_text(group["name"]),
             "consumers": group["consumers"],
             "pending": group["pending"],
             # Redis 7: entries not yet delivered to the group (None when Redis cannot tell).
             "lag": group.get("lag"),
-            "last_delivered_id": _text(group["last-delivered-id"]),
+            "last_delivered_id": as_text(group["last-delivered-id"]),
         }
         for group in groups
     ]
@@ -147,7 +148,3 @@ def render(report: dict[str, Any]) -> str:
         f"{workers['processes_heartbeating']} processes heartbeating"
     )
     return "\n".join(lines)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

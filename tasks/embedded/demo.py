@@ -139,8 +139,9 @@ def measure_bulk() -> None:
 
 
 def read_events() -> list[dict[str, Any]]:
+    from worker.redis_client import make_redis_client
     from worker.settings import get_settings
-    from worker.streams.publisher import make_redis_client, read_events
+    from worker.streams.reader import read_events
 
     settings = get_settings()
     client = make_redis_client(settings.redis_url)
@@ -148,8 +149,8 @@ def read_events() -> list[dict[str, Any]]:
 
 
 def wait_for_events(count: int, *, timeout: float = 60.0) -> list[dict[str, Any]]:
+    from worker.redis_client import make_redis_client
     from worker.settings import get_settings
-    from worker.streams.publisher import make_redis_client
 
     settings = get_settings()
     client = make_redis_client(settings.redis_url)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.embedded.stack import CHECKOUT, ManagedProcess, start_worker
+from tasks.embedded.stack import CHECKOUT, ManagedProcess, start_worker, stop_all
 
 
 @pytest.fixture
@@ -25,8 +25,7 @@ def start_workers(env, tables, tmp_path: Path) -> Iterator[Callable[..., list[Ma
         return started[-count:]
 
     yield start
-    for worker in started:
-        worker.stop()
+    stop_all(started)
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
-"""Bulk runs end to end through real `checkout worker` processes: a 10,000-session
-bulk-update beside interactive traffic, and a `checkout send` resumed after SIGKILL."""
+"""Bulk runs end to end through real `checkout worker` processes: a bulk-update of a
+few hundred sessions beside interactive traffic, and a `checkout send` resumed after
+SIGKILL. The same at scale, 10,000 sessions through two workers, is `make bench-bulk`
+(`benchmarks/bulk.py`)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from tests.e2e.builders import create, seed_layout_item, update
 from worker.delivery.keys import RedisKeys
 from worker.delivery.runs import read_run
 
-BULK_SESSIONS = 10_000
+# Enough that the run is still going when the interactive commands arrive; scale is the
+# benchmark's (`make bench-bulk`: 10,000 sessions).
+BULK_SESSIONS = 600
 
 
 def put_seed_sessions(dynamodb, table: str, ids: list[str]) -> None:
@@ -43,8 +47,7 @@ def wait_for(condition, *, timeout: float = 120.0, what: str = "condition"):
     return value
 
 
-@pytest.mark.timeout(1200)  # 10,000 commands through moto on a shared 2-core machine
-def test_bulk_update_of_10000_sessions_leaves_room_for_interactive_commands(
+def test_a_bulk_update_leaves_room_for_interactive_commands(
     env, tables, dynamodb, redis_client, start_workers, checkout, tmp_path
 ):
     ids = [f"bulk-{n:05d}" for n in range(BULK_SESSIONS)]
@@ -52,9 +55,10 @@ def test_bulk_update_of_10000_sessions_leaves_room_for_interactive_commands(
     keys = RedisKeys(env["CHECKOUT_KEY_PREFIX"])
     # --ids: moto's Scan is superlinear in the table size (10,000 items take minutes);
     # --where is tested against the same item layouts in tests/integration/test_runs.py.
+    # One worker process: the bulk run then lasts long enough to be overtaken.
     id_file = tmp_path / "all-ids.txt"
     id_file.write_text("\n".join(ids) + "\n")
-    args = ["--ids", str(id_file), "--run-id", "r-bulk", "--wait", "--json", "--timeout", "1000"]
+    args = ["--ids", str(id_file), "--run-id", "r-bulk", "--wait", "--json", "--timeout", "250"]
     bulk = subprocess.Popen(
         [CHECKOUT, "bulk-update", "--set", "currency=EUR", *args],
         env=env,
@@ -66,8 +70,8 @@ def test_bulk_update_of_10000_sessions_leaves_room_for_interactive_commands(
         wait_for(
             lambda: read_run(redis_client, keys, "r-bulk").sent == BULK_SESSIONS, what="enqueue"
         )
-        start_workers(2)
-        wait_for(lambda: read_run(redis_client, keys, "r-bulk").applied >= 200, what="progress")
+        start_workers(1, concurrency=1)
+        wait_for(lambda: read_run(redis_client, keys, "r-bulk").applied >= 20, what="progress")
 
         interactive = [create(f"i-{n}", f"inter-{n}") for n in range(5)]
         text = "".join(json.dumps(c) + "\n" for c in interactive)
@@ -75,9 +79,9 @@ def test_bulk_update_of_10000_sessions_leaves_room_for_interactive_commands(
         assert sent.returncode == 0, sent.stderr
         wait_for(lambda: read_run(redis_client, keys, "r-inter").applied == 5, what="interactive")
         # The interactive commands overtook the bulk run, which is still going.
-        assert read_run(redis_client, keys, "r-bulk").pending > 1000
+        assert read_run(redis_client, keys, "r-bulk").pending > BULK_SESSIONS // 4
 
-        stdout, stderr = bulk.communicate(timeout=1100)
+        stdout, stderr = bulk.communicate(timeout=280)
     finally:
         if bulk.poll() is None:
             bulk.kill()

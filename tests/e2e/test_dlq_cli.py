@@ -17,8 +17,8 @@ from tasks.embedded.stack import CHECKOUT
 from tasks.producer import prepare
 from tests.e2e.builders import BUYER, create, update
 from worker.delivery.journal import DeadLetter, Journal
-from worker.delivery.processor import dead_letter_event
-from worker.streams.publisher import make_redis_client
+from worker.redis_client import make_redis_client
+from worker.service.results import dead_letter_event
 
 DEADLINE = 120.0
 
@@ -86,7 +86,12 @@ def dead_letter_without_running(settings, command: dict) -> str:
         assert journal.claim(jid, "ghost-worker").verdict == "go"
         reason = DeadLetter("retries_exhausted", "StoreUnavailable", "DynamoDB unreachable")
         event = dead_letter_event(
-            jid, command_id=command["command_id"], session_id=command["session_id"], reason=reason
+            jid,
+            command_id=command["command_id"],
+            session_id=command["session_id"],
+            code=reason.code,
+            message=reason.message,
+            error_type=reason.error_type,
         )
         finished = journal.finish(
             jid,

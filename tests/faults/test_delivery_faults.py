@@ -313,7 +313,7 @@ def test_crash_between_dynamodb_write_and_publish_publishes_the_event_once(
 ):
     """A worker takes a create off the queue, writes DynamoDB and dies before publishing:
     simulated by claiming its journal entry for a worker whose heartbeat is old, taking
-    its message off the queue, and applying the command with the service's `outcome()`
+    its message off the queue, and applying the command with the service's `apply()`
     (DynamoDB written, nothing published). A worker started afterwards gets it back from
     the reaper, finds the command newest in the session's ledger, rebuilds its event and
     publishes it once; the session's updates, parked behind it, then apply in order."""
@@ -333,7 +333,7 @@ def test_crash_between_dynamodb_write_and_publish_publishes_the_event_once(
     taken = [m for m in redis_client.lrange(queue, 0, -1) if jid_of(m) == jid]
     assert len(taken) == 1
     redis_client.lrem(queue, 1, taken[0])  # the dead worker had taken it off the queue
-    written = build_service(settings).outcome(prepare(victim).text)
+    written = build_service(settings).apply(prepare(victim).text)
     assert store.load(victim["session_id"]).version == 1
     assert not read_events(redis_client, settings.events_stream)
 

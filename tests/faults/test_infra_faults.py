@@ -97,8 +97,8 @@ def own_redis(fault_env, monkeypatch, tmp_path: Path) -> Iterator[RedisOnPort]:
 
 def test_redis_restarted_under_load_loses_nothing(own_redis, workers, store):
     from tasks.producer import CommandProducer
+    from worker.redis_client import make_redis_client
     from worker.settings import Settings
-    from worker.streams.publisher import make_redis_client
 
     settings = Settings()
     client = make_redis_client(settings.redis_url)

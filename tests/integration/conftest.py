@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.support.publishing import PublishingService, RedisEventPublisher
 from worker.delivery.journal import Journal
-from worker.service.apply import CheckoutService
+from worker.redis_client import make_redis_client
 from worker.settings import Settings
-from worker.streams.publisher import RedisEventPublisher, make_redis_client
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def publisher(settings, redis_client):
 
 @pytest.fixture
 def service(store, publisher):
-    return CheckoutService(store, publisher)
+    return PublishingService(store, publisher)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from worker.delivery.deadletters import DeadLetterStore
 from worker.delivery.journal import DeadLetter, Journal, Pending
-from worker.streams.publisher import make_redis_client
+from worker.redis_client import make_redis_client
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 REASON = DeadLetter("handler_failed", "KeyError", "'line_items'")

@@ -24,7 +24,8 @@ from prometheus_client import REGISTRY
 from tasks.embedded.stack import free_port
 from tests.faults.fault_proxy import FaultProxy
 from tests.integration.helpers import create, new_id, raw_session, seed_rewrite, update
-from worker.dynamodb.http import DynamoDBHttpClient, make_hot_path_client
+from worker.dynamodb.clients import make_http_client
+from worker.dynamodb.http import DynamoDBHttpClient
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +51,7 @@ def table(dynamodb) -> str:
 
 @pytest.fixture
 def ours(settings) -> DynamoDBHttpClient:
-    client = make_hot_path_client(settings)
+    client = make_http_client(settings)
     yield client
     client.close()
 
@@ -154,31 +155,6 @@ def test_update_item_answers_as_botocore(dynamodb, ours, table) -> None:
     same_metadata(theirs, mine)
 
 
-def test_transact_write_items_answers_as_botocore(dynamodb, ours, table) -> None:
-    def reset() -> None:
-        dynamodb.put_item(TableName=table, Item=item("a"))
-
-    def transact(client: Any) -> dict:
-        return client.transact_write_items(
-            TransactItems=[
-                {
-                    "Update": {
-                        "TableName": table,
-                        "Key": {"pk": {"S": "a"}},
-                        "UpdateExpression": "SET version = :next",
-                        "ConditionExpression": "version = :current",
-                        "ExpressionAttributeValues": {":next": {"N": "2"}, ":current": {"N": "1"}},
-                    }
-                },
-                {"Put": {"TableName": table, "Item": item(new_id("b"), **BINARY)}},
-            ]
-        )
-
-    theirs, mine = both(dynamodb, ours, reset, transact)
-    assert answer(mine) == answer(theirs)
-    same_metadata(theirs, mine)
-
-
 # ─── Conditional failures: the fields the store reads ───
 
 
@@ -196,7 +172,7 @@ def the_store_reads(error: ClientError) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("operation", ["put", "update", "transaction"])
+@pytest.mark.parametrize("operation", ["put", "update"])
 def test_a_failed_condition_with_all_old_is_botocores(dynamodb, ours, table, operation) -> None:
     stored = item("a", version={"N": "7"}, **BINARY)
     condition = {
@@ -215,12 +191,6 @@ def test_a_failed_condition_with_all_old_is_botocores(dynamodb, ours, table, ope
     calls = {
         "put": lambda client: client.put_item(**put),
         "update": lambda client: client.update_item(**update_),
-        "transaction": lambda client: client.transact_write_items(
-            TransactItems=[
-                {"Put": {"TableName": table, "Item": item(new_id("other"))}},
-                {"Update": update_},
-            ]
-        ),
     }
 
     theirs, mine = both(
@@ -234,12 +204,7 @@ def test_a_failed_condition_with_all_old_is_botocores(dynamodb, ours, table, ope
     assert type(mine) is ClientError  # not botocore's generated subclass: catch ClientError
     assert the_store_reads(mine) == the_store_reads(theirs)
     assert mine.response["ResponseMetadata"].keys() == theirs.response["ResponseMetadata"].keys()
-    if operation == "transaction":
-        reasons = mine.response["CancellationReasons"]
-        assert [reason["Code"] for reason in reasons] == ["None", "ConditionalCheckFailed"]
-        assert reasons[1]["Item"] == stored
-    else:
-        assert mine.response["Item"] == stored
+    assert mine.response["Item"] == stored
     assert str(mine) == str(theirs)
 
 
@@ -257,10 +222,10 @@ def test_binary_attributes_round_trip(dynamodb, ours, table) -> None:
 
 
 def test_the_store_runs_on_our_client(tables, ours, publisher, dynamodb) -> None:
+    from tests.support.publishing import PublishingService
     from worker.dynamodb.store import DynamoSessionStore
-    from worker.service.apply import CheckoutService
 
-    service = CheckoutService(DynamoSessionStore.from_settings(tables, client=ours), publisher)
+    service = PublishingService(DynamoSessionStore.from_settings(tables, client=ours), publisher)
     session_id = new_id("s")
     assert service.handle(create(session_id)).type == "session.created"
     sent: list[str] = []
@@ -268,7 +233,7 @@ def test_the_store_runs_on_our_client(tables, ours, publisher, dynamodb) -> None
     def seed_writes_first(operation: str) -> None:
         # A seed write lands between the store's read and its write: the write's
         # condition fails and the store re-decides on the item the failure returned
-        # (`Item` of a failed UpdateItem, or of a canceled transaction's reason).
+        # (`Item` of a failed PutItem or UpdateItem).
         if operation != "GetItem" and len(sent) == 1:
             seed_rewrite(dynamodb, tables, session_id, continue_url="https://seed/next")
         sent.append(operation)

@@ -12,8 +12,8 @@ import pytest
 
 from tasks.embedded.stack import CHECKOUT
 from tests.integration.helpers import new_id
+from tests.support.publishing import RedisEventPublisher
 from worker.streams.consumer import EventConsumer
-from worker.streams.publisher import RedisEventPublisher
 
 GROUP = "g"
 BUYER_EMAIL = "buyer-secret@example.com"

@@ -19,9 +19,11 @@ from tests.integration.helpers import (
     transition,
     update,
 )
+from tests.support.publishing import RedisEventPublisher
 from worker.errors import EventsUnavailable
+from worker.redis_client import make_redis_client
 from worker.runtime.app import APPLY_COMMAND_TASK
-from worker.streams.publisher import RedisEventPublisher, make_redis_client, read_events
+from worker.streams.reader import read_events
 
 APPLIED_KEYS = {
     "event_id", "type", "command_id", "session_id", "version", "occurred_at", "session",

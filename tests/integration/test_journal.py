@@ -389,3 +389,29 @@ def test_a_beat_that_read_the_command_before_finish_does_not_mark_it_again(
     journal.heartbeat("w1", jid)  # the heartbeat thread's stale read lands after finish
 
     assert redis_client.hget(f"{journal.keys.prefix}:busy", "w1") is None
+
+
+# ─── The store's session copies, kept next to the journal ───
+
+
+def test_session_copies_are_kept_for_their_ttl_and_replaced_by_the_next(redis_client, journal):
+    from worker.delivery.session_copies import RedisSessionCopies
+
+    copies = RedisSessionCopies(redis_client, journal.keys, ttl=300)
+    assert copies.get("cs_copy") is None
+    copies.put("cs_copy", '{"at": 1, "item": {}}')
+    copies.put("cs_copy", '{"at": 2, "item": {}}')
+
+    assert copies.get("cs_copy") == '{"at": 2, "item": {}}'
+    assert 295 <= redis_client.ttl(journal.keys.session_copy("cs_copy")) <= 300
+
+
+def test_session_copies_never_fail_a_command_when_redis_does(journal):
+    from worker.delivery.session_copies import RedisSessionCopies
+    from worker.redis_client import make_redis_client
+
+    unreachable = make_redis_client("redis://127.0.0.1:1/0")
+    copies = RedisSessionCopies(unreachable, journal.keys, ttl=300)
+
+    copies.put("cs_copy", "{}")  # logged, not raised
+    assert copies.get("cs_copy") is None  # the store reads DynamoDB instead

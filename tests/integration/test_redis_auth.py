@@ -79,8 +79,8 @@ def test_worker_and_event_stream_work_through_a_secured_redis(
     secured_redis, env, tables, monkeypatch, tmp_path: Path
 ):
     from tasks.producer import CommandProducer
+    from worker.redis_client import make_redis_client
     from worker.settings import Settings
-    from worker.streams.publisher import make_redis_client
 
     env["CHECKOUT_REDIS_URL"] = secured_redis.url
     monkeypatch.setenv("CHECKOUT_REDIS_URL", secured_redis.url)

@@ -26,8 +26,8 @@ from tests.integration.helpers import (
     transition,
     update,
 )
+from tests.support.publishing import PublishingService
 from worker.domain.ledger import LEDGER_SIZE, ledger_entry
-from worker.service.apply import CheckoutService
 
 DAY = 24 * 60 * 60
 
@@ -157,7 +157,7 @@ def test_the_same_command_delivered_concurrently_applies_once(
         def save(self, *args, **kwargs):
             return self.store.save(*args, **kwargs)
 
-    racing = CheckoutService(LoadTogether(service._store), service._publisher)
+    racing = PublishingService(LoadTogether(service._store), service._publisher)
 
     def deliver(_):
         return racing.handle(command)

@@ -22,12 +22,20 @@ from tests.integration.helpers import (
     stream_entries,
     update,
 )
+from tests.support.publishing import PublishingService
 from worker.domain.ledger import find_applied
-from worker.dynamodb.store import DynamoSessionStore, make_dynamodb_client
+from worker.dynamodb.clients import make_dynamodb_client
+from worker.dynamodb.store import DynamoSessionStore
 from worker.dynamodb.tables import ensure_tables
 from worker.errors import SessionChanged, StoreUnavailable
-from worker.service.apply import CheckoutService
 from worker.settings import Settings
+
+
+@pytest.fixture(params=["http", "botocore"])
+def store(request, tables, monkeypatch):
+    """Every test here runs on both of the store's clients (`CHECKOUT_DYNAMODB_CLIENT`)."""
+    monkeypatch.setenv("CHECKOUT_DYNAMODB_CLIENT", request.param)
+    return DynamoSessionStore.from_settings(Settings())
 
 
 def test_save_over_a_seed_write_raises_session_changed(service, store, dynamodb, tables):
@@ -104,7 +112,8 @@ def test_service_keeps_both_the_seed_write_and_the_command(
     )
     address = {"line1": "1 Main St", "country": "US"}
 
-    event = CheckoutService(racing, publisher).handle(update(session_id, shipping_address=address))
+    racer = PublishingService(racing, publisher)
+    event = racer.handle(update(session_id, shipping_address=address))
 
     item = raw_session(dynamodb, tables, session_id)
     assert racing.saves == 2  # the first save met the seed's write and was re-decided
@@ -221,7 +230,7 @@ def test_the_service_replays_a_write_whose_reply_was_lost(
     session_id = new_id("s")
     service.handle(create(session_id))
     command = update(session_id, buyer={"email": "once@x"})
-    retrying = CheckoutService(LosesTheFirstReply(store), publisher)
+    retrying = PublishingService(LosesTheFirstReply(store), publisher)
 
     event = retrying.handle(command)
 

@@ -1,6 +1,6 @@
 """In-process stand-ins for the service's ports, a clock and an id factory.
 
-`InMemorySessionStore` keeps the contract of `worker.service.apply.SessionStore` as the
+`InMemorySessionStore` keeps the contract of `worker.service.ports.SessionStore` as the
 DynamoDB store keeps it: a save writes the session and appends to its ledger, all or
 nothing, and a session counts as unchanged while its version and `updated_at` are
 what was read.
@@ -35,13 +35,13 @@ class InMemorySessionStore:
     loads: list[str] = field(default_factory=list)
     save_attempts: list[str] = field(default_factory=list)  # their ledger entries
 
-    def load(self, session_id: str, *, cached: str | None = None) -> Snapshot | None:
+    def load(self, session_id: str, *, consistent: bool = False) -> Snapshot | None:
         self.loads.append(session_id)
         if self.load_error is not None:
             raise self.load_error
         return self.sessions.get(session_id)
 
-    def save(self, *, before: Snapshot | None, applied: Applied, ledger_entry: str) -> str | None:
+    def save(self, *, before: Snapshot | None, applied: Applied, ledger_entry: str) -> None:
         self.save_attempts.append(ledger_entry)
         if self.before_save:
             self.before_save.pop(0)(self)
@@ -53,7 +53,6 @@ class InMemorySessionStore:
         self.sessions[applied.session.id] = Snapshot(
             applied.session, applied.version, ledger=history
         )
-        return None
 
     # ─── Writers other than the service ───
 
@@ -150,3 +149,19 @@ class SequentialIds:
         self.asked.append(command_id)
         self.issued += 1
         return f"{self.prefix}{self.issued}"
+
+
+@dataclass
+class DictCopies:
+    """The store's session copies (`worker.dynamodb.copies.SessionCopies`) in a dict."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+
+    def get(self, session_id: str) -> str | None:
+        return self.texts.get(session_id)
+
+    def put(self, session_id: str, text: str) -> None:
+        self.texts[session_id] = text
+
+    def item(self, session_id: str) -> dict[str, Any]:
+        return json.loads(self.texts[session_id])["item"]

@@ -1,20 +1,67 @@
-"""Dependency direction: schemas <- worker.domain <- worker.service <- adapters <- tasks.
+"""The layout's rules, checked on every import, lazy and by string alike.
 
-Imports are read with `ast`, including imports inside functions, so a lazy import
-cannot slip an SDK into a layer that must not depend on it.
+    schemas <- worker.domain <- worker.service <- adapters <- worker.runtime <- tasks
+
+The adapters are `worker.dynamodb`, `worker.delivery` and `worker.streams`; beside
+them `worker.observability`, and the kernel every layer may use: `worker.errors`,
+`worker.settings`, `worker.redis_client`. `benchmarks/` depends on the project, never
+the reverse. Imports are read with `ast`, inside functions too, and so are strings
+that name a module (`include=["worker.runtime.tasks"]`, `"worker.runtime.consumer:X"`,
+`-m tasks.embedded.moto`): Celery, kombu and subprocesses import those, so they count.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from functools import cache
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("schemas", "worker", "tasks")
+PACKAGES = ("schemas", "worker", "tasks", "benchmarks")
 SDKS = {"boto3", "botocore", "redis", "celery", "kombu"}
+KERNEL = {"worker.errors", "worker.settings", "worker.redis_client"}
+
+# What each room may import from the project (its own modules always).
+ALLOWED: dict[str, set[str]] = {
+    "worker": set(),  # the package's map: a docstring
+    "schemas": set(),
+    "worker.errors": set(),
+    "worker.settings": set(),
+    "worker.redis_client": set(),
+    "worker.domain": {"schemas", "worker.errors"},
+    "worker.service": {"schemas", "worker.errors", "worker.domain"},
+    "worker.observability": {"worker.settings"},
+    "worker.dynamodb": {"schemas", "worker.domain", "worker.observability", *KERNEL},
+    "worker.streams": {"schemas", *KERNEL},
+    "worker.delivery": {
+        "schemas",
+        "worker.domain",
+        "worker.service",
+        "worker.observability",
+        *KERNEL,
+    },
+    "worker.runtime": {"schemas", "worker"},
+    "tasks": {"schemas", "worker", "tasks"},
+    "benchmarks": {"schemas", "worker", "tasks", "benchmarks"},
+}
+# Where each SDK may be imported.
+SDK_HOMES = {
+    "boto3": {"worker.dynamodb", "benchmarks"},
+    "botocore": {"worker.dynamodb", "tasks.cli.errors", "benchmarks"},
+    "redis": {
+        "worker.delivery",
+        "worker.streams",
+        "worker.redis_client",
+        "worker.runtime",
+        "tasks",
+    },
+    "celery": {"worker.runtime", "tasks"},
+    "kombu": {"worker.runtime", "tasks.cli.errors"},
+}
+MODULE_STRING = re.compile(r"^(?:-m )?((?:schemas|worker|tasks|benchmarks)(?:\.\w+)+)(?::\w+)?$")
 
 
 def module_name(path: Path) -> str:
@@ -22,14 +69,14 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-# Each package's modules, and those of its subpackages at any depth.
-PATHS = [path for package in PACKAGES for path in (ROOT / package).rglob("*.py")]
-MODULES = {module_name(path): path for path in PATHS}
+MODULES = {
+    module_name(path): path for package in PACKAGES for path in (ROOT / package).rglob("*.py")
+}
 
 
 @cache
 def imports(module: str) -> frozenset[str]:
-    """Every module `module` names in an import statement, resolved to absolute names."""
+    """Every module `module` names in an import statement or a module string."""
     tree = ast.parse(MODULES[module].read_text(), filename=str(MODULES[module]))
     package = module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
@@ -39,9 +86,16 @@ def imports(module: str) -> frozenset[str]:
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(node, package)
             found.add(base)
-            # `from worker import store` imports the module worker.dynamodb.store
+            # `from worker.domain import ledger` imports the module worker.domain.ledger
             found.update(f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES)
+        elif isinstance(node, ast.Constant) and (match := _module_string(node.value)):
+            found.add(match)
     return frozenset(found)
+
+
+def _module_string(value: object) -> str | None:
+    match = MODULE_STRING.match(value) if isinstance(value, str) else None
+    return match.group(1) if match else None
 
 
 def _absolute(node: ast.ImportFrom, package: str) -> str:
@@ -51,12 +105,22 @@ def _absolute(node: ast.ImportFrom, package: str) -> str:
     return ".".join([*parent, *([node.module] if node.module else [])])
 
 
+def room(module: str) -> str:
+    """`worker.delivery.journal` -> `worker.delivery`; `tasks.cli.send` -> `tasks`."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "worker" and len(parts) > 1 else parts[0]
+
+
+def within(module: str, rooms: set[str]) -> bool:
+    return any(module == r or module.startswith(r + ".") for r in rooms)
+
+
 def roots(module: str) -> set[str]:
     return {name.split(".")[0] for name in imports(module)}
 
 
 def project_imports(module: str) -> set[str]:
-    return {name for name in imports(module) if name in MODULES}
+    return {name for name in imports(module) if name.split(".")[0] in PACKAGES}
 
 
 def closure(module: str) -> set[str]:
@@ -64,114 +128,68 @@ def closure(module: str) -> set[str]:
     seen, todo = set(), [module]
     while todo:
         current = todo.pop()
-        if current not in seen:
+        if current not in seen and current in MODULES:
             seen.add(current)
             todo.extend(project_imports(current))
     return seen
 
 
-def in_package(package: str) -> list[str]:
-    return sorted(name for name in MODULES if name.split(".")[0] == package)
+def test_the_modules_and_their_arrows_are_found() -> None:
+    assert {"worker.domain.rules", "worker.delivery.journal", "worker.runtime.app"} <= set(MODULES)
+    assert "boto3" in roots("worker.dynamodb.clients")  # the parser sees what is there
+    # Strings naming modules count: Celery imports these.
+    assert {"worker.runtime.tasks", "worker.runtime.consumer", "worker.runtime.transport"} <= (
+        imports("worker.runtime.app")
+    )
+    assert "tasks.embedded.moto" in imports("tasks.embedded.stack")
 
 
-def test_the_modules_are_found() -> None:
-    assert {
-        "schemas.session",
-        "worker.domain.rules",
-        "worker.service.apply",
-        "tasks.producer",
-    } <= set(MODULES)
-    assert {"worker.dynamodb.http", "worker.dynamodb.http.client"} <= set(MODULES)
-    assert {"tasks.cli", "tasks.cli.send", "tasks.cli.errors"} <= set(MODULES)
-    assert "boto3" in roots("worker.dynamodb.store")  # the parser sees what is there
-    assert "botocore" in roots("worker.dynamodb.http.client")
-
-
-@pytest.mark.parametrize("module", in_package("schemas"))
-def test_schemas_are_data_shapes_only(module: str) -> None:
-    assert not roots(module) & (SDKS | {"worker", "tasks"})
-
-
-def test_the_domain_is_pure() -> None:
-    forbidden = SDKS | {"time", "random", "uuid", "os", "socket", "threading", "tasks"}
-    assert not roots("worker.domain.rules") & forbidden
-    assert project_imports("worker.domain.rules") <= {
-        "schemas",
-        "schemas.commands",
-        "schemas.session",
-        "worker.errors",
-    }
-
-
-def test_the_ledger_is_pure() -> None:
-    assert not roots("worker.domain.ledger") & (SDKS | {"time", "random", "os", "tasks"})
-    assert project_imports("worker.domain.ledger") == set()
-
-
-def test_the_domain_does_not_read_the_clock() -> None:
-    tree = ast.parse(MODULES["worker.domain.rules"].read_text())
-    calls = {
-        node.func.attr
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-    }
-    assert not calls & {"now", "utcnow", "today", "time", "monotonic"}
-
-
-def test_the_service_knows_no_adapter() -> None:
-    assert not roots("worker.service.apply") & (SDKS | {"tasks"})
-    allowed = {
-        "schemas.commands",
-        "schemas.events",
-        "worker.domain.rules",
-        "worker.errors",
-        "worker.domain.ledger",
-    }
-    assert project_imports("worker.service.apply") <= allowed
+def test_every_module_lives_in_a_room() -> None:
+    assert {room(module) for module in MODULES} <= set(ALLOWED)
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
-def test_only_the_store_modules_import_the_aws_sdk(module: str) -> None:
-    # worker.dynamodb.http and its modules: the store's hot-path DynamoDB client
-    # (botocore's exceptions, boto3's credentials). tasks.cli.errors turns botocore's
-    # errors into the command line's messages.
-    store_module = module == "worker.dynamodb" or module.startswith("worker.dynamodb.")
-    allowed = store_module or module == "tasks.cli.errors"
-    assert allowed or not roots(module) & {"boto3", "botocore"}
+def test_dependencies_point_one_way(module: str) -> None:
+    allowed = ALLOWED[room(module)] | {room(module)}
+    wrong = {name for name in project_imports(module) if not within(name, allowed)}
+    assert not wrong, f"{module} may not import {sorted(wrong)}"
 
 
-@pytest.mark.parametrize("module", in_package("worker"))
-def test_only_the_redis_adapters_import_redis_in_the_worker(module: str) -> None:
-    adapters = {
-        "worker.streams.publisher",
-        "worker.streams.consumer",
-        "worker.delivery.journal",
-        "worker.delivery.deadletters",
-        "worker.delivery.runs",
-        "worker.runtime.transport",  # kombu's Redis transport, subclassed
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_each_sdk_is_imported_only_in_its_rooms(module: str) -> None:
+    wrong = {sdk for sdk in roots(module) & SDKS if not within(module, SDK_HOMES[sdk])}
+    assert not wrong, f"{module} may not import {sorted(wrong)}"
+
+
+def test_nothing_imports_the_benchmarks() -> None:
+    importers = {
+        module
+        for module in MODULES
+        if room(module) != "benchmarks" and any(room(n) == "benchmarks" for n in imports(module))
     }
-    assert module in adapters or "redis" not in roots(module)
+    assert not importers
 
 
-@pytest.mark.parametrize("module", in_package("worker"))
-def test_the_worker_never_imports_tasks(module: str) -> None:
-    assert "tasks" not in roots(module)
+def test_the_domain_is_pure_and_reads_no_clock() -> None:
+    forbidden = SDKS | {"time", "random", "uuid", "os", "socket", "threading"}
+    for module in (m for m in MODULES if room(m) == "worker.domain"):
+        assert not roots(module) & forbidden, module
+        tree = ast.parse(MODULES[module].read_text())
+        calls = {
+            node.func.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        }
+        assert not calls & {"now", "utcnow", "today", "time", "monotonic"}, module
 
 
 def test_producers_do_not_load_the_aws_sdk_or_worker_internals() -> None:
     loaded = closure("tasks.producer")
-    assert not loaded & {
-        "worker.dynamodb.store",
-        "worker.dynamodb.items",
-        "worker.runtime.bootstrap",
-    }
+    assert not {room(module) for module in loaded} & {"worker.dynamodb", "worker.runtime"}
     assert not set().union(*(roots(module) for module in loaded)) & {"boto3", "botocore"}
 
 
 def test_the_closure_follows_imports_through_other_modules() -> None:
-    # The worker task reaches the store (via the bootstrap): the check above can fail.
-    assert {
-        "worker.runtime.bootstrap",
-        "worker.dynamodb.store",
-        "worker.dynamodb.items",
-    } <= closure("worker.runtime.tasks")
+    # The worker's task does reach the store (via the bootstrap): the check above can fail.
+    reached = {"worker.runtime.bootstrap", "worker.dynamodb.store", "worker.dynamodb.items"}
+    assert reached <= closure("worker.runtime.tasks")

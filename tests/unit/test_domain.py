@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from schemas import CheckoutSession, LineItem, parse_command
+from worker.domain.js import js_iso, js_round, timestamp_after
 from worker.domain.rules import (
     Snapshot,
     allowed_transitions,
@@ -16,11 +17,8 @@ from worker.domain.rules import (
     check_transition,
     decide,
     determine_status,
-    js_iso,
-    js_round,
     new_session,
     recalculate_totals,
-    timestamp_after,
 )
 from worker.errors import (
     InvalidTransition,

@@ -498,16 +498,6 @@ def test_the_request_is_signed_json_with_bytes_in_base64(serve) -> None:
     }
 
 
-def test_a_transaction_gets_one_idempotency_token_for_all_its_attempts(serve) -> None:
-    server = serve([answer(500, b""), answer()])
-    client, _ = fast_client(server.url)
-
-    client.transact_write_items(TransactItems=[{"Put": {"TableName": "t", "Item": {}}}])
-
-    tokens = {json.loads(body)["ClientRequestToken"] for _, _, body in server.requests}
-    assert len(server.requests) == 2 and len(tokens) == 1
-
-
 # ─── HTTPS ───
 
 

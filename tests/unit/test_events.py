@@ -10,8 +10,9 @@ import fakeredis
 import pytest
 import redis
 
+from tests.support.publishing import RedisEventPublisher
 from worker.errors import EventsUnavailable, Transient
-from worker.streams.publisher import EVENT_FIELD, RedisEventPublisher, read_events
+from worker.streams.reader import EVENT_FIELD, read_events
 
 STREAM = "checkout:events:test"
 

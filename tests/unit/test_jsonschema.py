@@ -18,7 +18,7 @@ from schemas.commands import parse_command
 from schemas.events import ResultEvent
 from tasks.cli import main as checkout
 from tests.support.fakes import FakeClock, InMemorySessionStore, ListEventPublisher, SequentialIds
-from worker.service.apply import CheckoutService
+from tests.support.publishing import PublishingService
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -159,7 +159,7 @@ def test_invalid_commands_fail(command: dict[str, Any]) -> None:
 
 @cache
 def service_events() -> tuple[dict[str, Any], ...]:
-    service = CheckoutService(
+    service = PublishingService(
         InMemorySessionStore(),
         publisher := ListEventPublisher(),
         clock=FakeClock(),

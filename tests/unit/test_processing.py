@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.support.fakes import InMemorySessionStore, ListEventPublisher
+from tests.support.fakes import InMemorySessionStore
 from worker.delivery.journal import Claim, DeadLetter
 from worker.delivery.processor import MISSING_SESSION_RETRIES, CommandProcessor
 from worker.errors import JournalUnavailable, StoreUnavailable
@@ -48,9 +48,7 @@ class FakeJournal:
         self.deliveries += 1
         return Claim("go", self.deliveries, self.attempts)
 
-    def finish(
-        self, jid, worker, *, event_json, outcome, session_id=None, written=None, dead_letter=None
-    ) -> bool:
+    def finish(self, jid, worker, *, event_json, outcome, dead_letter=None) -> bool:
         self.finished.append(Finished(jid, json.loads(event_json), outcome, dead_letter))
         return True
 
@@ -70,7 +68,7 @@ def journal() -> FakeJournal:
 
 
 def processor(store, journal, **settings) -> CommandProcessor:
-    service = CheckoutService(store, ListEventPublisher())
+    service = CheckoutService(store)
     values = {"max_retries": 4, "retry_backoff_max": 2.0, **settings}
     return CommandProcessor(service, journal, Settings(**values), "worker-1")
 

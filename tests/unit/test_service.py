@@ -15,6 +15,7 @@ from kombu.utils import json as kombu_json
 from schemas.commands import command_fingerprint, parse_command
 from schemas.events import REDACTED, event_id_for
 from tests.support.fakes import FakeClock, InMemorySessionStore, ListEventPublisher, SequentialIds
+from tests.support.publishing import PublishingService
 from worker.domain.ledger import LEDGER_SIZE, find_applied, ledger_entry
 from worker.domain.rules import new_session
 from worker.errors import (
@@ -23,7 +24,7 @@ from worker.errors import (
     StoredSessionInvalid,
     Transient,
 )
-from worker.service.apply import CheckoutService, session_id_for
+from worker.service.apply import session_id_for
 
 READY_UPDATES = {
     "line_items": [{"type": "product", "total_amount": 1000, "id": "li_1", "sku": "W-1"}],
@@ -42,8 +43,8 @@ class Rig:
     max_write_attempts: int = 5
 
     @property
-    def service(self) -> CheckoutService:
-        return CheckoutService(
+    def service(self) -> PublishingService:
+        return PublishingService(
             self.store,
             self.publisher,
             clock=self.clock,
@@ -120,7 +121,7 @@ def test_a_create_without_id_applied_twice_finds_its_own_session() -> None:
     # With the default factory: the second delivery derives the same session id, so its
     # create meets its own session and replays, instead of making a second one.
     store, publisher = InMemorySessionStore(), ListEventPublisher()
-    service = CheckoutService(store, publisher, clock=FakeClock())
+    service = PublishingService(store, publisher, clock=FakeClock())
     payload = command("create_session", session_id=None)
 
     first = service.handle(payload)

@@ -21,6 +21,7 @@ from botocore.stub import Stubber
 
 from schemas.commands import parse_command
 from schemas.session import CheckoutSession
+from tests.support.fakes import DictCopies
 from worker.domain.ledger import LEDGER_SIZE, appended, ledger_entry
 from worker.domain.rules import Applied, Snapshot, decide, new_session
 from worker.dynamodb.items import (
@@ -80,11 +81,17 @@ def requests(client: Any) -> list[tuple[str, dict[str, Any]]]:
 
 
 @pytest.fixture
-def store(client: Any) -> DynamoSessionStore:
+def copies() -> DictCopies:
+    return DictCopies()
+
+
+@pytest.fixture
+def store(client: Any, copies: DictCopies) -> DynamoSessionStore:
     return DynamoSessionStore(
         client,
         sessions_table="sessions",
         session_ttl_seconds=SESSION_TTL,
+        copies=copies,
         clock=lambda: NOW + 0.9,
     )
 
@@ -151,12 +158,12 @@ def assignments(update: dict[str, Any]) -> dict[str, Any]:
 def write(
     stub: Stubber, store: DynamoSessionStore, requests, before, change, entry: str = ENTRY
 ) -> tuple[str, dict[str, Any], str | None]:
-    """Save `change` over `before`: the one request it sent, and the copy `save` returned."""
+    """Save `change` over `before`: the one request it sent, and the copy the store kept."""
     operation = "put_item" if before is None or before.expired else "update_item"
     stub.add_response(operation, {})
-    copy = store.save(before=before, applied=change, ledger_entry=entry)
+    store.save(before=before, applied=change, ledger_entry=entry)
     [(name, params)] = requests
-    return name, params, copy
+    return name, params, store._copies.get(change.session.id)
 
 
 def update_request(stub, store, requests, before, change, entry: str = ENTRY) -> dict[str, Any]:
@@ -276,11 +283,12 @@ def test_an_update_carries_unknown_attributes_through_untouched(stub, store, req
     assert "loyalty" not in assignments(update)
 
 
-def test_the_returned_copy_is_the_item_as_updated_with_its_ledger(stub, store, requests) -> None:
+def test_the_kept_copy_is_the_item_as_updated_with_its_ledger(stub, store, requests) -> None:
     before = snapshot(loyalty={"tier": "gold"})
     change = add_buyer(before)
     _, _, copy = write(stub, store, requests, before, change)
-    reloaded = store.load("cs_1", cached=copy)
+    reloaded = store.load("cs_1")  # from the copy: no request stubbed
+    assert not reloaded.fresh
     assert reloaded.ledger == (EARLIER.removesuffix(":"), ENTRY)
     assert (reloaded.version, reloaded.session) == (4, change.session)
     assert from_item(json.loads(copy)["item"])["loyalty"] == {"tier": "gold"}
@@ -311,7 +319,8 @@ def test_a_create_puts_the_whole_item_if_the_id_is_free_or_expired(
         "version": 1,
         LEDGER: [entry],
     }
-    assert store.load("cs_1", cached=copy).ledger == (entry,)
+    assert copy is not None
+    assert store.load("cs_1").ledger == (entry,)
 
 
 # ─── Reads ───

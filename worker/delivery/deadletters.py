@@ -18,8 +18,9 @@ import redis
 
 from worker.delivery.journal import Journal
 from worker.delivery.keys import RedisKeys
-from worker.domain.rules import js_iso
+from worker.domain.js import js_iso
 from worker.errors import JournalUnavailable
+from worker.redis_client import as_text
 
 # Ids per pipelined round trip when reading or purging the whole store.
 PAGE = 500
@@ -42,10 +43,6 @@ class DeadLetterEntry:
     first_failure_at: str | None
     last_failure_at: str | None
     dead_lettered_at: str | None
-
-    @property
-    def replayable(self) -> bool:
-        return self.raw is None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,7 +69,7 @@ class DeadLetterStore:
             return []
         stop = -1 if limit is None else limit - 1
         ids = self._redis(lambda: self._client.zrange(self._keys.dead_letters, 0, stop))
-        return [_text(entry_id) for entry_id in ids]
+        return [as_text(entry_id) for entry_id in ids]
 
     def list(self, limit: int | None = None) -> list[DeadLetterEntry]:
         """Entries, oldest first (an id whose hash is gone is left out)."""
@@ -134,7 +131,7 @@ class DeadLetterStore:
 
 
 def _entry(raw_fields: Mapping[Any, Any]) -> DeadLetterEntry:
-    fields = {_text(k): _text(v) for k, v in raw_fields.items()}
+    fields = {as_text(k): as_text(v) for k, v in raw_fields.items()}
     raw = fields.get("raw") or None
     command = None if raw is not None else _command(fields.get("cmd", ""))
     return DeadLetterEntry(
@@ -171,7 +168,3 @@ def _iso(ms: str | None) -> str | None:
     if not ms:
         return None
     return js_iso(datetime.fromtimestamp(int(float(ms)) / 1000, UTC))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

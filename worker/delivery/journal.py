@@ -21,6 +21,7 @@ from redis.exceptions import NoScriptError
 
 from worker.delivery.keys import RedisKeys
 from worker.errors import JournalUnavailable
+from worker.redis_client import as_text
 from worker.settings import Settings
 
 SCRIPT = resources.files("worker.delivery").joinpath("pipeline.lua").read_text(encoding="utf-8")
@@ -53,8 +54,6 @@ class Claim:
     # Redis-clock ms: when the command was first enqueued, and this claim (0: unknown).
     enqueued_ms: int = 0
     claimed_ms: int = 0
-    # The session as this pipeline last wrote it ('' if not kept), for `load(cached=)`.
-    cached: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ class Journal:
             replies = self._evalsha_pipelined(op, calls)
         except redis.RedisError as error:
             raise JournalUnavailable(f"Redis refused the enqueue: {error}") from error
-        return [[_text(jid) for jid in jids] for jids in replies]
+        return [[as_text(jid) for jid in jids] for jids in replies]
 
     def _evalsha_pipelined(self, op: str, calls: list[list[Any]]) -> list[Any]:
         # Plain EVALSHA, not redis-py's Script in a pipeline: that one asks SCRIPT EXISTS
@@ -178,8 +177,7 @@ class Journal:
             queue,
             *rest,
         )
-        numbers = [int(n) for n in reply[1:5]]
-        return Claim(_text(reply[0]), *numbers, *(_text(text) for text in reply[5:6]))
+        return Claim(as_text(reply[0]), *(int(n) for n in reply[1:5]))
 
     def finish(
         self,
@@ -188,14 +186,9 @@ class Journal:
         *,
         event_json: str,
         outcome: str,
-        session_id: str | None = None,
-        written: str | None = None,
         dead_letter: DeadLetter | None = None,
     ) -> bool:
-        """Publish the result event and forget the entry; False if already finished.
-
-        `written` (the session as the command wrote it) is kept for the next claim.
-        """
+        """Publish the result event and forget the entry; False if already finished."""
         args = [
             jid,
             worker,
@@ -205,9 +198,6 @@ class Journal:
             outcome,
             self._visibility_ms,
             RUN_TTL_SECONDS,
-            session_id or "",
-            written or "",
-            self._settings.session_copy_ttl,
         ]
         if dead_letter:
             args += [
@@ -255,8 +245,4 @@ class Journal:
 
     def replay(self, entry_id: str) -> str:
         """Re-enqueue a dead-lettered command: its new jid, '' if gone, 'raw' if not a command."""
-        return _text(self._call("replay", entry_id, self._visibility_ms))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+        return as_text(self._call("replay", entry_id, self._visibility_ms))

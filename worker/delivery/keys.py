@@ -39,6 +39,9 @@ class RedisKeys:
     def session_order(self, session_id: str) -> str:
         return self._key("s", session_id)
 
+    def session_copy(self, session_id: str) -> str:
+        return self._key("c", session_id)
+
     def run_outcomes(self, run_id: str) -> str:
         return self._key("run", run_id)
 

@@ -22,7 +22,8 @@
 --   dlq            zset   dead-letter id -> ms;  dlq:<id> hash, the entry
 --   run:<run>      hash   command_id -> outcome;  run:<run>:n hash, counts;
 --   run:<run>:ex   list   "<outcome> <command_id>" of the first failures
---   c:<session>    string the session item as this pipeline last wrote it (see `finish`)
+--   c:<session>    string the session item as the store last wrote it
+--                         (`worker.delivery.session_copies`; not touched here)
 -- Times are Redis's own clock (TIME), so producers' and workers' clocks never matter.
 
 local op, prefix = ARGV[1], ARGV[2]
@@ -130,11 +131,6 @@ local function record_outcome(run, cid, outcome, ttl)
     end
   end
   if ttl then keep_run(run, ttl) end
-end
-
-local function is_final(run, cid)
-  local outcome = redis.call('HGET', key('run', run), cid)
-  return outcome and outcome ~= PENDING
 end
 
 local function alive(worker, now, heartbeat_timeout)
@@ -257,7 +253,7 @@ end
 -- claim <jid> <worker> <visibility ms> <heartbeat timeout ms> <max deaths>
 --       <cmd> <cid> <queue> (the delivered command: journals a message sent around `enqueue`)
 --       [<jid>...] (the commands after this one in its batched message, see below)
--- -> {'go', deliveries, failed attempts, enqueued ms, now ms, session copy or ''}
+-- -> {'go', deliveries, failed attempts, enqueued ms, now ms}
 --    | {'skip'} | {'busy'} | {'park'}
 --    | {'dead', d, a, enqueued ms, now ms}
 local function claim()
@@ -310,15 +306,11 @@ local function claim()
   redis.call('HSET', e, 'st', 'running', 'own', worker, 'dlv', deliveries + 1)
   redis.call('HSET', key('busy'), worker, jid)
   redis.call('ZADD', key('due'), now + visibility, jid)
-  local copy = f[3] ~= '' and redis.call('GET', key('c', f[3])) or ''
-  return { 'go', deliveries + 1, attempts, enq, now, copy or '' }
+  return { 'go', deliveries + 1, attempts, enq, now }
 end
 
 -- finish <jid> <worker> <stream> <maxlen> <event json> <outcome> <visibility ms> <run ttl s>
---        <session id> <session as written, or ''> <copy ttl s>
 --        [<dead-letter code> <error type> <error message> <failed attempts>]
--- The written session is kept as c:<session> for the next claim: a worker decides on it
--- instead of reading DynamoDB, and its conditional write validates it.
 -- Publishes the result event, then forgets the entry (or moves it to the dead-letter
 -- store), advances the session's ordering gate and wakes its parked successor.
 -- Returns 0 when another delivery finished the command first (its event is out).
@@ -331,14 +323,11 @@ local function finish()
   -- First, so a refused XADD (ACL, OOM) leaves everything else as it was.
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
   local now = now_ms()
-  if ARGV[12] ~= '' and tonumber(ARGV[13]) > 0 then
-    redis.call('SET', key('c', ARGV[11]), ARGV[12], 'EX', ARGV[13])
-  end
-  if ARGV[14] then
+  if ARGV[11] then
     local d = key('dlq', jid)
     redis.call('HSET', d, 'id', jid, 'cmd', f[6], 'cid', f[1], 'sid', f[2], 'q', f[5],
-      'run', f[4], 'code', ARGV[14], 'type', ARGV[15], 'message', ARGV[16],
-      'attempts', math.max(tonumber(ARGV[17] or '0'), tonumber(f[7] or '0')),
+      'run', f[4], 'code', ARGV[11], 'type', ARGV[12], 'message', ARGV[13],
+      'attempts', math.max(tonumber(ARGV[14] or '0'), tonumber(f[7] or '0')),
       'deliveries', f[8], 'first_failure', f[9] or now,
       'last_failure', now, 'dead_lettered_at', now)
     redis.call('ZADD', key('dlq'), now, jid)

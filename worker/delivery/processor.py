@@ -16,31 +16,24 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
-from schemas.events import EventError, ResultEvent, dead_letter_event_id
+from schemas.commands import id_field
+from schemas.events import ResultEvent
 from worker.delivery.journal import DeadLetter, Journal
+from worker.delivery.retry_policy import MISSING_SESSION_RETRIES, backoff, dead_letter_for
 from worker.delivery.watchdog import time_limit
-from worker.domain.rules import js_iso
-from worker.errors import JournalUnavailable, Transient
+from worker.errors import Transient
 from worker.observability import metrics
 from worker.service.apply import CheckoutService
+from worker.service.results import dead_letter_event, outcome_of
 from worker.settings import Settings
 
 logger = logging.getLogger("checkout.worker")
-
-# An update whose session does not exist yet is retried this many times (a few
-# seconds) before it is rejected `session_not_found`: its create may be in flight.
-# Never dead-lettered: a mistyped session id must get its answer quickly.
-MISSING_SESSION_RETRIES = 3
-MIN_RETRY_DELAY_SECONDS = 0.1
 
 
 def new_worker_id() -> str:
@@ -89,7 +82,7 @@ class CommandProcessor:
         adopt = None
         if jid is None:  # sent around the producer API: journal it from here on
             jid = f"T{task_id}"
-            adopt = (_as_text(command), _field(command, "command_id") or "", queue)
+            adopt = (_as_text(command), id_field(command, "command_id") or "", queue)
         try:
             return self._process(command, jid, adopt, rest, limit)
         finally:
@@ -156,26 +149,18 @@ class CommandProcessor:
         started = time.monotonic()
         try:
             with time_limit(limit):
-                outcome = self._service.apply(
-                    command, defer_if_missing=self._may_defer(claim), cached=claim.cached or None
-                )
+                event = self._service.apply(command, defer_if_missing=self._may_defer(claim))
         except Exception as error:  # every failure is bounded: retried, then dead-lettered
             return self._failed(jid, command, error, claim.attempts + 1)
-        event = outcome.event
         if self._journal.finish(
-            jid,
-            self.worker_id,
-            event_json=event.to_json(),
-            outcome=outcome_of(event),
-            session_id=event.session_id,
-            written=outcome.written,
+            jid, self.worker_id, event_json=event.to_json(), outcome=outcome_of(event)
         ):
             metrics.observe_outcome(
-                _field(command, "type"),
+                id_field(command, "type"),
                 event.error.code if event.error else event.type,
                 _since_enqueue(claim, started),
             )
-        _log_outcome(event, claim.attempts, _field(command, "type"))
+        _log_outcome(event, claim.attempts, id_field(command, "type"))
         return outcome_of(event)
 
     def _may_defer(self, claim: Any) -> bool:
@@ -192,8 +177,8 @@ class CommandProcessor:
                 error,
                 exc_info=not isinstance(error, Transient),
             )
-            return self._dead_letter(jid, command, _dead_letter_for(error, attempts))
-        delay = self._backoff(attempts - 1)
+            return self._dead_letter(jid, command, dead_letter_for(error, attempts))
+        delay = backoff(attempts - 1, cap=self._settings.retry_backoff_max)
         if isinstance(error, Transient):
             logger.warning(
                 "command %s: attempt %d: %s; retrying in %.1fs", summary, attempts, error, delay
@@ -210,18 +195,14 @@ class CommandProcessor:
         metrics.count_retry()
         return "retry"
 
-    def _backoff(self, retries: int) -> float:
-        # Exponential with full jitter, as Celery's `get_exponential_backoff_interval`,
-        # but in fractions of a second: Celery's draws whole seconds and truncates the cap.
-        ceiling = min(self._settings.retry_backoff_max, 2.0**retries)
-        return max(random.uniform(0, ceiling), min(MIN_RETRY_DELAY_SECONDS, ceiling))
-
     def _dead_letter(self, jid: str, command: Any, reason: DeadLetter) -> str:
         event = dead_letter_event(
             jid,
-            command_id=_field(command, "command_id"),
-            session_id=_field(command, "session_id"),
-            reason=reason,
+            command_id=id_field(command, "command_id"),
+            session_id=id_field(command, "session_id"),
+            code=reason.code,
+            message=reason.message,
+            error_type=reason.error_type,
         )
         if self._journal.finish(
             jid,
@@ -231,37 +212,8 @@ class CommandProcessor:
             dead_letter=reason,
         ):
             metrics.count_dead_letter(reason.code)
-            metrics.observe_outcome(_field(command, "type"), "dead_lettered", None)
+            metrics.observe_outcome(id_field(command, "type"), "dead_lettered", None)
         return "dead_lettered"
-
-
-def dead_letter_event(
-    delivery_id: str, *, command_id: str | None, session_id: str | None, reason: DeadLetter
-) -> ResultEvent:
-    """The `command.dead_lettered` event: the last error's code, type and message."""
-    return ResultEvent(
-        event_id=dead_letter_event_id(delivery_id),
-        type="command.dead_lettered",
-        command_id=command_id,
-        session_id=session_id,
-        version=None,
-        occurred_at=js_iso(datetime.now(UTC)),
-        error=EventError(code=reason.code, message=reason.message, type=reason.error_type),
-    )
-
-
-def outcome_of(event: ResultEvent) -> str:
-    """How a run summary counts the event: applied, rejected:<code>, dead_lettered."""
-    if event.type == "command.dead_lettered":
-        return "dead_lettered"
-    if event.error:
-        return f"rejected:{event.error.code}"
-    return "applied"
-
-
-def _dead_letter_for(error: Exception, attempts: int) -> DeadLetter:
-    code = "retries_exhausted" if isinstance(error, Transient) else "handler_failed"
-    return DeadLetter(code, type(error).__name__, str(error)[:1000], attempts)
 
 
 def _since_enqueue(claim: Any, started: float) -> float | None:
@@ -289,41 +241,9 @@ def _log_outcome(event: ResultEvent, attempts: int, command_type: str | None) ->
     )
 
 
-def _field(command: Any, name: str) -> str | None:
-    value = command.get(name) if isinstance(command, Mapping) else None
-    return value if isinstance(value, str) and 0 < len(value) <= 255 else None
-
-
 def _summary(command: Any) -> str:
-    return f"{_field(command, 'type')!r} {_field(command, 'command_id')!r}"
+    return f"{id_field(command, 'type')!r} {id_field(command, 'command_id')!r}"
 
 
 def _as_text(command: Any) -> str:
     return json.dumps(command, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-class Heartbeat:
-    """Tells the reaper this worker process is alive, and what it applies, from a thread."""
-
-    def __init__(self, journal: Journal, processor: CommandProcessor, *, interval: float) -> None:
-        self._journal = journal
-        self._processor = processor
-        self._interval = interval
-        self._stopped = threading.Event()
-
-    def start(self) -> None:
-        self._beat()
-        threading.Thread(target=self._run, name="checkout-heartbeat", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            self._beat()
-
-    def _beat(self) -> None:
-        try:
-            self._journal.heartbeat(self._processor.worker_id, self._processor.applying)
-        except JournalUnavailable as error:  # Redis restarting: the next beat will do
-            logger.warning("heartbeat failed: %s", error)

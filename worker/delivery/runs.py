@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from worker.delivery.keys import RedisKeys
+from worker.redis_client import as_text
 
 REJECTED = "rejected:"
 EXAMPLES_SHOWN = 5
@@ -39,10 +40,6 @@ class RunSummary:
     @property
     def pending(self) -> int:
         return max(self.sent - self.finished, 0)
-
-    @property
-    def all_applied(self) -> bool:
-        return self.applied == self.sent
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,8 +73,8 @@ def read_run(client: redis.Redis, keys: RedisKeys, run_id: str) -> RunSummary:
     pipe.hgetall(keys.run_counts(run_id))
     pipe.lrange(keys.run_examples(run_id), 0, -1)
     counts, examples = pipe.execute()
-    counts = {_text(k): int(v) for k, v in counts.items()}
-    failures = tuple(tuple(_text(e).split(" ", 1)) for e in examples)
+    counts = {as_text(k): int(v) for k, v in counts.items()}
+    failures = tuple(tuple(as_text(e).split(" ", 1)) for e in examples)
     return RunSummary(
         run_id=run_id,
         sent=counts.get("sent", 0),
@@ -106,7 +103,3 @@ def wait_for_run(
         if deadline is not None and time.monotonic() >= deadline:
             return summary, False
         time.sleep(interval)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -13,8 +13,9 @@ import json
 import logging
 from typing import Any
 
+from schemas.commands import id_field
 from worker.delivery.journal import DeadLetter, Journal
-from worker.delivery.processor import dead_letter_event
+from worker.service.results import dead_letter_event
 
 logger = logging.getLogger("checkout.worker")
 
@@ -26,12 +27,14 @@ def bury(journal: Journal, raw: str | bytes, *, queue: str, reason: str, error_t
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     entry_id = "raw-" + hashlib.sha256(text.encode()).hexdigest()[:24]
     dead_letter = DeadLetter("undeliverable", error_type, reason)
-    ids = _command_ids(text)
+    command = _command_of(text)
     event = dead_letter_event(
         entry_id,
-        command_id=ids.get("command_id"),
-        session_id=ids.get("session_id"),
-        reason=dead_letter,
+        command_id=id_field(command, "command_id"),
+        session_id=id_field(command, "session_id"),
+        code=dead_letter.code,
+        message=dead_letter.message,
+        error_type=dead_letter.error_type,
     )
     journal.bury(
         entry_id,
@@ -45,19 +48,12 @@ def bury(journal: Journal, raw: str | bytes, *, queue: str, reason: str, error_t
     return entry_id
 
 
-def _command_ids(text: str) -> dict[str, str]:
-    """The command's ids, if the message is a Celery message carrying one."""
+def _command_of(text: str) -> Any:
+    """The command, if the message is a Celery message carrying one (else None)."""
     try:
         message = json.loads(text)
         body: Any = message.get("body") if isinstance(message, dict) else None
         args = json.loads(body)[0] if isinstance(body, str) else None
-        command = args[0] if isinstance(args, list) and args else None
+        return args[0] if isinstance(args, list) and args else None
     except (ValueError, TypeError, KeyError, IndexError):
-        return {}
-    if not isinstance(command, dict):
-        return {}
-    return {
-        name: value
-        for name in ("command_id", "session_id")
-        if isinstance(value := command.get(name), str) and 0 < len(value) <= 255
-    }
+        return None

@@ -1,4 +1,4 @@
-"""The ledger of applied commands a session item carries (DESIGN §3, design B).
+"""The ledger of applied commands a session item carries.
 
 Each write appends the command that caused it to a short list kept in the session
 item itself, so one conditional `UpdateItem`/`PutItem` both changes the session and

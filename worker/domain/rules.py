@@ -7,10 +7,9 @@ session, or raises a `Rejected` error.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from schemas.commands import (
@@ -29,6 +28,7 @@ from schemas.session import (
     Message,
     Totals,
 )
+from worker.domain.js import js_iso, js_round, timestamp_after
 from worker.errors import (
     InvalidTransition,
     SessionClosed,
@@ -74,6 +74,8 @@ class Snapshot:
     expired: bool = False
     token: Any = None
     ledger: tuple[str, ...] = ()  # the last commands applied to it (`worker.domain.ledger`)
+    # False: a copy the store kept since its own last write, not a read of the table now.
+    fresh: bool = True
 
 
 @dataclass(frozen=True)
@@ -87,13 +89,6 @@ class Applied:
 
 
 # ─── The seed's pure helpers ───
-
-
-def js_round(value: float) -> int:
-    """JavaScript `Math.round`: nearest integer, halves towards +infinity (-2.5 -> -2)."""
-    floor = math.floor(value)
-    # value - floor is exact for doubles, so this does not misround 0.49999999999999994.
-    return floor + 1 if value - floor >= 0.5 else floor
 
 
 def recalculate_totals(line_items: list[LineItem], currency: str) -> Totals:
@@ -153,25 +148,6 @@ def check_transition(current: str, target: str) -> None:
         raise InvalidTransition(
             f"Invalid transition: {current} → {target}. Allowed: {', '.join(allowed)}"
         )
-
-
-# ─── Timestamps ───
-
-
-def js_iso(moment: datetime) -> str:
-    """JavaScript `Date.prototype.toISOString` for a UTC datetime: millisecond precision."""
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
-
-
-def timestamp_after(previous: str | None, now: datetime) -> str:
-    """`now` as the seed formats it, moved past `previous` if a clock lags behind another."""
-    stamp = js_iso(now)
-    if previous is None or stamp > previous:
-        return stamp
-    try:
-        return js_iso(datetime.fromisoformat(previous) + timedelta(milliseconds=1))
-    except ValueError:  # another writer's format: ordering by it is not ours to keep
-        return stamp
 
 
 # ─── Session lifecycle ───

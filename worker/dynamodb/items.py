@@ -119,11 +119,13 @@ def session_item(session: CheckoutSession, *, version: int, ttl: int, ledger: li
     )
 
 
-def snapshot_from_item(item: Item, *, now: int, loaded_at: int | None = None) -> Snapshot:
+def snapshot_from_item(
+    item: Item, *, now: int, loaded_at: int | None = None, fresh: bool = True
+) -> Snapshot:
     """The stored session; `expired` once its ttl has passed, deleted or not.
 
     `loaded_at` is when the item was known to be current (default: now); a copy kept
-    since an earlier write passes that write's time.
+    since an earlier write passes that write's time, and `fresh=False`.
     """
     values = from_item(item)
     ttl, version, ledger = values.get(TTL), values.get(VERSION), values.get(LEDGER)
@@ -137,6 +139,7 @@ def snapshot_from_item(item: Item, *, now: int, loaded_at: int | None = None) ->
         ) from error
     return Snapshot(
         session=session,
+        fresh=fresh,
         version=version if isinstance(version, int) else 1,
         expired=isinstance(ttl, int) and ttl <= now,
         ledger=tuple(entry for entry in ledger if isinstance(entry, str))

@@ -43,18 +43,3 @@ def use_json(logger: logging.Logger) -> None:
     formatter = JsonFormatter()
     for handler in logger.handlers:
         handler.setFormatter(formatter)
-
-
-def install_json_logging() -> None:
-    """Switch the worker's logs to JSON once Celery has set its handlers up.
-
-    Connected before the worker starts; the pool's processes fork afterwards and
-    inherit the formatted handlers.
-    """
-    from celery.signals import after_setup_logger, after_setup_task_logger
-
-    def on_setup(logger: logging.Logger, **_: Any) -> None:
-        use_json(logger)
-
-    after_setup_logger.connect(on_setup, weak=False)
-    after_setup_task_logger.connect(on_setup, weak=False)

@@ -8,7 +8,6 @@ from urllib.parse import parse_qs, urlparse
 
 from celery import Celery
 from celery.app.amqp import AMQP
-from celery.signals import worker_ready
 
 from worker.delivery.journal import MAX_COMMANDS_PER_MESSAGE
 from worker.settings import Settings, get_settings
@@ -47,7 +46,10 @@ def commands_summary(args: Any) -> str:
 
 def create_app(settings: Settings) -> Celery:
     app = Celery(
-        "checkout", broker=settings.redis_url, include=["worker.runtime.tasks"], amqp=RedactingAMQP
+        "checkout",
+        broker=settings.redis_url,
+        include=["worker.runtime.tasks", "worker.runtime.signals"],
+        amqp=RedactingAMQP,
     )
     visibility = settings.visibility_timeout
     command_time_limit = settings.command_time_limit
@@ -118,20 +120,6 @@ def _transport_settings(url: str) -> dict[str, Any]:
 def worker_queues(settings: Settings) -> list[str]:
     """The queues a worker consumes, first first: interactive commands before bulk."""
     return [settings.commands_queue, settings.bulk_queue]
-
-
-@worker_ready.connect
-def _start_reaper(**_: Any) -> None:
-    # In the worker's main process only; prefork children do the applying.
-    from worker.delivery.undeliverable import bury
-    from worker.runtime import transport
-    from worker.runtime.bootstrap import get_journal, start_reaper
-
-    def undeliverable(raw: bytes | str, queue: str, reason: str, error_type: str) -> None:
-        bury(get_journal(), raw, queue=queue, reason=reason, error_type=error_type)
-
-    transport.on_undeliverable = undeliverable
-    start_reaper()
 
 
 # The worker's app. Tasks register on it when `worker.runtime.tasks` is imported (the

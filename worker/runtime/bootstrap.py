@@ -1,7 +1,7 @@
 """Wiring: the service, journal and processor with their adapters, built once per process.
 
-Built lazily, so a Celery prefork child creates its own boto3 client and Redis
-connection pool after the fork instead of sharing the parent's sockets.
+Built lazily, so a Celery prefork child creates its own DynamoDB client and Redis
+connection after the fork instead of sharing the parent's sockets.
 """
 
 from __future__ import annotations
@@ -9,28 +9,24 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
+from worker.delivery.heartbeat import Heartbeat
 from worker.delivery.journal import Journal
-from worker.delivery.processor import CommandProcessor, Heartbeat, new_worker_id
+from worker.delivery.processor import CommandProcessor, new_worker_id
 from worker.delivery.reaper import Reaper
+from worker.delivery.session_copies import RedisSessionCopies
 from worker.dynamodb.store import DynamoSessionStore
+from worker.redis_client import make_redis_client
 from worker.service.apply import CheckoutService
 from worker.settings import Settings, get_settings
-from worker.streams.publisher import RedisEventPublisher, make_redis_client
 
 
-def build_service(settings: Settings) -> CheckoutService:
-    store = DynamoSessionStore.from_settings(settings)
-    publisher = RedisEventPublisher(
-        make_redis_client(settings.redis_url),
-        stream=settings.events_stream,
-        maxlen=settings.events_maxlen,
-    )
-    return CheckoutService(store, publisher)
-
-
-def get_service() -> CheckoutService:
-    """This process's service; a forked child builds its own."""
-    return _service_for(os.getpid())
+def build_service(settings: Settings, journal: Journal | None = None) -> CheckoutService:
+    """The service on the DynamoDB store; with `journal`, the store keeps its session
+    copies in that journal's Redis (`CHECKOUT_SESSION_COPY_TTL`, 0: none)."""
+    copies = None
+    if journal is not None and settings.session_copy_ttl > 0:
+        copies = RedisSessionCopies(journal.client, journal.keys, ttl=settings.session_copy_ttl)
+    return CheckoutService(DynamoSessionStore.from_settings(settings, copies=copies))
 
 
 def get_processor() -> CommandProcessor:
@@ -51,11 +47,6 @@ def start_reaper() -> Reaper:
 
 
 @lru_cache(maxsize=1)
-def _service_for(pid: int) -> CheckoutService:
-    return build_service(get_settings())
-
-
-@lru_cache(maxsize=1)
 def _journal_for(pid: int) -> Journal:
     settings = get_settings()
     return Journal(make_redis_client(settings.redis_url, single_connection=True), settings)
@@ -65,6 +56,7 @@ def _journal_for(pid: int) -> Journal:
 def _processor_for(pid: int) -> CommandProcessor:
     settings = get_settings()
     journal = get_journal()
-    processor = CommandProcessor(get_service(), journal, settings, new_worker_id())
+    service = build_service(settings, journal)
+    processor = CommandProcessor(service, journal, settings, new_worker_id())
     Heartbeat(journal, processor, interval=settings.heartbeat_timeout / 5).start()
     return processor

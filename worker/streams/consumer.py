@@ -31,7 +31,7 @@ from typing import Any
 
 import redis
 
-from worker.streams.publisher import EVENT_FIELD
+from worker.streams.reader import EVENT_FIELD
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def default_consumer_name() -> str:
 class EventConsumer:
     """One consumer of a group on the result-event stream.
 
-    `client` must decode responses (see `worker.streams.publisher.make_redis_client`).
+    `client` must decode responses (see `worker.redis_client.make_redis_client`).
     `batch` caps the entries taken per poll; keep a batch's handling time well
     under `claim_idle_ms`, or other consumers take over entries still in hand.
     """

@@ -16,16 +16,16 @@ each); its run here, on a machine shared with other work:
 (Both clients pay several hundred microseconds more per request when each answer takes
 milliseconds to come: the process wakes up cold. The last row leaves that out.)
 
-This client speaks the four operations the session store uses, `get_item`, `put_item`,
-`update_item` and `transact_write_items`, with botocore's keyword arguments (attribute
+This client speaks the three operations the session store uses, `get_item`, `put_item`
+and `update_item`, with botocore's keyword arguments (attribute
 values in wire form, `{"S": "x"}`, `{"N": "1"}`) and its return shape (the response
 JSON as a dict plus `ResponseMetadata`, `B` values and `BS` members decoded to bytes).
 Errors are `botocore.exceptions.ClientError` with the `response` botocore would give
-(`Error`, `ResponseMetadata` and the error shape's fields, e.g. `Item` or
-`CancellationReasons`); a request that cannot get through is a `BotoCoreError`
-subclass. Retries follow botocore's "standard" mode (its throttling and transient
-codes, 5xx, connection errors, DynamoDB's `x-amz-crc32`, its backoff scales and retry
-quota). Requests are signed with SigV4 from the boto3 session's credentials.
+(`Error`, `ResponseMetadata` and the error shape's fields, e.g. `Item`); a request
+that cannot get through is a `BotoCoreError` subclass. Retries follow botocore's
+"standard" mode (its throttling and transient codes, 5xx, connection errors,
+DynamoDB's `x-amz-crc32`, its backoff scales and retry quota). Requests are signed
+with SigV4 from the boto3 session's credentials.
 
 What it deliberately does not do, compared with botocore:
 
@@ -35,16 +35,17 @@ What it deliberately does not do, compared with botocore:
   sent as it is (as already base64), where botocore would encode its UTF-8 bytes.
 - No output-shape parsing: a success returns every field of the response JSON, also
   ones the model does not know (botocore drops those, and null values).
-- Only the four operations; no `client.exceptions.*` classes (catch `ClientError` and
+- Only the three operations; no `client.exceptions.*` classes (catch `ClientError` and
   read `error.response["Error"]["Code"]`), no event system, paginators or waiters.
 - Endpoint: the given URL or `https://dynamodb.<region>.amazonaws.com(.cn)`; not
-  `AWS_ENDPOINT_URL*`, config-file endpoints, FIPS/dual-stack or account-id endpoints.
+  `AWS_ENDPOINT_URL*`, config-file endpoints, FIPS/dual-stack or account-id endpoints
+  (`worker.dynamodb.clients` falls back to botocore when those are asked for).
 - A CRC32 mismatch still there after the last attempt raises `ChecksumError` (botocore's
   standard mode would hand back the response it could not verify).
 - A 2xx answer whose body is not a JSON object raises botocore's `ResponseParserError`
   (botocore fails on JSON of another shape too, but reads text that is not JSON as an
   empty answer).
-- No proxies, no client-side rate limiting ("adaptive" mode), no gzip.
+- No proxies (the same fallback), no client-side rate limiting ("adaptive" mode), no gzip.
 
 One persistent HTTP/1.1 connection per client (`http.client` connects it, with the
 default SSL context for https), reopened when the server closes it or it went stale;
@@ -56,7 +57,7 @@ use one per process (or per thread). A forked child drops the connection it inhe
 The package, one concern a module:
 
 - `client`: `DynamoDBHttpClient` (the operations, attempts and retries, the connection),
-  `make_hot_path_client`, `default_endpoint`.
+  `default_endpoint`. `worker.dynamodb.clients` builds it from the settings.
 - `retries`: botocore's standard retry mode (which answers are retried, quota, backoff).
 - `signing`: SigV4, the request's headers as botocore signs them.
 - `encoding`: the request body as JSON.
@@ -69,7 +70,6 @@ from worker.dynamodb.http.client import (
     DynamoDBHttpClient,
     RequestListener,
     default_endpoint,
-    make_hot_path_client,
 )
 from worker.dynamodb.http.responses import MODELED_ERRORS, parse_error
 from worker.dynamodb.http.retries import (
@@ -88,6 +88,5 @@ __all__ = [
     "DynamoDBHttpClient",
     "RequestListener",
     "default_endpoint",
-    "make_hot_path_client",
     "parse_error",
 ]

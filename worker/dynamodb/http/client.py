@@ -7,13 +7,11 @@ import socket
 import ssl
 import threading
 import time
-import uuid
 import zlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 from botocore.exceptions import (
     BotoCoreError,
     ChecksumError,
@@ -44,8 +42,6 @@ from worker.dynamodb.http.retries import (
 )
 from worker.dynamodb.http.signing import SERVICE, SigV4Signer, host_header
 from worker.dynamodb.http.wire import Connection, dropped, read_response
-from worker.observability.metrics import register_request_counter
-from worker.settings import Settings
 
 TARGET_PREFIX = "DynamoDB_20120810."
 
@@ -113,12 +109,6 @@ class DynamoDBHttpClient:
 
     def update_item(self, **params: Any) -> dict[str, Any]:
         return self._call("UpdateItem", params)
-
-    def transact_write_items(self, **params: Any) -> dict[str, Any]:
-        # botocore fills the idempotency token once per call, so its retries reuse it.
-        if "ClientRequestToken" not in params:
-            params["ClientRequestToken"] = str(uuid.uuid4())
-        return self._call("TransactWriteItems", params)
 
     def add_request_listener(self, listener: RequestListener) -> None:
         """Call `listener(operation_name)` before every HTTP attempt (retries included)."""
@@ -260,27 +250,6 @@ class DynamoDBHttpClient:
         # The parent keeps using the inherited socket: forget it without a word on it.
         self._connection = None
         self._lock = threading.Lock()
-
-
-def make_hot_path_client(settings: Settings) -> DynamoDBHttpClient:
-    """The worker's DynamoDB client, configured as `worker.dynamodb.store.make_dynamodb_client`'s:
-    the boto3 session's region (us-east-1 when an endpoint URL is set and no region is),
-    its credentials, 5 attempts, connect timeout 3 s, read timeout 10 s, and the
-    `checkout_dynamodb_requests_total` counter."""
-    session = boto3.session.Session()
-    region = session.region_name or ("us-east-1" if settings.dynamodb_endpoint_url else None)
-    if not region:
-        raise NoRegionError()
-    client = DynamoDBHttpClient(
-        session.get_credentials(),
-        region,
-        endpoint_url=settings.dynamodb_endpoint_url,
-        max_attempts=DEFAULT_MAX_ATTEMPTS,
-        connect_timeout=3.0,
-        read_timeout=10.0,
-    )
-    register_request_counter(client)
-    return client
 
 
 def default_endpoint(region: str) -> str:

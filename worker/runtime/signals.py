@@ -1,0 +1,57 @@
+"""What the worker does at Celery's lifecycle signals: JSON logs, the reaper, metrics.
+
+Every handler is connected by `checkout worker` before the pool forks, so prefork
+children inherit their effect (log handlers) and only the main process runs the
+`worker_ready` ones (the reaper, the metrics endpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready
+
+from worker.observability.logs import use_json
+
+logger = logging.getLogger("checkout.worker")
+
+
+def install_json_logging() -> None:
+    """Switch the worker's logs to JSON once Celery has set its handlers up."""
+
+    def on_setup(logger: logging.Logger, **_: Any) -> None:
+        use_json(logger)
+
+    after_setup_logger.connect(on_setup, weak=False)
+    after_setup_task_logger.connect(on_setup, weak=False)
+
+
+def serve_metrics_when_ready(port: int) -> None:
+    """Start the metrics endpoint in the main process once the pool has forked,
+    so no pool process holds a copy of the listening socket."""
+    from worker.observability.metrics import serve
+
+    def start(**_: object) -> None:
+        try:
+            serve(port)
+        except OSError as error:  # port taken: keep applying commands, say so loudly
+            logging.getLogger("checkout.metrics").error(
+                "metrics endpoint not started on port %d: %s", port, error
+            )
+
+    worker_ready.connect(start, weak=False)
+
+
+@worker_ready.connect
+def _start_reaper(**_: Any) -> None:
+    # In the worker's main process only; prefork children do the applying.
+    from worker.delivery.undeliverable import bury
+    from worker.runtime import transport
+    from worker.runtime.bootstrap import get_journal, start_reaper
+
+    def undeliverable(raw: bytes | str, queue: str, reason: str, error_type: str) -> None:
+        bury(get_journal(), raw, queue=queue, reason=reason, error_type=error_type)
+
+    transport.on_undeliverable = undeliverable
+    start_reaper()
