@@ -12,8 +12,6 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 from tasks.cli.send import file_run_id
 from tasks.embedded.stack import CHECKOUT
 from tests.e2e.builders import create, seed_layout_item, update
