@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo up bench bench-bulk test test-unit test-integration test-e2e test-faults lint format compose-check clean seed-harness
+.PHONY: install demo up bench bench-bulk test test-unit test-integration test-e2e test-faults lint format compose-check wheel-check clean seed-harness
 
 install: $(STAMP)
 
@@ -81,6 +81,11 @@ bench: install
 ## 10,000-session bulk-update end to end through two workers.
 bench-bulk: install
 	$(BIN)/python -m benchmarks.bulk
+
+## The wheel the Docker image installs, in a fresh virtualenv outside the checkout:
+## its `checkout worker` applies a command against a real Redis and moto server.
+wheel-check: install
+	$(BIN)/python .ci/wheel_check.py
 
 ## Validates docker-compose.yml (needs the docker-compose client, no engine).
 compose-check:

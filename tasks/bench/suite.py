@@ -51,7 +51,7 @@ def create_sessions(bench: Bench, session_ids: Sequence[str]) -> None:
     """Create sessions in this process (not measured): the setup of a workload."""
     service = _service(bench)
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(service.outcome, workloads.creates(session_ids)))
+        list(pool.map(service.apply, workloads.creates(session_ids)))
 
 
 def measure_pipeline(

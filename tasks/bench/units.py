@@ -59,7 +59,7 @@ def probe_flow(settings: Any, commands: list[dict], *, seed: bool) -> list[dict[
     from worker.runtime.bootstrap import build_service
 
     client = make_dynamodb_client(settings)
-    apply = _seed(settings)[0] if seed else build_service(settings).outcome
+    apply = _seed(settings)[0] if seed else build_service(settings).apply
 
     def stored(key: dict) -> int:
         table = settings.sessions_table
