@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 from typing import Any
 
+from worker.delivery.journal import entry_states
 from worker.redis_client import as_text
 from worker.settings import Settings, get_settings
 
@@ -77,11 +77,7 @@ def _states(client: Any, keys: Any, in_flight: int) -> dict[str, int] | None:
     """queued / running / waiting (a retry's backoff) / parked (behind its predecessor)."""
     if not in_flight or in_flight > STATE_SPLIT_LIMIT:
         return None if in_flight else {}
-    jids = client.zrange(keys.due, 0, -1)
-    pipe = client.pipeline(transaction=False)
-    for jid in jids:
-        pipe.hget(keys.journal(as_text(jid)), "st")
-    return dict(Counter(as_text(state) for state in pipe.execute() if state is not None))
+    return entry_states(client, keys)
 
 
 def _groups(client: Any, stream: str) -> list[dict[str, Any]]:

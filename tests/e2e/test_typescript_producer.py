@@ -167,3 +167,43 @@ def test_typescript_unit_tests_pass(env):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "# fail 0" in result.stdout and "# pass 0" not in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("per_message", [1, 3])
+def test_python_and_typescript_send_identical_enqueue_arguments(
+    env, redis_client, per_message
+) -> None:
+    """Both producers build the script call from protocol.json's argument names: for the
+    same command texts, run and queue, the ARGV each would send is the same, byte for
+    byte (a text goes as it came from both; a dict is laid out in each language's order)."""
+    from tasks.producer import prepare
+    from worker.delivery.journal import Journal
+    from worker.settings import Settings
+
+    commands = [
+        create("cs-args-1", "args-c1"),
+        update("cs-args-1", "args-u1", buyer={"email": "zoë@example.com"}),
+        {"type": "create_session", "command_id": "args-c2", "currency": "JPY"},  # no session
+    ]
+    request = {"commands": commands, "runId": "run-args", "perMessage": per_message}
+    node = subprocess.run(
+        node_command(str(PACKAGE / "dist" / "test" / "enqueue_args.js")),
+        input=json.dumps(request),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    settings = Settings()
+    journal = Journal(redis_client, settings)  # builds arguments only: no call is made
+    texts = [json.dumps(c, separators=(",", ":"), ensure_ascii=False) for c in commands]
+    batch = [prepare(text) for text in texts]
+    op = "enqueue_batched" if per_message > 1 else "enqueue"
+    python = [
+        op,
+        settings.key_prefix,
+        *journal.enqueue_args(settings.commands_queue, batch, "run-args", per_message),
+    ]
+
+    assert json.loads(node.stdout) == [str(arg) for arg in python]

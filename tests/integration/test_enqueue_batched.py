@@ -144,7 +144,7 @@ def test_per_message_is_checked(journal, settings):
             per_message=MAX_COMMANDS_PER_MESSAGE + 1,
         )
     with pytest.raises(JournalUnavailable, match="per message"):
-        journal._call("enqueue_batched", settings.bulk_queue, 1000, "", 60, 60, "x")
+        journal._call("enqueue_batched", [settings.bulk_queue, 1000, "", 60, 60, "x"])
 
 
 def test_the_first_claim_keeps_the_rest_of_its_message_from_the_reaper(

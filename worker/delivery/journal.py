@@ -11,6 +11,7 @@ worker's memory.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -20,19 +21,20 @@ import redis
 from redis.exceptions import NoScriptError
 
 from worker.delivery.keys import RedisKeys
+from worker.delivery.protocol import LIMITS, arguments
 from worker.errors import JournalUnavailable
 from worker.redis_client import as_text
 from worker.settings import Settings
 
 SCRIPT = resources.files("worker.delivery").joinpath("pipeline.lua").read_text(encoding="utf-8")
 # A run's summary outlives it by a week, as command records do.
-RUN_TTL_SECONDS = 7 * 24 * 3600
+RUN_TTL_SECONDS = LIMITS["run_ttl_seconds"]
 # Per-session sequence counters outlive the last command of a session by this much.
-ORDER_TTL_SECONDS = 7 * 24 * 3600
+ORDER_TTL_SECONDS = LIMITS["order_ttl_seconds"]
 REAP_BATCH = 500
 # The most commands one message may carry (`enqueue(per_message=)`): a worker's time
 # limit for a batched message is this many commands' limits (`worker.runtime.app`).
-MAX_COMMANDS_PER_MESSAGE = 100
+MAX_COMMANDS_PER_MESSAGE = LIMITS["max_commands_per_message"]
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class Journal:
         self._visibility_ms = str(int(settings.visibility_timeout * 1000))
         self._heartbeat_ms = str(int(settings.heartbeat_timeout * 1000))
 
-    def _call(self, op: str, *args: Any) -> Any:
+    def _call(self, op: str, args: list[Any]) -> Any:
         try:
             return self._script(args=[op, self.keys.prefix, *args])
         except redis.RedisError as error:
@@ -88,12 +90,22 @@ class Journal:
     def enqueue_args(
         self, queue: str, batch: Sequence[Pending], run_id: str | None, per_message: int = 1
     ) -> list[str]:
-        args = [queue, self._visibility_ms, run_id or "", ORDER_TTL_SECONDS, RUN_TTL_SECONDS]
+        """The arguments of one `enqueue` (or, with `per_message` > 1, `enqueue_batched`)."""
+        values: dict[str, Any] = {
+            "queue": queue,
+            "visibility_ms": self._visibility_ms,
+            "run_id": run_id or "",
+            "order_ttl_s": ORDER_TTL_SECONDS,
+            "run_ttl_s": RUN_TTL_SECONDS,
+        }
         if per_message > 1:
-            args.append(per_message)
-        for pending in batch:
-            args += [pending.text, pending.command_id, pending.session_id or ""]
-        return args
+            values["per_message"] = per_message
+        op = "enqueue_batched" if per_message > 1 else "enqueue"
+        rows = (
+            {"command": p.text, "command_id": p.command_id, "session_id": p.session_id or ""}
+            for p in batch
+        )
+        return arguments(op, values, repeated=rows)
 
     def enqueue(
         self,
@@ -165,18 +177,18 @@ class Journal:
         around `enqueue` (a plain Celery `send_task`). `rest`: the jids after this one in
         a batched message, kept from the reaper for another visibility timeout."""
         text, command_id, queue = adopt or ("", "", "")
-        reply = self._call(
-            "claim",
-            jid,
-            worker,
-            self._visibility_ms,
-            self._heartbeat_ms,
-            self._settings.max_retries + 1,
-            text,
-            command_id,
-            queue,
-            *rest,
-        )
+        values = {
+            "jid": jid,
+            "worker": worker,
+            "visibility_ms": self._visibility_ms,
+            "heartbeat_timeout_ms": self._heartbeat_ms,
+            "max_deaths": self._settings.max_retries + 1,
+            "adopt_command": text,
+            "adopt_command_id": command_id,
+            "adopt_queue": queue,
+        }
+        rows = ({"rest_jid": later} for later in rest)
+        reply = self._call("claim", arguments("claim", values, repeated=rows))
         return Claim(as_text(reply[0]), *(int(n) for n in reply[1:5]))
 
     def finish(
@@ -189,31 +201,37 @@ class Journal:
         dead_letter: DeadLetter | None = None,
     ) -> bool:
         """Publish the result event and forget the entry; False if already finished."""
-        args = [
-            jid,
-            worker,
-            self._settings.events_stream,
-            self._settings.events_maxlen,
-            event_json,
-            outcome,
-            self._visibility_ms,
-            RUN_TTL_SECONDS,
-        ]
-        if dead_letter:
-            args += [
-                dead_letter.code,
-                dead_letter.error_type,
-                dead_letter.message,
-                dead_letter.attempts,
-            ]
-        return bool(self._call("finish", *args))
+        values = {
+            "jid": jid,
+            "worker": worker,
+            "stream": self._settings.events_stream,
+            "maxlen": self._settings.events_maxlen,
+            "event": event_json,
+            "outcome": outcome,
+            "visibility_ms": self._visibility_ms,
+            "run_ttl_s": RUN_TTL_SECONDS,
+        }
+        optional = dead_letter and {
+            "dead_letter_code": dead_letter.code,
+            "dead_letter_type": dead_letter.error_type,
+            "dead_letter_message": dead_letter.message,
+            "attempts": dead_letter.attempts,
+        }
+        return bool(self._call("finish", arguments("finish", values, optional=optional or None)))
 
     def retry(self, jid: str, worker: str, *, delay: float, error: BaseException) -> None:
         """Record a failed attempt; the reaper re-enqueues the command after `delay`."""
-        self._call("retry", jid, worker, int(delay * 1000), type(error).__name__, str(error)[:1000])
+        values = {
+            "jid": jid,
+            "worker": worker,
+            "delay_ms": int(delay * 1000),
+            "error_type": type(error).__name__,
+            "error_message": str(error)[:1000],
+        }
+        self._call("retry", arguments("retry", values))
 
     def heartbeat(self, worker: str, applying: str | None = None) -> None:
-        self._call("beat", worker, applying or "")
+        self._call("beat", arguments("beat", {"worker": worker, "jid": applying or ""}))
 
     def reap(self, *, owner: str = "", lease_ms: int = 0) -> tuple[int, int]:
         """Re-enqueue what nobody works on; returns (re-enqueued, dead workers).
@@ -221,28 +239,43 @@ class Journal:
         With `owner`, only while it holds the reaper lease, taken or renewed in the same
         script call (one round trip a tick, not four).
         """
-        requeued, dead = self._call(
-            "reap", self._visibility_ms, self._heartbeat_ms, REAP_BATCH, owner, lease_ms
-        )
+        values = {
+            "visibility_ms": self._visibility_ms,
+            "heartbeat_timeout_ms": self._heartbeat_ms,
+            "limit": REAP_BATCH,
+            "owner": owner,
+            "lease_ms": lease_ms,
+        }
+        requeued, dead = self._call("reap", arguments("reap", values))
         return int(requeued), int(dead)
 
     def bury(
         self, entry_id: str, *, queue: str, raw: str, event_json: str, dead_letter: DeadLetter
     ) -> None:
         """Dead-letter a message that is not a command at all, with its result event."""
-        self._call(
-            "bury",
-            entry_id,
-            self._settings.events_stream,
-            self._settings.events_maxlen,
-            event_json,
-            queue,
-            raw,
-            dead_letter.code,
-            dead_letter.error_type,
-            dead_letter.message,
-        )
+        values = {
+            "entry_id": entry_id,
+            "stream": self._settings.events_stream,
+            "maxlen": self._settings.events_maxlen,
+            "event": event_json,
+            "queue": queue,
+            "raw": raw,
+            "dead_letter_code": dead_letter.code,
+            "dead_letter_type": dead_letter.error_type,
+            "dead_letter_message": dead_letter.message,
+        }
+        self._call("bury", arguments("bury", values))
 
     def replay(self, entry_id: str) -> str:
         """Re-enqueue a dead-lettered command: its new jid, '' if gone, 'raw' if not a command."""
-        return as_text(self._call("replay", entry_id, self._visibility_ms))
+        values = {"entry_id": entry_id, "visibility_ms": self._visibility_ms}
+        return as_text(self._call("replay", arguments("replay", values)))
+
+
+def entry_states(client: redis.Redis, keys: RedisKeys) -> dict[str, int]:
+    """How many journal entries are in each state (`st`: queued, running, waiting, parked)."""
+    jids = client.zrange(keys.due, 0, -1)
+    pipe = client.pipeline(transaction=False)
+    for jid in jids:
+        pipe.hget(keys.journal(as_text(jid)), "st")
+    return dict(Counter(as_text(state) for state in pipe.execute() if state is not None))

@@ -10,6 +10,11 @@
 -- window (the journal entry is written with the message and removed only with the
 -- result event) and keeps the ordering gate race-free.
 --
+-- Every key, hash field and operation argument is named in `protocol.json`, the spec
+-- Python (`worker/delivery/protocol.py`) and TypeScript (`clients/typescript`) build
+-- their calls from; each operation below names its arguments once, at its top, in the
+-- spec's order (`tests/unit/test_protocol.py` holds all three to it).
+--
 -- Keys (all under <prefix>; a single Redis, not a cluster: keys are derived here):
 --   j:<jid>        hash   journal entry of one delivery chain (see `new_entry`)
 --   due            zset   jid -> ms when the reaper should look at the entry again
@@ -34,6 +39,16 @@ local EXAMPLES = 20
 
 local function key(...)
   return prefix .. ':' .. table.concat({ ... }, ':')
+end
+
+-- The named fields of a hash: fields(k, 'st', 'own') -> { st = ..., own = ... }, with
+-- false for a missing field (HMGET's nil), as `redis.call` gives it.
+local function fields(k, ...)
+  local names = { ... }
+  local values = redis.call('HMGET', k, unpack(names))
+  local named = {}
+  for i, name in ipairs(names) do named[name] = values[i] end
+  return named
 end
 
 local function now_ms()
@@ -92,11 +107,11 @@ end
 -- woken successor has waited already. `due` is when the reaper looks again.
 local function push(jid, now, visibility, front)
   local e = key('j', jid)
-  local f = redis.call('HMGET', e, 'cmd', 'cid', 'q')
-  local qpos = redis.call('INCR', key('qpos', f[3]))
+  local entry = fields(e, 'cmd', 'cid', 'q')
+  local qpos = redis.call('INCR', key('qpos', entry.q))
   redis.call('HSET', e, 'st', 'queued', 'own', '', 'qpos', qpos)
-  local message = envelope(f[1], f[2], jid, quoted(f[3]), jid .. '.' .. qpos)
-  redis.call(front and 'RPUSH' or 'LPUSH', f[3], message)
+  local message = envelope(entry.cmd, entry.cid, jid, quoted(entry.q), jid .. '.' .. qpos)
+  redis.call(front and 'RPUSH' or 'LPUSH', entry.q, message)
   redis.call('ZADD', key('due'), now + visibility, jid)
 end
 
@@ -161,9 +176,7 @@ end
 -- sequence number; the entries of one message share its queue position (qpos), so the
 -- first `claim` of the message raises qtaken past all of them (see `claim` for how the
 -- rest are kept from the reaper while the message is worked through).
-local function enqueue_commands(first, per_message)
-  local queue, visibility, run = ARGV[3], tonumber(ARGV[4]), ARGV[5]
-  local order_ttl, run_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+local function enqueue_commands(queue, visibility, run, order_ttl, run_ttl, first, per_message)
   local count = (#ARGV - first + 1) / 3
   local now = now_ms()
   -- Positions for every message the call may push (skipped commands leave gaps: harmless,
@@ -178,7 +191,7 @@ local function enqueue_commands(first, per_message)
   local group, group_jids = {}, {}
   for n = 1, count do
     local i = first + 3 * (n - 1)
-    local cmd, cid, sid = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local cmd, cid, sid = ARGV[i], ARGV[i + 1], ARGV[i + 2] -- command, command_id, session_id
     local outcome = run ~= '' and redis.call('HGET', r, cid)
     if outcome and outcome ~= PENDING then
       jids[n] = ''
@@ -239,15 +252,19 @@ local function enqueue_commands(first, per_message)
 end
 
 local function enqueue()
-  return enqueue_commands(8, nil)
+  local queue, visibility_ms, run_id, order_ttl_s, run_ttl_s = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  return enqueue_commands(queue, tonumber(visibility_ms), run_id, tonumber(order_ttl_s),
+    tonumber(run_ttl_s), 8, nil)
 end
 
 local function enqueue_batched()
-  local per_message = tonumber(ARGV[8])
+  local queue, visibility_ms, run_id, order_ttl_s, run_ttl_s, per_message = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+  per_message = tonumber(per_message)
   if not per_message or per_message < 1 or per_message % 1 ~= 0 then
     return redis.error_reply('enqueue_batched: <per message> must be a positive integer')
   end
-  return enqueue_commands(9, per_message)
+  return enqueue_commands(queue, tonumber(visibility_ms), run_id, tonumber(order_ttl_s),
+    tonumber(run_ttl_s), 9, per_message)
 end
 
 -- claim <jid> <worker> <visibility ms> <heartbeat timeout ms> <max deaths>
@@ -257,37 +274,39 @@ end
 --    | {'skip'} | {'busy'} | {'park'}
 --    | {'dead', d, a, enqueued ms, now ms}
 local function claim()
-  local jid, worker = ARGV[3], ARGV[4]
-  local visibility, heartbeat_timeout = tonumber(ARGV[5]), tonumber(ARGV[6])
-  local max_deaths = tonumber(ARGV[7])
+  local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+  local first_rest_jid = 11
+  local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
+  max_deaths = tonumber(max_deaths)
   local now, e = now_ms(), key('j', jid)
   -- The rest of a batched message: still 'queued', but at a position this claim takes,
   -- so once due the reaper would take them for a lost message and push copies while
   -- this worker is on its way to them. Their due time moves a visibility timeout on
   -- (the worker passes them again before that runs out); if the worker dies, they come
   -- back through the reaper then, or with the whole message through kombu.
-  for i = 11, #ARGV do
+  for i = first_rest_jid, #ARGV do
     if redis.call('HGET', key('j', ARGV[i]), 'st') == 'queued' then
       redis.call('ZADD', key('due'), now + visibility, ARGV[i])
     end
   end
-  local f = redis.call('HMGET', e, 'st', 'own', 'sid', 'seq', 'dlv', 'att', 'q', 'qpos', 'enq')
-  if not f[1] then
+  local entry = fields(e, 'st', 'own', 'sid', 'seq', 'dlv', 'att', 'q', 'qpos', 'enq')
+  if not entry.st then
     -- Finished already (this is a duplicate delivery), or never journaled.
-    if ARGV[8] == '' then return { 'skip' } end
-    new_entry(jid, ARGV[8], ARGV[9], '', ARGV[10], '', now)
-    f = { 'new', '', '', false, '0', '0', ARGV[10], false, now }
+    if adopt_command == '' then return { 'skip' } end
+    new_entry(jid, adopt_command, adopt_command_id, '', adopt_queue, '', now)
+    entry = { st = 'new', own = '', sid = '', seq = false, dlv = '0', att = '0', q = adopt_queue,
+      qpos = false, enq = now }
   end
-  if f[8] and tonumber(f[8]) > tonumber(redis.call('GET', key('qtaken', f[7])) or '0') then
-    redis.call('SET', key('qtaken', f[7]), f[8])
+  if entry.qpos and tonumber(entry.qpos) > tonumber(redis.call('GET', key('qtaken', entry.q)) or '0') then
+    redis.call('SET', key('qtaken', entry.q), entry.qpos)
   end
-  if f[1] == 'running' and f[2] ~= worker and applying(f[2], jid)
-      and alive(f[2], now, heartbeat_timeout) then
+  if entry.st == 'running' and entry.own ~= worker and applying(entry.own, jid)
+      and alive(entry.own, now, heartbeat_timeout) then
     return { 'busy' }
   end
-  local seq = tonumber(f[4])
+  local seq = tonumber(entry.seq)
   if seq and seq > 1 then
-    local s = key('s', f[3])
+    local s = key('s', entry.sid)
     local done = tonumber(redis.call('HGET', s, 'done') or '0')
     -- Wait only for a predecessor that is still journaled: it will get an outcome
     -- (applied, rejected or dead-lettered), and that outcome wakes us. One that is
@@ -299,9 +318,9 @@ local function claim()
       return { 'park' }
     end
   end
-  local deliveries, attempts = tonumber(f[5]), tonumber(f[6])
+  local deliveries, attempts = tonumber(entry.dlv), tonumber(entry.att)
   -- Deliveries that ended without an outcome or a recorded failure: the process died.
-  local enq = tonumber(f[9]) or now
+  local enq = tonumber(entry.enq) or now
   if deliveries - attempts >= max_deaths then return { 'dead', deliveries, attempts, enq, now } end
   redis.call('HSET', e, 'st', 'running', 'own', worker, 'dlv', deliveries + 1)
   redis.call('HSET', key('busy'), worker, jid)
@@ -315,26 +334,28 @@ end
 -- store), advances the session's ordering gate and wakes its parked successor.
 -- Returns 0 when another delivery finished the command first (its event is out).
 local function finish()
-  local jid, worker, stream, maxlen = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-  local event, outcome, visibility, run_ttl = ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10]
+  local jid, worker, stream, maxlen, event, outcome, visibility_ms, run_ttl_s = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+  local dead_letter_code, dead_letter_type, dead_letter_message, attempts = ARGV[11], ARGV[12], ARGV[13], ARGV[14]
+  local visibility = tonumber(visibility_ms)
   local e = key('j', jid)
-  local f = redis.call('HMGET', e, 'cid', 'sid', 'seq', 'run', 'q', 'cmd', 'att', 'dlv', 'ff')
-  if not f[1] then return 0 end
+  local entry = fields(e, 'cid', 'sid', 'seq', 'run', 'q', 'cmd', 'att', 'dlv', 'ff')
+  if not entry.cid then return 0 end
   -- First, so a refused XADD (ACL, OOM) leaves everything else as it was.
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
   local now = now_ms()
-  if ARGV[11] then
+  if dead_letter_code then
     local d = key('dlq', jid)
-    redis.call('HSET', d, 'id', jid, 'cmd', f[6], 'cid', f[1], 'sid', f[2], 'q', f[5],
-      'run', f[4], 'code', ARGV[11], 'type', ARGV[12], 'message', ARGV[13],
-      'attempts', math.max(tonumber(ARGV[14] or '0'), tonumber(f[7] or '0')),
-      'deliveries', f[8], 'first_failure', f[9] or now,
+    redis.call('HSET', d, 'id', jid, 'cmd', entry.cmd, 'cid', entry.cid, 'sid', entry.sid,
+      'q', entry.q, 'run', entry.run, 'code', dead_letter_code, 'type', dead_letter_type,
+      'message', dead_letter_message,
+      'attempts', math.max(tonumber(attempts or '0'), tonumber(entry.att or '0')),
+      'deliveries', entry.dlv, 'first_failure', entry.ff or now,
       'last_failure', now, 'dead_lettered_at', now)
     redis.call('ZADD', key('dlq'), now, jid)
   end
-  local seq = tonumber(f[3])
+  local seq = tonumber(entry.seq)
   if seq then
-    local s = key('s', f[2])
+    local s = key('s', entry.sid)
     redis.call('HDEL', s, 'j:' .. seq)
     if tonumber(redis.call('HGET', s, 'done') or '0') < seq then
       redis.call('HSET', s, 'done', seq)
@@ -347,7 +368,7 @@ local function finish()
       end
     end
   end
-  if f[4] ~= '' then record_outcome(f[4], f[1], outcome, tonumber(run_ttl)) end
+  if entry.run ~= '' then record_outcome(entry.run, entry.cid, outcome, tonumber(run_ttl_s)) end
   release(worker, jid)
   redis.call('DEL', e)
   redis.call('ZREM', key('due'), jid)
@@ -357,14 +378,15 @@ end
 -- retry <jid> <worker> <delay ms> <error type> <error message>
 -- A failed attempt: the reaper re-enqueues the command when the delay is over.
 local function retry()
-  local jid, worker, delay = ARGV[3], ARGV[4], tonumber(ARGV[5])
+  local jid, worker, delay_ms, error_type, error_message = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
   local e = key('j', jid)
   if redis.call('EXISTS', e) == 0 then return 0 end
   local now = now_ms()
   redis.call('HINCRBY', e, 'att', 1)
   redis.call('HSETNX', e, 'ff', now)
-  redis.call('HSET', e, 'st', 'waiting', 'own', '', 'lf', now, 'etype', ARGV[6], 'err', ARGV[7])
-  redis.call('ZADD', key('due'), now + delay, jid)
+  redis.call('HSET', e, 'st', 'waiting', 'own', '', 'lf', now, 'etype', error_type,
+    'err', error_message)
+  redis.call('ZADD', key('due'), now + tonumber(delay_ms), jid)
   release(worker, jid)
   return 1
 end
@@ -379,8 +401,8 @@ end
 -- a message it is working through from coming due).
 -- Returns {re-enqueued, dead workers}.
 local function reap()
-  local visibility, heartbeat_timeout, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-  local owner, lease_ms = ARGV[6], ARGV[7]
+  local visibility_ms, heartbeat_timeout_ms, limit, owner, lease_ms = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
   if owner and owner ~= '' then
     -- One reaper at a time: take the lease, or renew it if ours, in the same call.
     local lease = key('reaper')
@@ -402,14 +424,15 @@ local function reap()
   end
   local due = redis.call('ZRANGEBYSCORE', key('due'), '-inf', now, 'LIMIT', 0, limit)
   for _, jid in ipairs(due) do
-    local f = redis.call('HMGET', key('j', jid), 'st', 'own', 'q', 'qpos')
+    local entry = fields(key('j', jid), 'st', 'own', 'q', 'qpos')
     local later = now + visibility
-    if not f[1] then
+    if not entry.st then
       redis.call('ZREM', key('due'), jid)
-    elseif f[1] == 'running' and applying(f[2], jid) and alive(f[2], now, heartbeat_timeout) then
+    elseif entry.st == 'running' and applying(entry.own, jid)
+        and alive(entry.own, now, heartbeat_timeout) then
       redis.call('ZADD', key('due'), later, jid) -- a slow command, still being applied
-    elseif f[1] == 'queued' and redis.call('LLEN', f[3]) > 0
-        and tonumber(f[4]) > tonumber(redis.call('GET', key('qtaken', f[3])) or '0') then
+    elseif entry.st == 'queued' and redis.call('LLEN', entry.q) > 0
+        and tonumber(entry.qpos) > tonumber(redis.call('GET', key('qtaken', entry.q)) or '0') then
       -- Still waiting its turn in the queue. (An empty queue means it was taken off
       -- and never claimed: a worker killed in kombu's window, or a task Celery dropped
       -- when Redis refused its claim; no later claim may ever come to move past it.)
@@ -428,17 +451,18 @@ end
 -- Returns the new jid, '' if there is no such entry, or 'raw' for an undeliverable
 -- message that is not a command.
 local function replay()
-  local d, visibility = key('dlq', ARGV[3]), tonumber(ARGV[4])
-  local f = redis.call('HMGET', d, 'cmd', 'cid', 'q', 'run')
-  if not f[3] then return '' end
-  if not f[1] or f[1] == '' then return 'raw' end
+  local entry_id, visibility_ms = ARGV[3], ARGV[4]
+  local d, visibility = key('dlq', entry_id), tonumber(visibility_ms)
+  local dead = fields(d, 'cmd', 'cid', 'q', 'run')
+  if not dead.q then return '' end
+  if not dead.cmd or dead.cmd == '' then return 'raw' end
   local now = now_ms()
   local jid = new_jid(now)
-  new_entry(jid, f[1], f[2], '', f[3], f[4] or '', now)
+  new_entry(jid, dead.cmd, dead.cid, '', dead.q, dead.run or '', now)
   push(jid, now, visibility, false)
-  if f[4] and f[4] ~= '' then record_outcome(f[4], f[2], PENDING, nil) end
+  if dead.run and dead.run ~= '' then record_outcome(dead.run, dead.cid, PENDING, nil) end
   redis.call('DEL', d)
-  redis.call('ZREM', key('dlq'), ARGV[3])
+  redis.call('ZREM', key('dlq'), entry_id)
   return jid
 end
 
@@ -446,14 +470,14 @@ end
 -- A message that can never be processed (not JSON, not a Celery message, an unknown
 -- task): straight to the dead-letter store, with its result event.
 local function bury()
-  local id = ARGV[3]
-  redis.call('XADD', ARGV[4], 'MAXLEN', '~', ARGV[5], '*', 'event', ARGV[6])
+  local entry_id, stream, maxlen, event, queue, raw, dead_letter_code, dead_letter_type, dead_letter_message = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
   local now = now_ms()
-  redis.call('HSET', key('dlq', id), 'id', id, 'cmd', '', 'cid', '', 'sid', '', 'q', ARGV[7],
-    'run', '', 'raw', ARGV[8], 'code', ARGV[9], 'type', ARGV[10], 'message', ARGV[11],
-    'attempts', 0, 'deliveries', 1, 'first_failure', now, 'last_failure', now,
-    'dead_lettered_at', now)
-  redis.call('ZADD', key('dlq'), now, id)
+  redis.call('HSET', key('dlq', entry_id), 'id', entry_id, 'cmd', '', 'cid', '', 'sid', '',
+    'q', queue, 'run', '', 'raw', raw, 'code', dead_letter_code, 'type', dead_letter_type,
+    'message', dead_letter_message, 'attempts', 0, 'deliveries', 1, 'first_failure', now,
+    'last_failure', now, 'dead_lettered_at', now)
+  redis.call('ZADD', key('dlq'), now, entry_id)
   return 1
 end
 

@@ -1,7 +1,8 @@
 /**
  * Where the pipeline's shared files live. They are read from the repository at run
  * time, never copied: `worker/delivery/pipeline.lua` is the one enqueue path every producer
- * runs, and `schemas/json/commands.schema.json` the one command contract.
+ * runs, `worker/delivery/protocol.json` names its arguments, and
+ * `schemas/json/commands.schema.json` is the one command contract.
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -11,6 +12,9 @@ import { fileURLToPath } from "node:url";
 const REPOSITORY_ROOT = new URL("../../../../", import.meta.url);
 
 export const DEFAULT_SCRIPT_PATH = fileURLToPath(new URL("worker/delivery/pipeline.lua", REPOSITORY_ROOT));
+export const DEFAULT_PROTOCOL_PATH = fileURLToPath(
+  new URL("worker/delivery/protocol.json", REPOSITORY_ROOT),
+);
 export const DEFAULT_SCHEMA_PATH = fileURLToPath(
   new URL("schemas/json/commands.schema.json", REPOSITORY_ROOT),
 );

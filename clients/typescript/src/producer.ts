@@ -10,15 +10,13 @@ import { Redis, type RedisOptions } from "ioredis";
 
 import type { CheckoutCommand } from "./commands.js";
 import { DEFAULT_SCRIPT_PATH, readText } from "./paths.js";
+import { Protocol } from "./protocol.js";
 import { CommandValidator, InvalidCommand, type Prepared } from "./validation.js";
 
 // Commands per script call, and calls per pipelined round trip: the Python
 // producer's numbers (SCRIPT_BATCH, PIPELINE_CALLS).
 export const SCRIPT_BATCH = 100;
 export const PIPELINE_CALLS = 10;
-// worker/delivery/journal.py ORDER_TTL_SECONDS and RUN_TTL_SECONDS: a week each.
-const ORDER_TTL_SECONDS = 7 * 24 * 3600;
-const RUN_TTL_SECONDS = 7 * 24 * 3600;
 const SCRIPT_COMMAND = "checkoutPipeline";
 // tasks/producer.py BULK_COMMANDS_PER_MESSAGE and worker/delivery/journal.py MAX_COMMANDS_PER_MESSAGE.
 export const BULK_COMMANDS_PER_MESSAGE = 50;
@@ -45,6 +43,8 @@ export interface ProducerOptions {
   visibilityTimeoutMs?: number;
   /** The enqueue script; default the repository's worker/delivery/pipeline.lua. */
   scriptPath?: string;
+  /** The protocol's spec (argument names, limits); default the repository's worker/delivery/protocol.json. */
+  protocolPath?: string;
   /** The command schema; default the repository's schemas/json/commands.schema.json. */
   schemaPath?: string;
 }
@@ -77,6 +77,7 @@ export class CheckoutProducer {
   private readonly validator: CommandValidator;
   private readonly visibilityMs: string;
   private readonly lua: string;
+  private readonly protocol: Protocol;
   readonly perMessage: number;
 
   constructor(options: ProducerOptions = {}) {
@@ -104,6 +105,7 @@ export class CheckoutProducer {
     const url = options.redisUrl ?? env.CHECKOUT_REDIS_URL ?? "redis://127.0.0.1:6379/0";
     this.redis = new Redis(url, options.redisOptions ?? {});
     this.lua = readText(options.scriptPath ?? DEFAULT_SCRIPT_PATH);
+    this.protocol = new Protocol(options.protocolPath);
     // defineCommand sends EVALSHA and falls back to EVAL (loading the script) on
     // NOSCRIPT, e.g. after a Redis restart or SCRIPT FLUSH.
     this.redis.defineCommand(SCRIPT_COMMAND, { lua: this.lua, numberOfKeys: 0 });
@@ -193,16 +195,23 @@ export class CheckoutProducer {
     return done;
   }
 
-  /** ARGV of one `enqueue` (or `enqueue_batched`) call, as worker/delivery/journal.py
-   * `Journal.enqueue_args` builds it. */
-  private enqueueArgs(batch: Prepared[], runId: string | undefined): string[] {
+  /** ARGV of one `enqueue` (or `enqueue_batched`) call, built from protocol.json's
+   * argument names as worker/delivery/journal.py `Journal.enqueue_args` builds it. */
+  enqueueArgs(batch: readonly Prepared[], runId?: string): string[] {
     const op = this.perMessage > 1 ? "enqueue_batched" : "enqueue";
-    const args = [op, this.prefix, this.queue, this.visibilityMs, runId ?? ""];
-    args.push(String(ORDER_TTL_SECONDS), String(RUN_TTL_SECONDS));
-    if (this.perMessage > 1) args.push(String(this.perMessage));
-    for (const { command, text } of batch) {
-      args.push(text, command.command_id, command.session_id ?? "");
-    }
-    return args;
+    const values: Record<string, string | number> = {
+      queue: this.queue,
+      visibility_ms: this.visibilityMs,
+      run_id: runId ?? "",
+      order_ttl_s: this.protocol.limit("order_ttl_seconds"),
+      run_ttl_s: this.protocol.limit("run_ttl_seconds"),
+    };
+    if (this.perMessage > 1) values.per_message = this.perMessage;
+    const rows = batch.map(({ command, text }) => ({
+      command: text,
+      command_id: command.command_id,
+      session_id: command.session_id ?? "",
+    }));
+    return [op, this.prefix, ...this.protocol.arguments(op, values, rows)];
   }
 }
