@@ -37,7 +37,7 @@ def boto3_attribute(value: Any) -> Any:
     return _serializer.serialize(_decimals(value))
 
 
-@settings(max_examples=500)
+@settings(max_examples=150)
 @given(VALUES)
 def test_to_attribute_writes_what_boto3_writes(value: Any) -> None:
     try:
@@ -52,7 +52,7 @@ def test_to_attribute_writes_what_boto3_writes(value: Any) -> None:
     assert to_attribute(value) == expected
 
 
-@settings(max_examples=500)
+@settings(max_examples=150)
 @given(VALUES)
 def test_from_attribute_reads_what_boto3_reads(value: Any) -> None:
     try:

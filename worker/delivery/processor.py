@@ -25,12 +25,17 @@ from typing import Any
 from schemas.commands import id_field
 from schemas.events import ResultEvent
 from worker.delivery.journal import DeadLetter, Journal
-from worker.delivery.retry_policy import MISSING_SESSION_RETRIES, backoff, dead_letter_for
+from worker.delivery.retry_policy import (
+    MISSING_SESSION_RETRIES,
+    backoff,
+    dead_letter_event_for,
+    dead_letter_for,
+)
 from worker.delivery.watchdog import time_limit
 from worker.errors import Transient
 from worker.observability import metrics
 from worker.service.apply import CheckoutService
-from worker.service.results import dead_letter_event, outcome_of
+from worker.service.results import outcome_of
 from worker.settings import Settings
 
 logger = logging.getLogger("checkout.worker")
@@ -196,14 +201,7 @@ class CommandProcessor:
         return "retry"
 
     def _dead_letter(self, jid: str, command: Any, reason: DeadLetter) -> str:
-        event = dead_letter_event(
-            jid,
-            command_id=id_field(command, "command_id"),
-            session_id=id_field(command, "session_id"),
-            code=reason.code,
-            message=reason.message,
-            error_type=reason.error_type,
-        )
+        event = dead_letter_event_for(jid, command, reason)
         if self._journal.finish(
             jid,
             self.worker_id,

@@ -7,9 +7,13 @@ waits in the journal, and the reaper delivers it again after `backoff`.
 from __future__ import annotations
 
 import random
+from typing import Any
 
+from schemas.commands import id_field
+from schemas.events import ResultEvent
 from worker.delivery.journal import DeadLetter
 from worker.errors import Transient
+from worker.service.results import dead_letter_event
 
 # An update whose session does not exist yet is retried this many times (a few
 # seconds) before it is rejected `session_not_found`: its create may be in flight.
@@ -32,3 +36,15 @@ def dead_letter_for(error: Exception, attempts: int) -> DeadLetter:
     """Why a command whose last allowed attempt failed with `error` is dead-lettered."""
     code = "retries_exhausted" if isinstance(error, Transient) else "handler_failed"
     return DeadLetter(code, type(error).__name__, str(error)[:1000], attempts)
+
+
+def dead_letter_event_for(delivery_id: str, command: Any, reason: DeadLetter) -> ResultEvent:
+    """The `command.dead_lettered` event of `command` (whatever it holds) for `reason`."""
+    return dead_letter_event(
+        delivery_id,
+        command_id=id_field(command, "command_id"),
+        session_id=id_field(command, "session_id"),
+        code=reason.code,
+        message=reason.message,
+        error_type=reason.error_type,
+    )

@@ -13,9 +13,8 @@ import json
 import logging
 from typing import Any
 
-from schemas.commands import id_field
 from worker.delivery.journal import DeadLetter, Journal
-from worker.service.results import dead_letter_event
+from worker.delivery.retry_policy import dead_letter_event_for
 
 logger = logging.getLogger("checkout.worker")
 
@@ -28,14 +27,7 @@ def bury(journal: Journal, raw: str | bytes, *, queue: str, reason: str, error_t
     entry_id = "raw-" + hashlib.sha256(text.encode()).hexdigest()[:24]
     dead_letter = DeadLetter("undeliverable", error_type, reason)
     command = _command_of(text)
-    event = dead_letter_event(
-        entry_id,
-        command_id=id_field(command, "command_id"),
-        session_id=id_field(command, "session_id"),
-        code=dead_letter.code,
-        message=dead_letter.message,
-        error_type=dead_letter.error_type,
-    )
+    event = dead_letter_event_for(entry_id, command, dead_letter)
     journal.bury(
         entry_id,
         queue=queue,
