@@ -1,0 +1,1 @@
+"""`checkout bench`: workloads through real workers beside the same work in process."""

@@ -1,0 +1,1 @@
+"""Local services for demos, tests and benchmarks: redis-server, a moto server, workers."""

@@ -1,0 +1,1 @@
+"""The seed's checkout rules, pure: imports only `schemas` and `worker.errors`."""

@@ -1,0 +1,1 @@
+"""Prometheus metrics and JSON log lines; imports only `worker.settings`."""
