@@ -156,7 +156,9 @@ def canonical_digest(value: Any) -> str:
     canonical = json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    # surrogatepass: a lone surrogate (JavaScript strings may hold one) still has a digest;
+    # every valid string encodes to the same bytes as plain UTF-8.
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def describe_validation_error(error: ValidationError, *, limit: int = 5) -> str:

@@ -6,11 +6,13 @@ so every delivery of a command yields the same id and consumers can deduplicate.
 
 from __future__ import annotations
 
+import json
 import uuid
 from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import PydanticSerializationError
 
 from schemas.session import CheckoutStatus
 
@@ -105,12 +107,23 @@ class ResultEvent(BaseModel):
     @cached_property
     def _json_text(self) -> str:
         # Serialised once: the same text goes into the command record and onto the stream.
-        return self.model_dump_json(exclude_unset=True)
+        try:
+            return self.model_dump_json(exclude_unset=True)
+        except PydanticSerializationError:
+            # Text UTF-8 cannot carry (a lone surrogate from a JavaScript producer): the
+            # same JSON with every non-ASCII character escaped, so an event never fails.
+            return json.dumps(
+                self.model_dump(mode="json", exclude_unset=True), separators=(",", ":")
+            )
 
 
 def event_id_for(command_id: str, fingerprint: str) -> str:
     """The id of the result of the command `command_id` whose content hashes to `fingerprint`."""
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{command_id}\n{fingerprint}"))
+    name = f"{command_id}\n{fingerprint}"
+    # uuid5 encodes as strict UTF-8: a lone surrogate (from a JavaScript producer) is
+    # named by its escape instead; every valid id keeps the id it always had.
+    name = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
 
 
 def dead_letter_event_id(delivery_id: str) -> str:

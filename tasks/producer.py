@@ -16,6 +16,7 @@ from itertools import islice
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from schemas.commands import Command, describe_validation_error, parse_command
 from worker.delivery.journal import Journal, Pending
@@ -67,7 +68,10 @@ def prepare(command: CommandInput) -> Pending:
             raise InvalidCommand(describe_validation_error(error)) from None
     if text is None:
         # exclude_unset keeps the seed's partial-update meaning: absent is not null.
-        text = command.model_dump_json(exclude_unset=True)
+        try:
+            text = command.model_dump_json(exclude_unset=True)
+        except PydanticSerializationError as error:
+            raise InvalidCommand(f"the command cannot be sent as UTF-8 JSON: {error}") from None
     return Pending(text, command.command_id, command.session_id)
 
 

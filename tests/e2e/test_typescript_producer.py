@@ -207,3 +207,23 @@ def test_python_and_typescript_send_identical_enqueue_arguments(
     ]
 
     assert json.loads(node.stdout) == [str(arg) for arg in python]
+
+
+def test_a_lone_surrogate_id_from_typescript_ends_in_one_rejection_and_the_session_goes_on(
+    ts_producer, start_workers, events, redis_client, settings
+):
+    """JavaScript strings may hold lone surrogates, which UTF-8 cannot: the worker answers
+    such a command once (its event escapes what it cannot encode) instead of looping."""
+    ts_producer.enqueue(
+        [
+            create("\ud800", "cs-surrogate"),
+            create("c-after-surrogate", "cs-surrogate"),
+        ]
+    )
+    start_workers(1)
+    first, second = events(2)
+
+    assert (first["type"], first["error"]["code"]) == ("command.rejected", "validation_error")
+    assert first["command_id"] == "\ud800"
+    assert (second["command_id"], second["type"]) == ("c-after-surrogate", "session.created")
+    assert redis_client.zcard(f"{settings.key_prefix}:due") == 0  # nothing left in flight

@@ -130,3 +130,51 @@ def test_command_whose_handling_fails_every_time_is_dead_lettered_after_the_retr
     assert json.loads(entry["cmd"])["session_id"] == session_id
     print(f"poison handler: garbled DynamoDB answers={proxy.counts['garbled']}, entry={entry}")
     _assert_still_serving(worker, producer, redis_client, settings)
+
+
+@pytest.mark.parametrize("damage", ["content-type", "body"])
+def test_a_journaled_message_nobody_can_decode_is_dead_lettered_once_and_its_session_goes_on(
+    workers, producer, redis_client, settings, damage
+):
+    """The delivery script's message of a command arrives in a form no task can take (a
+    content type the worker refuses, or a body that is not JSON). Its journal entry is
+    finished as dead-lettered: one event, one replayable entry holding the command,
+    nothing left for the reaper to deliver again, and the session's next command runs."""
+    session_id = f"s-{uuid.uuid4().hex[:8]}"
+    producer.enqueue({"type": "create_session", "command_id": "c-0", "session_id": session_id})
+    victim = {"type": "update_session", "command_id": "victim", "session_id": session_id}
+    producer.enqueue({**victim, "updates": {"currency": "EUR"}})
+    producer.enqueue(
+        {
+            "type": "update_session",
+            "command_id": "after",
+            "session_id": session_id,
+            "updates": {"currency": "JPY"},
+        }
+    )
+    queue = settings.commands_queue
+    raw = [json.loads(item) for item in redis_client.lrange(queue, 0, -1)]
+    (message,) = [m for m in raw if "victim" in m["body"]]
+    index = raw.index(message)
+    if damage == "content-type":
+        message["content-type"] = "application/x-python-serialize"  # pickle: refused
+    else:
+        message["body"] = message["body"][:-3] + '"{}'  # the command text intact, not JSON
+    redis_client.lset(queue, index, json.dumps(message))
+
+    workers.start(concurrency=2)
+    dead = _wait_dead_lettered(redis_client, settings, command_id="victim")
+
+    assert dead["session_id"] == session_id
+    applied = wait_for(
+        lambda: [
+            e
+            for e in read_events(redis_client, settings.events_stream)
+            if e["command_id"] == "after"
+        ],
+        what="the session's next command",
+    )
+    assert applied[0]["type"] == "session.updated"
+    (entry,) = _dead_letters(redis_client, settings)
+    assert json.loads(entry["cmd"])["command_id"] == "victim"  # replayable: the command
+    assert redis_client.zcard(f"{settings.key_prefix}:due") == 0  # nothing to deliver again

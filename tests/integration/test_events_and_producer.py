@@ -140,7 +140,7 @@ def queued_commands(redis_client, queue: str) -> list[dict]:
     commands = []
     for raw in redis_client.lrange(queue, 0, -1):
         message = json.loads(raw)
-        assert message["content-type"] == "application/json"
+        assert message["content-type"] == "application/vnd.checkout.command+json"
         assert message["headers"]["task"] == APPLY_COMMAND_TASK
         body = message["body"]
         if message["properties"].get("body_encoding") == "base64":

@@ -59,6 +59,15 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """What the journal holds of one command in flight."""
+
+    command: str
+    command_id: str
+    session_id: str
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     """Why a command is being dead-lettered, after how many failed attempts."""
 
@@ -265,6 +274,16 @@ class Journal:
             "dead_letter_message": dead_letter.message,
         }
         self._call("bury", arguments("bury", values))
+
+    def entry(self, jid: str) -> Entry | None:
+        """The command journaled under `jid`, or None once it is finished (or never was)."""
+        try:
+            cmd, cid, sid = self.client.hmget(self.keys.journal(jid), "cmd", "cid", "sid")
+        except redis.RedisError as error:
+            raise JournalUnavailable(f"Redis refused the journal (entry): {error}") from error
+        if cmd is None:
+            return None
+        return Entry(as_text(cmd), as_text(cid or ""), as_text(sid or ""))
 
     def replay(self, entry_id: str) -> str:
         """Re-enqueue a dead-lettered command: its new jid, '' if gone, 'raw' if not a command."""

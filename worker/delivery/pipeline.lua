@@ -68,7 +68,9 @@ local function argsrepr(cid)
   return cjson.encode('(command ' .. cid .. ')')
 end
 
--- A Celery (protocol 2) task message as kombu's Redis transport stores it. `args` is
+-- A Celery (protocol 2) task message as kombu's Redis transport stores it. Its content
+-- type is the pipeline's own (`worker.runtime.serialization`): the worker decodes the
+-- body with plain JSON, never kombu's `__type__` markers. `args` is
 -- the JSON of the task's positional and keyword arguments, `[...],{...}`, with command
 -- texts embedded as sent: re-encoding them in Lua would round big numbers. `queue` and
 -- `repr` are already JSON string literals (`quoted`, `argsrepr`). The header
@@ -78,7 +80,8 @@ local function celery_message(task, args, repr, queue, tag)
   local body = '[' .. args .. ',{"callbacks":null,"errbacks":null,"chain":null,"chord":null}]'
   local id = '"' .. tag .. '"'
   return '{"body":' .. cjson.encode(body) ..
-    ',"content-encoding":"utf-8","content-type":"application/json","headers":' ..
+    ',"content-encoding":"utf-8","content-type":"application/vnd.checkout.command+json"' ..
+    ',"headers":' ..
     '{"lang":"py","task":"' .. task .. '","id":' .. id ..
     ',"shadow":null,"eta":null,"expires":null,"group":null,"group_index":null' ..
     ',"retries":0,"timelimit":[null,null],"root_id":' .. id .. ',"parent_id":null' ..

@@ -244,4 +244,9 @@ def _summary(command: Any) -> str:
 
 
 def _as_text(command: Any) -> str:
-    return json.dumps(command, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = json.dumps(command, separators=(",", ":"), ensure_ascii=False, default=str)
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: the same JSON, escaped, is valid UTF-8
+        return json.dumps(command, separators=(",", ":"), default=str)
+    return text

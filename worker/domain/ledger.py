@@ -89,5 +89,5 @@ def _stamp_digest(stamp: str) -> str:
 
 
 def _id_digest(command_id: str) -> str:
-    digest = hashlib.sha256(command_id.encode()).digest()[:_ID_BYTES]
+    digest = hashlib.sha256(command_id.encode("utf-8", "surrogatepass")).digest()[:_ID_BYTES]
     return base64.urlsafe_b64encode(digest).decode()

@@ -10,6 +10,7 @@ from celery import Celery
 from celery.app.amqp import AMQP
 
 from worker.delivery.journal import MAX_COMMANDS_PER_MESSAGE
+from worker.runtime.serialization import SERIALIZER, register_serializer
 from worker.settings import Settings, get_settings
 
 APPLY_COMMAND_TASK = "checkout.apply_command"
@@ -45,6 +46,7 @@ def commands_summary(args: Any) -> str:
 
 
 def create_app(settings: Settings) -> Celery:
+    register_serializer()
     app = Celery(
         "checkout",
         broker=settings.redis_url,
@@ -56,7 +58,9 @@ def create_app(settings: Settings) -> Celery:
     app.conf.update(
         # Pickle would let anyone who can write to the broker run code in the worker.
         task_serializer="json",
-        accept_content=["json"],
+        # The delivery script's messages carry the pipeline's own JSON content type (read
+        # without kombu's type markers); other clients' plain `application/json`.
+        accept_content=["json", SERIALIZER],
         result_serializer="json",
         task_ignore_result=True,  # results are the events on the stream
         # At least once: ack after the task ran, redeliver if the worker dies mid-task.
