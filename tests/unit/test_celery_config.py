@@ -29,7 +29,7 @@ def conf(settings: Settings) -> Any:
 
 def test_only_json_is_accepted_never_pickle(conf) -> None:
     assert (conf.task_serializer, conf.result_serializer) == ("json", "json")
-    assert list(conf.accept_content) == ["json"]
+    assert list(conf.accept_content) == ["json", "checkout-json"]  # both plain JSON, no pickle
 
 
 def test_a_message_is_acked_after_its_task_and_redelivered_if_the_worker_dies(conf) -> None:
