@@ -27,7 +27,6 @@ from tasks.producer import InvalidCommand
 from tests.faults.checker import read_events
 from tests.faults.conftest import wait_for
 
-FINAL = {"command.rejected", "command.dead_lettered"}
 MARKER_KEYS = st.sampled_from(["__type__", "__value__", "__class__", "__proto__", "$ref"])
 keys = MARKER_KEYS | st.text(max_size=6)
 scalars = st.one_of(
@@ -88,7 +87,6 @@ def test_every_accepted_command_has_one_outcome_and_the_next_command_runs(
 ):
     workers.start(concurrency=2)
     prefix = settings.key_prefix
-    created = set()
 
     @hsettings(
         max_examples=12,
@@ -98,15 +96,9 @@ def test_every_accepted_command_has_one_outcome_and_the_next_command_runs(
     @given(batch=st.lists(extras, min_size=1, max_size=4), through_cli=st.booleans())
     def one_batch(batch, through_cli):
         session_id = f"open-{uuid.uuid4().hex[:12]}"
-        if session_id not in created:
-            producer.enqueue(
-                {
-                    "type": "create_session",
-                    "command_id": f"c-{session_id}",
-                    "session_id": session_id,
-                }
-            )
-            created.add(session_id)
+        producer.enqueue(
+            {"type": "create_session", "command_id": f"c-{session_id}", "session_id": session_id}
+        )
         commands = [
             update(session_id, f"u{n}-{session_id}", extra) for n, extra in enumerate(batch)
         ]
@@ -128,10 +120,7 @@ def test_every_accepted_command_has_one_outcome_and_the_next_command_runs(
         for command_id in accepted:
             assert len(outcomes[command_id]) == 1, (command_id, outcomes[command_id])
         assert outcomes[sentinel] == ["session.updated"]
-        in_flight = wait_for(
-            lambda: redis_client.zcard(f"{prefix}:due") == 0 or None, what="nothing in flight"
-        )
-        assert in_flight
+        wait_for(lambda: redis_client.zcard(f"{prefix}:due") == 0, what="nothing in flight")
         dead = Counter(
             redis_client.hget(f"{prefix}:dlq:{entry}", "cid")
             for entry in redis_client.zrange(f"{prefix}:dlq", 0, -1)
@@ -140,4 +129,3 @@ def test_every_accepted_command_has_one_outcome_and_the_next_command_runs(
 
     one_batch()
     assert all(w.process.poll() is None for w in workers.started), "a worker exited"
-    assert not FINAL & {"session.updated"}
