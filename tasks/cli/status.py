@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from worker.delivery.journal import entry_states
+from worker.delivery.journal import entry_states, in_flight_count
 from worker.redis_client import as_text
 from worker.settings import Settings, get_settings
 
@@ -55,11 +55,11 @@ def collect(client: Any, settings: Settings, *, ping_timeout: float) -> dict[str
     pipe = client.pipeline(transaction=False)
     for queue in queues:
         pipe.llen(queue)
-    pipe.zcard(keys.due)
     pipe.zcard(keys.dead_letters)
     pipe.xlen(settings.events_stream)
     pipe.time()
-    *depths, in_flight, dead_letters, stream_length, (seconds, micros) = pipe.execute()
+    *depths, dead_letters, stream_length, (seconds, micros) = pipe.execute()
+    in_flight = in_flight_count(client, keys)
     now_ms = seconds * 1000 + micros // 1000
     return {
         "queues": dict(zip(queues, depths, strict=True)),

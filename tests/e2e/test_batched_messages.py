@@ -9,6 +9,7 @@ import time
 
 from tests.e2e.builders import create, update
 from tests.faults.checker import check, read_events, stored_versions
+from worker.delivery.journal import in_flight_count
 from worker.delivery.keys import RedisKeys
 from worker.delivery.runs import read_run
 
@@ -55,7 +56,7 @@ def test_a_bulk_send_in_batched_messages_applies_each_command_once_in_session_or
     start_workers(2, concurrency=2)
     keys = RedisKeys(env["CHECKOUT_KEY_PREFIX"])
     wait_for(lambda: read_run(redis_client, keys, "r-batched").pending == 0, what="all outcomes")
-    wait_for(lambda: redis_client.zcard(keys.due) == 0, what="an empty journal")
+    wait_for(lambda: in_flight_count(redis_client, keys) == 0, what="an empty journal")
 
     events = read_events(redis_client, env["CHECKOUT_EVENTS_STREAM"])
     verdict = check(commands, events, stored_versions=stored_versions(store, ids))

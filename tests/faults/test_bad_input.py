@@ -173,10 +173,11 @@ random_text = st.text(max_size=40).filter(lambda t: t.strip())
 
 def _pending_count(redis_client, settings) -> tuple[int, int]:
     """(messages on the queue, journal entries): both unchanged by a refused command."""
+    from worker.delivery.journal import in_flight_count
     from worker.delivery.keys import RedisKeys
 
-    due = RedisKeys(settings.key_prefix).due
-    return redis_client.llen(settings.commands_queue), redis_client.zcard(due)
+    keys = RedisKeys(settings.key_prefix)
+    return redis_client.llen(settings.commands_queue), in_flight_count(redis_client, keys)
 
 
 # ─── (a) the producer API ───

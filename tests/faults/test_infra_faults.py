@@ -203,10 +203,11 @@ def _dead_lettered(redis_client, settings, commands: list[dict]) -> list[dict]:
 
 def _settled(redis_client, settings, count: int) -> list[dict]:
     """The stream once the worker is idle: a replayed duplicate would show up by now."""
+    from worker.delivery.journal import in_flight_count
     from worker.delivery.keys import RedisKeys
 
-    due = RedisKeys(settings.key_prefix).due
-    wait_for(lambda: redis_client.zcard(due) == 0, what="an empty journal")
+    keys = RedisKeys(settings.key_prefix)
+    wait_for(lambda: in_flight_count(redis_client, keys) == 0, what="an empty journal")
     return read_events(redis_client, settings.events_stream)
 
 

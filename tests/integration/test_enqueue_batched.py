@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_journal import command, entry, finish, pending, poll, redis_ms
+from tests.integration.test_journal import command, enqueue, entry, finish, pending, poll
 from worker.delivery.journal import MAX_COMMANDS_PER_MESSAGE, Journal, Pending
 from worker.delivery.processor import CommandProcessor
 from worker.errors import JournalUnavailable
@@ -74,7 +74,7 @@ def test_consecutive_commands_share_messages_of_up_to_per_message(journal, redis
     assert all(e["st"] == "queued" and e["q"] == queue for e in entries)
     assert [json.loads(e["cmd"]) for e in entries] == cmds
     assert [e["seq"] for e in entries] == ["1", "1", "2", "2", "3", "3", "4"]
-    assert all(redis_client.zscore(journal.keys.due, jid) is not None for jid in jids)
+    assert all(redis_client.zscore(journal.keys.queued(queue), jid) is not None for jid in jids)
 
 
 def test_command_texts_are_embedded_as_sent(journal, redis_client, settings):
@@ -151,30 +151,34 @@ def test_the_first_claim_keeps_the_rest_of_its_message_from_the_reaper(
     make_journal, redis_client, settings
 ):
     """The entries of a message share its position, so once one is claimed the others
-    look lost to the reaper when they come due. The claim moves them a visibility
-    timeout on (not one in a retry's backoff); if the worker then dies, they come back."""
+    look passed to the reaper. The claim lists them again as if queued just now (not
+    one in a retry's backoff); if the worker then dies, they come back."""
     journal = make_journal(visibility_timeout=1)
     queue = settings.bulk_queue
+    listed = journal.keys.queued(queue)
     first, second, third = enqueue_batched(journal, queue, 3, command(), command(), command())
     assert journal.claim(third, "w0").verdict == "go"  # an earlier delivery: now retrying
     journal.retry(third, "w0", delay=0.2, error=TimeoutError("slow"))
     third_due = redis_client.zscore(journal.keys.due, third)
-    second_due = redis_client.zscore(journal.keys.due, second)
-    time.sleep(0.05)
+    enqueue(journal, queue, command())  # a message behind this one: position 2, unclaimed
 
-    before = redis_ms(redis_client)
     assert journal.claim(first, "w1", rest=[second, third]).verdict == "go"
 
     assert redis_client.get(f"{journal.keys.prefix}:qtaken:{queue}") == "1"
-    assert redis_client.zscore(journal.keys.due, second) >= before + 1000 > second_due
+    assert redis_client.zscore(listed, first) is None
+    assert redis_client.zscore(listed, second) == 2  # as if queued after the last message
+    assert redis_client.zscore(listed, third) is None  # in its backoff: left alone
     assert redis_client.zscore(journal.keys.due, third) == third_due
-    assert journal.reap() == (0, 0)
 
-    # The worker never gets to `second`: once its due time passes, the reaper sends it
-    # again, as a message of its own.
+    # The worker never gets to `second`, and a message enqueued after it was listed
+    # again is claimed: a visibility timeout after the reaper saw that, it sends
+    # `second` again, as a message of its own.
+    (later,) = enqueue(journal, queue, command())
+    assert journal.claim(later, "w2").verdict == "go"
+
     def resent() -> bool:
         journal.reap()
-        return entry(redis_client, journal, second)["qpos"] != "1"
+        return entry(redis_client, journal, second)["qpos"] not in ("1", "2")
 
     poll(resent, "second is re-enqueued")
     singles = [m for m in messages(redis_client, queue) if m["headers"]["task"] == SINGLE_TASK]

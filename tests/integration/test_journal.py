@@ -84,7 +84,8 @@ def test_enqueue_writes_the_celery_message_the_entry_and_the_sequence(
     assert (stored["seq"], stored["st"], stored["q"], stored["qpos"]) == ("1", "queued", queue, "1")
     order = redis_client.hgetall(journal.keys.session_order("s-enq"))
     assert order == {"next": "1", "j:1": jid}
-    assert redis_client.zscore(journal.keys.due, jid) is not None
+    assert redis_client.zscore(journal.keys.queued(queue), jid) == 1
+    assert redis_client.zscore(journal.keys.due, jid) is None  # a backlog costs the reaper nothing
 
 
 def test_each_command_of_a_session_gets_the_next_sequence_number(journal, redis_client, settings):
@@ -233,17 +234,43 @@ def test_a_message_skipped_past_in_its_queue_is_re_enqueued_one_still_behind_is_
     journal.claim(taken, "w1")  # a later message was taken: `lost` never reached a worker
     assert finish(journal, taken, "w1")
     (waiting,) = enqueue(journal, queue, command())
-    waiting_due = redis_client.zscore(journal.keys.due, waiting)
 
     def reaped() -> bool:
         journal.reap()
-        looked_at = redis_client.zscore(journal.keys.due, waiting) > waiting_due
-        return entry(redis_client, journal, lost)["qpos"] != "1" and looked_at
+        return entry(redis_client, journal, lost)["qpos"] != "1"
 
     poll(reaped, "the lost message is re-enqueued")
+    for _ in range(3):  # the next passes leave the one behind alone
+        journal.reap()
 
     assert entry(redis_client, journal, waiting)["qpos"] == "3"
     assert queued_jids(redis_client, queue) == [lost, taken, waiting, lost]
+
+
+def test_a_woken_successor_does_not_make_the_backlog_behind_it_look_lost(
+    make_journal, redis_client, settings
+):
+    """A parked successor is woken at the front of the queue; claiming it must not mark
+    the backlog behind it as passed, or the reaper pushes a copy of all of it."""
+    journal = make_journal(visibility_timeout=1)
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-wake"), command("s-wake"))
+    backlog = enqueue(journal, queue, *(command(f"s-b{n}") for n in range(20)))
+    assert journal.claim(first, "w1").verdict == "go"
+    assert journal.claim(second, "w1").verdict == "park"
+    assert finish(journal, first, "w1")  # wakes `second`, at the front
+    assert journal.claim(second, "w1").verdict == "go"
+    journal.heartbeat("w1", second)  # still applying it
+
+    assert redis_client.get(journal.keys.queue_taken(queue)) == "2"  # its first delivery
+    until = redis_ms(redis_client) + 2500
+    while redis_ms(redis_client) < until:  # reap passes over 2.5 visibility timeouts
+        journal.heartbeat("w1", second)
+        assert journal.reap() == (0, 0)
+        time.sleep(0.05)
+    positions = [entry(redis_client, journal, jid)["qpos"] for jid in backlog]
+    assert positions == [str(n) for n in range(3, 23)]  # none re-enqueued
+    assert redis_client.llen(queue) == 2 + 20 + 1  # nothing pushed twice
 
 
 def test_the_last_message_of_a_queue_lost_off_it_is_re_enqueued(

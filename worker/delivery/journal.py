@@ -31,7 +31,9 @@ SCRIPT = resources.files("worker.delivery").joinpath("pipeline.lua").read_text(e
 RUN_TTL_SECONDS = LIMITS["run_ttl_seconds"]
 # Per-session sequence counters outlive the last command of a session by this much.
 ORDER_TTL_SECONDS = LIMITS["order_ttl_seconds"]
-REAP_BATCH = 500
+# Entries a reap pass handles at most per kind (due, lost per queue): bounds one
+# script call's time (re-pushing 200 messages: about 2 ms).
+REAP_BATCH = 200
 # The most commands one message may carry (`enqueue(per_message=)`): a worker's time
 # limit for a batched message is this many commands' limits (`worker.runtime.app`).
 MAX_COMMANDS_PER_MESSAGE = LIMITS["max_commands_per_message"]
@@ -291,10 +293,30 @@ class Journal:
         return as_text(self._call("replay", arguments("replay", values)))
 
 
+def in_flight_jids(client: redis.Redis, keys: RedisKeys) -> list[str]:
+    """Every journaled jid: those due for a look (running, waiting, parked) and those
+    whose message is queued (`queued:<queue>`)."""
+    queues = [as_text(queue) for queue in client.smembers(keys.queues)]
+    pipe = client.pipeline(transaction=False)
+    pipe.zrange(keys.due, 0, -1)
+    for queue in queues:
+        pipe.zrange(keys.queued(queue), 0, -1)
+    return [as_text(jid) for jids in pipe.execute() for jid in jids]
+
+
+def in_flight_count(client: redis.Redis, keys: RedisKeys) -> int:
+    """How many commands the journal holds (the length of `in_flight_jids`)."""
+    queues = [as_text(queue) for queue in client.smembers(keys.queues)]
+    pipe = client.pipeline(transaction=False)
+    pipe.zcard(keys.due)
+    for queue in queues:
+        pipe.zcard(keys.queued(queue))
+    return sum(pipe.execute())
+
+
 def entry_states(client: redis.Redis, keys: RedisKeys) -> dict[str, int]:
     """How many journal entries are in each state (`st`: queued, running, waiting, parked)."""
-    jids = client.zrange(keys.due, 0, -1)
     pipe = client.pipeline(transaction=False)
-    for jid in jids:
-        pipe.hget(keys.journal(as_text(jid)), "st")
+    for jid in in_flight_jids(client, keys):
+        pipe.hget(keys.journal(jid), "st")
     return dict(Counter(as_text(state) for state in pipe.execute() if state is not None))

@@ -55,6 +55,16 @@ class RedisKeys:
     def queue_taken(self, queue: str) -> str:
         return self._key("queue_taken", queue=queue)
 
+    def queued(self, queue: str) -> str:
+        return self._key("queued", queue=queue)
+
+    @property
+    def queues(self) -> str:
+        return self._key("queues")
+
+    def queue_mark(self, queue: str) -> str:
+        return self._key("queue_mark", queue=queue)
+
     def run_outcomes(self, run_id: str) -> str:
         return self._key("run_outcomes", run_id=run_id)
 

@@ -18,6 +18,10 @@
 -- Keys (all under <prefix>; a single Redis, not a cluster: keys are derived here):
 --   j:<jid>        hash   journal entry of one delivery chain (see `new_entry`)
 --   due            zset   jid -> ms when the reaper should look at the entry again
+--                         (running, waiting for a retry, parked; never queued)
+--   queued:<queue> zset   jid -> queue position, for entries whose message is queued;
+--                         queues: set of the queues that have had any;
+--                         qmark:<queue> hash, the reaper's mark (see `reap_lost`)
 --   s:<session>    hash   next (last sequence given out), done (last sequence finished),
 --                         j:<n> (jid holding sequence n), p:<n> (jid parked waiting for n-1)
 --   qpos:<queue>   string pushes to the queue so far; qtaken:<queue> highest claimed
@@ -106,16 +110,30 @@ local function batch_envelope(cmds, jids, queue, tag)
   return celery_message(BATCH_TASK, args, '"(' .. #cmds .. ' commands)"', queue, tag)
 end
 
--- Put the entry's command on its queue (again). `front` puts it next in line: a
--- woken successor has waited already. `due` is when the reaper looks again.
+-- Put the entry's command on its queue (again), listed in `queued:<queue>` (what the
+-- reaper checks for lost messages, see `reap_lost`) and out of `due`.
+-- `front` puts it next in line: a woken successor has waited already. It takes no new
+-- position: it gets the last one given out and is marked `qf`, so claiming it moves
+-- `qtaken` nowhere (otherwise every message queued behind it would look passed, and
+-- the reaper would push copies of a whole backlog), and it counts as passed only once
+-- a message enqueued after it is claimed.
 local function push(jid, now, visibility, front)
   local e = key('j', jid)
   local entry = fields(e, 'cmd', 'cid', 'q')
-  local qpos = redis.call('INCR', key('qpos', entry.q))
-  redis.call('HSET', e, 'st', 'queued', 'own', '', 'qpos', qpos)
-  local message = envelope(entry.cmd, entry.cid, jid, quoted(entry.q), jid .. '.' .. qpos)
+  local qpos, tag
+  if front then
+    qpos = tonumber(redis.call('GET', key('qpos', entry.q)) or '0')
+    tag = jid .. '.' .. qpos .. 'f'
+  else
+    qpos = redis.call('INCR', key('qpos', entry.q))
+    tag = jid .. '.' .. qpos
+    redis.call('SADD', key('queues'), entry.q)
+  end
+  redis.call('HSET', e, 'st', 'queued', 'own', '', 'qpos', qpos, 'qf', front and 1 or 0)
+  local message = envelope(entry.cmd, entry.cid, jid, quoted(entry.q), tag)
   redis.call(front and 'RPUSH' or 'LPUSH', entry.q, message)
-  redis.call('ZADD', key('due'), now + visibility, jid)
+  redis.call('ZADD', key('queued', entry.q), qpos, jid)
+  redis.call('ZREM', key('due'), jid)
 end
 
 local function new_jid(now)
@@ -188,7 +206,7 @@ local function enqueue_commands(queue, visibility, run, order_ttl, run_ttl, firs
   local first_jid = redis.call('INCRBY', key('jid'), count) - count
   local first_qpos = redis.call('INCRBY', key('qpos', queue), positions) - positions
   local r = key('run', run)
-  local jids, messages, due, sessions = {}, {}, {}, {}
+  local jids, messages, listed, sessions = {}, {}, {}, {}
   local queue_json = quoted(queue)
   local new_in_run, kept = 0, 0
   local group, group_jids = {}, {}
@@ -225,8 +243,8 @@ local function enqueue_commands(queue, visibility, run, order_ttl, run_ttl, firs
       else
         messages[#messages + 1] = envelope(cmd, cid, jid, queue_json, jid .. '.' .. qpos)
       end
-      due[#due + 1] = now + visibility
-      due[#due + 1] = jid
+      listed[#listed + 1] = qpos
+      listed[#listed + 1] = jid
       if run ~= '' and not outcome then
         redis.call('HSET', r, cid, PENDING)
         new_in_run = new_in_run + 1
@@ -242,10 +260,11 @@ local function enqueue_commands(queue, visibility, run, order_ttl, run_ttl, firs
   for from = 1, #messages, 1000 do
     redis.call('LPUSH', queue, unpack(messages, from, math.min(from + 999, #messages)))
   end
-  for from = 1, #due / 2, 1000 do
-    local to = math.min(from + 999, #due / 2)
-    redis.call('ZADD', key('due'), unpack(due, 2 * from - 1, 2 * to))
+  for from = 1, #listed / 2, 1000 do
+    local to = math.min(from + 999, #listed / 2)
+    redis.call('ZADD', key('queued', queue), unpack(listed, 2 * from - 1, 2 * to))
   end
+  if #listed > 0 then redis.call('SADD', key('queues'), queue) end
   for s in pairs(sessions) do redis.call('EXPIRE', s, order_ttl) end
   if run ~= '' then
     if new_in_run > 0 then redis.call('HINCRBY', key('run', run, 'n'), 'sent', new_in_run) end
@@ -282,26 +301,36 @@ local function claim()
   local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
   max_deaths = tonumber(max_deaths)
   local now, e = now_ms(), key('j', jid)
-  -- The rest of a batched message: still 'queued', but at a position this claim takes,
-  -- so once due the reaper would take them for a lost message and push copies while
-  -- this worker is on its way to them. Their due time moves a visibility timeout on
-  -- (the worker passes them again before that runs out); if the worker dies, they come
-  -- back through the reaper then, or with the whole message through kombu.
-  for i = first_rest_jid, #ARGV do
-    if redis.call('HGET', key('j', ARGV[i]), 'st') == 'queued' then
-      redis.call('ZADD', key('due'), now + visibility, ARGV[i])
-    end
-  end
-  local entry = fields(e, 'st', 'own', 'sid', 'seq', 'dlv', 'att', 'q', 'qpos', 'enq')
+  local entry = fields(e, 'st', 'own', 'sid', 'seq', 'dlv', 'att', 'q', 'qpos', 'qf', 'enq')
   if not entry.st then
     -- Finished already (this is a duplicate delivery), or never journaled.
     if adopt_command == '' then return { 'skip' } end
     new_entry(jid, adopt_command, adopt_command_id, '', adopt_queue, '', now)
     entry = { st = 'new', own = '', sid = '', seq = false, dlv = '0', att = '0', q = adopt_queue,
-      qpos = false, enq = now }
+      qpos = false, qf = false, enq = now }
   end
-  if entry.qpos and tonumber(entry.qpos) > tonumber(redis.call('GET', key('qtaken', entry.q)) or '0') then
+  local listed = key('queued', entry.q)
+  redis.call('ZREM', listed, jid)
+  -- A woken successor (`qf`) was put ahead of the queue: it says nothing about the
+  -- messages behind it (see `push`).
+  if entry.qpos and entry.qf ~= '1'
+      and tonumber(entry.qpos) > tonumber(redis.call('GET', key('qtaken', entry.q)) or '0') then
     redis.call('SET', key('qtaken', entry.q), entry.qpos)
+  end
+  -- The rest of a batched message: still listed as queued, at a position this claim
+  -- takes, so the reaper would soon take them for lost and push copies while this
+  -- worker is on its way to them. They are listed again as if queued just now (the
+  -- last position given out, as a woken successor is); the worker renews that before
+  -- a visibility timeout passes. If it dies, they come back through the reaper then,
+  -- or with the whole message through kombu. XX: the claimed ones stay out.
+  if #ARGV >= first_rest_jid then
+    local last = tonumber(redis.call('GET', key('qpos', entry.q)) or '0')
+    local renewed = {}
+    for i = first_rest_jid, #ARGV do
+      renewed[#renewed + 1] = last
+      renewed[#renewed + 1] = ARGV[i]
+    end
+    redis.call('ZADD', listed, 'XX', unpack(renewed))
   end
   if entry.st == 'running' and entry.own ~= worker and applying(entry.own, jid)
       and alive(entry.own, now, heartbeat_timeout) then
@@ -394,15 +423,49 @@ local function retry()
   return 1
 end
 
+-- Messages of <queue> lost between the queue and a worker (kombu's BRPOP window: a
+-- worker killed after taking a message off the queue and before its claim). The
+-- queue is FIFO, so once a message is claimed every message listed before it has
+-- been taken off; if one of those is still unclaimed a visibility timeout later,
+-- its worker lost it. `qmark:<queue>` remembers "every position below P had been
+-- taken off by <ms>": P is `qtaken`, or past the last position given out when the
+-- queue is empty. A visibility timeout after the mark, what is still listed below P
+-- is pushed again (at most <limit> a pass; the rest on the next pass), and a new mark
+-- is taken. So the work is what is lost, found by one range query, never the backlog.
+local function reap_lost(queue, now, visibility, limit)
+  local listed, mark = key('queued', queue), key('qmark', queue)
+  local marked = fields(mark, 'pos', 'at')
+  if marked.at and now - tonumber(marked.at) < visibility then return 0 end
+  local requeued = 0
+  if marked.pos then
+    local lost = redis.call('ZRANGEBYSCORE', listed, '-inf', '(' .. marked.pos, 'LIMIT', 0, limit)
+    for _, jid in ipairs(lost) do
+      if redis.call('HGET', key('j', jid), 'st') == 'queued' then
+        push(jid, now, visibility, false)
+        requeued = requeued + 1
+      else
+        redis.call('ZREM', listed, jid) -- claimed or finished meanwhile
+      end
+    end
+    if #lost == tonumber(limit) then return requeued end -- more below P: next pass, same mark
+  end
+  local passed
+  if redis.call('LLEN', queue) == 0 then
+    passed = tonumber(redis.call('GET', key('qpos', queue)) or '0') + 1
+  else
+    passed = tonumber(redis.call('GET', key('qtaken', queue)) or '0')
+  end
+  redis.call('HSET', mark, 'pos', passed, 'at', now)
+  return requeued
+end
+
 -- reap <visibility ms> <heartbeat timeout ms> <limit> [<owner> <lease ms>]
 -- With an owner, only while it holds the reaper lease (taken or renewed here).
 -- Re-enqueues what nobody is working on: the command of a worker process whose
 -- heartbeat stopped, a retry whose delay is over, a parked command due for a
--- re-check, and a message lost between the queue and a worker (still unclaimed
--- after the visibility timeout although later messages of its queue were claimed,
--- or, in a batched message, a command of the same message; `claim` keeps the rest of
--- a message it is working through from coming due).
--- Returns {re-enqueued, dead workers}.
+-- re-check, and a message lost between the queue and a worker (`reap_lost`).
+-- `due` holds only entries that are not queued (running, waiting, parked), so a
+-- backlog costs the reaper nothing. Returns {re-enqueued, dead workers}.
 local function reap()
   local visibility_ms, heartbeat_timeout_ms, limit, owner, lease_ms = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
   local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
@@ -428,22 +491,23 @@ local function reap()
   local due = redis.call('ZRANGEBYSCORE', key('due'), '-inf', now, 'LIMIT', 0, limit)
   for _, jid in ipairs(due) do
     local entry = fields(key('j', jid), 'st', 'own', 'q', 'qpos')
-    local later = now + visibility
     if not entry.st then
       redis.call('ZREM', key('due'), jid)
     elseif entry.st == 'running' and applying(entry.own, jid)
         and alive(entry.own, now, heartbeat_timeout) then
-      redis.call('ZADD', key('due'), later, jid) -- a slow command, still being applied
-    elseif entry.st == 'queued' and redis.call('LLEN', entry.q) > 0
-        and tonumber(entry.qpos) > tonumber(redis.call('GET', key('qtaken', entry.q)) or '0') then
-      -- Still waiting its turn in the queue. (An empty queue means it was taken off
-      -- and never claimed: a worker killed in kombu's window, or a task Celery dropped
-      -- when Redis refused its claim; no later claim may ever come to move past it.)
-      redis.call('ZADD', key('due'), later, jid)
+      redis.call('ZADD', key('due'), now + visibility, jid) -- a slow command, still being applied
+    elseif entry.st == 'queued' then
+      -- Queued by a script from before `queued:<queue>`: listed there from now on.
+      redis.call('ZADD', key('queued', entry.q), tonumber(entry.qpos) or 0, jid)
+      redis.call('SADD', key('queues'), entry.q)
+      redis.call('ZREM', key('due'), jid)
     else
       push(jid, now, visibility, false)
       requeued = requeued + 1
     end
+  end
+  for _, queue in ipairs(redis.call('SMEMBERS', key('queues'))) do
+    requeued = requeued + reap_lost(queue, now, visibility, limit)
   end
   return { requeued, #dead }
 end
