@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     # command of the session needs no DynamoDB read (0: always read). Memory: about
     # one item (1-10 KB) per session written within this time.
     session_copy_ttl: int = Field(default=300, ge=0)
+    # The dead-letter store's bounds: entries older than `dead_letter_ttl` seconds are
+    # evicted, then the oldest while there are more than `dead_letter_max`; evictions
+    # are counted (`checkout status`, metric checkout_dead_letters_evicted_total).
+    # Memory: each entry keeps its command (up to CHECKOUT_MAX_COMMAND_BYTES).
+    dead_letter_max: int = Field(default=10_000, ge=1)
+    dead_letter_ttl: float = Field(default=7 * DAY_SECONDS, ge=60)
     # How often one worker (holding a lease) looks for commands to re-enqueue.
     reap_interval: float = Field(default=0.25, gt=0)
     session_ttl_seconds: int = Field(default=DAY_SECONDS, ge=60)

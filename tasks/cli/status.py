@@ -56,9 +56,10 @@ def collect(client: Any, settings: Settings, *, ping_timeout: float) -> dict[str
     for queue in queues:
         pipe.llen(queue)
     pipe.zcard(keys.dead_letters)
+    pipe.get(keys.dead_letters_evicted)
     pipe.xlen(settings.events_stream)
     pipe.time()
-    *depths, dead_letters, stream_length, (seconds, micros) = pipe.execute()
+    *depths, dead_letters, evicted, stream_length, (seconds, micros) = pipe.execute()
     in_flight = in_flight_count(client, keys)
     now_ms = seconds * 1000 + micros // 1000
     return {
@@ -66,6 +67,7 @@ def collect(client: Any, settings: Settings, *, ping_timeout: float) -> dict[str
         "in_flight": in_flight,
         "in_flight_by_state": _states(client, keys, in_flight),
         "dead_letters": dead_letters,
+        "dead_letters_evicted": int(evicted or 0),
         "stream": settings.events_stream,
         "stream_length": stream_length,
         "consumer_groups": _groups(client, settings.events_stream),
@@ -130,7 +132,9 @@ def render(report: dict[str, Any]) -> str:
     states = report["in_flight_by_state"]
     split = f" ({', '.join(f'{s} {n}' for s, n in sorted(states.items()))})" if states else ""
     lines.append(f"in flight: {report['in_flight']}{split}")
-    lines.append(f"dead letters: {report['dead_letters']}")
+    evicted = report["dead_letters_evicted"]
+    evicted_note = f" ({evicted} evicted, oldest first)" if evicted else ""
+    lines.append(f"dead letters: {report['dead_letters']}{evicted_note}")
     lines.append(f"events stream {report['stream']}: {report['stream_length']} entries")
     for group in report["consumer_groups"]:
         lines.append(

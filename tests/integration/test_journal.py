@@ -96,6 +96,36 @@ def test_each_command_of_a_session_gets_the_next_sequence_number(journal, redis_
     assert queued_jids(redis_client, settings.commands_queue) == jids
 
 
+def test_nothing_per_session_or_per_command_outlives_a_day(journal, redis_client, settings):
+    day, week = 86400, 7 * 86400
+    enqueue(journal, settings.commands_queue, command("s-ttl"), run_id="r-ttl")
+    keys = journal.keys
+
+    assert 0 < redis_client.ttl(keys.session_order("s-ttl")) <= day
+    assert 0 < redis_client.ttl(keys.run_outcomes("r-ttl")) <= day
+    assert day < redis_client.ttl(keys.run_counts("r-ttl")) <= week  # the run's summary
+
+
+def test_the_reaper_keeps_the_dead_letter_store_within_its_bounds(
+    make_journal, redis_client, settings
+):
+    journal = make_journal(dead_letter_max=2, dead_letter_ttl=3600)
+    keys = journal.keys
+    for n in range(4):
+        redis_client.zadd(keys.dead_letters, {f"d{n}": 1_000 + n})  # by age: d0 oldest
+        redis_client.hset(keys.dead_letter(f"d{n}"), mapping={"id": f"d{n}"})
+    assert journal.reap() == (0, 0, 4)  # all older than an hour (Redis clock: now)
+
+    now = redis_ms(redis_client)
+    for n in range(4):
+        redis_client.zadd(keys.dead_letters, {f"e{n}": now + n})
+        redis_client.hset(keys.dead_letter(f"e{n}"), mapping={"id": f"e{n}"})
+    assert journal.reap() == (0, 0, 2)
+    assert redis_client.zrange(keys.dead_letters, 0, -1) == ["e2", "e3"]  # the newest kept
+    assert not redis_client.exists(keys.dead_letter("e0"), keys.dead_letter("e1"))
+    assert redis_client.get(keys.dead_letters_evicted) == "6"
+
+
 # ─── Claim ───
 
 
@@ -190,7 +220,7 @@ def test_a_retry_is_re_enqueued_by_the_reaper_once_its_delay_is_over(
     assert (stored["st"], stored["att"], stored["etype"]) == ("waiting", "1", "TimeoutError")
     due = redis_client.zscore(journal.keys.due, jid)
     assert before + 3000 <= due <= redis_ms(redis_client) + 3000
-    assert journal.reap() == (0, 0)
+    assert journal.reap() == (0, 0, 0)
     assert len(queued_jids(redis_client, queue)) == 1
 
     poll(lambda: journal.reap()[0] == 1, "the retry is re-enqueued")
@@ -266,7 +296,7 @@ def test_a_woken_successor_does_not_make_the_backlog_behind_it_look_lost(
     until = redis_ms(redis_client) + 2500
     while redis_ms(redis_client) < until:  # reap passes over 2.5 visibility timeouts
         journal.heartbeat("w1", second)
-        assert journal.reap() == (0, 0)
+        assert journal.reap() == (0, 0, 0)
         time.sleep(0.05)
     positions = [entry(redis_client, journal, jid)["qpos"] for jid in backlog]
     assert positions == [str(n) for n in range(3, 23)]  # none re-enqueued
@@ -399,7 +429,7 @@ def test_only_the_lease_holder_reaps(journal, redis_client, settings):
     journal.retry(jid, "w2", delay=0.0, error=TimeoutError("DynamoDB timed out"))
 
     # ...and another reaper does nothing while it holds it; the holder renews and goes on.
-    assert journal.reap(owner="r2", lease_ms=60_000) == (0, 0)
+    assert journal.reap(owner="r2", lease_ms=60_000) == (0, 0, 0)
     assert redis_client.zscore(journal.keys.due, jid) is not None
     poll(lambda: journal.reap(owner="r1", lease_ms=60_000)[0] == 1, "the holder goes on")
 

@@ -27,9 +27,11 @@ from worker.redis_client import as_text
 from worker.settings import Settings
 
 SCRIPT = resources.files("worker.delivery").joinpath("pipeline.lua").read_text(encoding="utf-8")
-# A run's summary outlives it by a week, as command records do.
+# A run's summary (counts, first failures) outlives it by a week; its per-command
+# outcomes by a day (`keep_run` in pipeline.lua).
 RUN_TTL_SECONDS = LIMITS["run_ttl_seconds"]
-# Per-session sequence counters outlive the last command of a session by this much.
+# Per-session ordering state outlives the last command of a session by a day, the
+# session's own lifetime.
 ORDER_TTL_SECONDS = LIMITS["order_ttl_seconds"]
 # Entries a reap pass handles at most per kind (due, lost per queue): bounds one
 # script call's time (re-pushing 200 messages: about 2 ms).
@@ -244,8 +246,9 @@ class Journal:
     def heartbeat(self, worker: str, applying: str | None = None) -> None:
         self._call("beat", arguments("beat", {"worker": worker, "jid": applying or ""}))
 
-    def reap(self, *, owner: str = "", lease_ms: int = 0) -> tuple[int, int]:
-        """Re-enqueue what nobody works on; returns (re-enqueued, dead workers).
+    def reap(self, *, owner: str = "", lease_ms: int = 0) -> tuple[int, int, int]:
+        """Re-enqueue what nobody works on and keep the dead-letter store within its
+        bounds; returns (re-enqueued, dead workers, dead letters evicted).
 
         With `owner`, only while it holds the reaper lease, taken or renewed in the same
         script call (one round trip a tick, not four).
@@ -256,9 +259,11 @@ class Journal:
             "limit": REAP_BATCH,
             "owner": owner,
             "lease_ms": lease_ms,
+            "dead_letter_max": self._settings.dead_letter_max,
+            "dead_letter_ttl_ms": int(self._settings.dead_letter_ttl * 1000),
         }
-        requeued, dead = self._call("reap", arguments("reap", values))
-        return int(requeued), int(dead)
+        requeued, dead, evicted = self._call("reap", arguments("reap", values))
+        return int(requeued), int(dead), int(evicted)
 
     def bury(
         self, entry_id: str, *, queue: str, raw: str, event_json: str, dead_letter: DeadLetter

@@ -37,6 +37,10 @@ class RedisKeys:
     def dead_letters(self) -> str:
         return self._key("dead_letters")
 
+    @property
+    def dead_letters_evicted(self) -> str:
+        return self._key("dead_letters_evicted")
+
     def dead_letter(self, entry_id: str) -> str:
         return self._key("dead_letter", entry_id=entry_id)
 

@@ -28,7 +28,8 @@
 --                         (the commands of one batched message share its position)
 --   workers        zset   worker process id -> last heartbeat ms
 --   busy           hash   worker process id -> jid it is applying now
---   dlq            zset   dead-letter id -> ms;  dlq:<id> hash, the entry
+--   dlq            zset   dead-letter id -> ms;  dlq:<id> hash, the entry;
+--                         dlq:evicted string, entries evicted (`evict_dead_letters`)
 --   run:<run>      hash   command_id -> outcome;  run:<run>:n hash, counts;
 --   run:<run>:ex   list   "<outcome> <command_id>" of the first failures
 --   c:<session>    string the session item as the store last wrote it
@@ -40,6 +41,7 @@ local TASK = 'checkout.apply_command'
 local BATCH_TASK = 'checkout.apply_commands' -- args [[cmd, ...], [jid, ...]]
 local PENDING, APPLIED = 'pending', 'applied'
 local EXAMPLES = 20
+local RUN_OUTCOMES_TTL = 86400 -- protocol.json limits.run_outcomes_ttl_seconds
 
 local function key(...)
   return prefix .. ':' .. table.concat({ ... }, ':')
@@ -145,10 +147,13 @@ local function new_entry(jid, cmd, cid, sid, queue, run, now)
     'run', run, 'enq', now, 'att', 0, 'dlv', 0, 'st', 'new', 'own', '')
 end
 
+-- A run's summary (counts, first failures) lives <ttl>; its per-command outcomes at
+-- most a day, like everything else per command: resuming a run later than that leans
+-- on the commands' idempotency (a finished command is replayed, not applied twice).
 local function keep_run(run, ttl)
-  for _, k in ipairs({ key('run', run), key('run', run, 'n'), key('run', run, 'ex') }) do
-    redis.call('EXPIRE', k, ttl)
-  end
+  redis.call('EXPIRE', key('run', run), math.min(ttl, RUN_OUTCOMES_TTL))
+  redis.call('EXPIRE', key('run', run, 'n'), ttl)
+  redis.call('EXPIRE', key('run', run, 'ex'), ttl)
 end
 
 local function record_outcome(run, cid, outcome, ttl)
@@ -459,21 +464,44 @@ local function reap_lost(queue, now, visibility, limit)
   return requeued
 end
 
--- reap <visibility ms> <heartbeat timeout ms> <limit> [<owner> <lease ms>]
+-- The dead-letter store's bounds: entries older than <ttl ms> go, then the oldest
+-- while there are more than <max>, at most <limit> a pass. Counted in
+-- `dlq:evicted` (shown by `checkout status`, and as a metric by the reaper).
+local function evict_dead_letters(now, max, ttl, limit)
+  local dlq = key('dlq')
+  local gone = redis.call('ZRANGEBYSCORE', dlq, '-inf', now - ttl, 'LIMIT', 0, limit)
+  local excess = math.min(redis.call('ZCARD', dlq) - #gone - max, limit - #gone)
+  if excess > 0 then
+    for _, id in ipairs(redis.call('ZRANGE', dlq, #gone, #gone + excess - 1)) do
+      gone[#gone + 1] = id
+    end
+  end
+  if #gone == 0 then return 0 end
+  local entries = {}
+  for i, id in ipairs(gone) do entries[i] = key('dlq', id) end
+  redis.call('DEL', unpack(entries))
+  redis.call('ZREM', dlq, unpack(gone))
+  redis.call('INCRBY', key('dlq', 'evicted'), #gone)
+  return #gone
+end
+
+-- reap <visibility ms> <heartbeat timeout ms> <limit> <owner> <lease ms>
+--      <dead-letter max> <dead-letter ttl ms>
 -- With an owner, only while it holds the reaper lease (taken or renewed here).
 -- Re-enqueues what nobody is working on: the command of a worker process whose
 -- heartbeat stopped, a retry whose delay is over, a parked command due for a
 -- re-check, and a message lost between the queue and a worker (`reap_lost`).
 -- `due` holds only entries that are not queued (running, waiting, parked), so a
--- backlog costs the reaper nothing. Returns {re-enqueued, dead workers}.
+-- backlog costs the reaper nothing. Then the dead-letter store is kept within its
+-- bounds. Returns {re-enqueued, dead workers, dead letters evicted}.
 local function reap()
-  local visibility_ms, heartbeat_timeout_ms, limit, owner, lease_ms = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  local visibility_ms, heartbeat_timeout_ms, limit, owner, lease_ms, dead_letter_max, dead_letter_ttl_ms = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
   local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
   if owner and owner ~= '' then
     -- One reaper at a time: take the lease, or renew it if ours, in the same call.
     local lease = key('reaper')
     if not redis.call('SET', lease, owner, 'NX', 'PX', lease_ms) then
-      if redis.call('GET', lease) ~= owner then return { 0, 0 } end
+      if redis.call('GET', lease) ~= owner then return { 0, 0, 0 } end
       redis.call('PEXPIRE', lease, lease_ms)
     end
   end
@@ -509,7 +537,9 @@ local function reap()
   for _, queue in ipairs(redis.call('SMEMBERS', key('queues'))) do
     requeued = requeued + reap_lost(queue, now, visibility, limit)
   end
-  return { requeued, #dead }
+  local evicted = evict_dead_letters(now, tonumber(dead_letter_max), tonumber(dead_letter_ttl_ms),
+    tonumber(limit))
+  return { requeued, #dead, evicted }
 end
 
 -- replay <dead-letter id> <visibility ms>

@@ -12,6 +12,7 @@ import threading
 
 from worker.delivery.journal import Journal
 from worker.errors import JournalUnavailable
+from worker.observability import metrics
 
 logger = logging.getLogger("checkout.reaper")
 
@@ -32,12 +33,16 @@ class Reaper:
     def stop(self) -> None:
         self._stopped.set()
 
-    def run_once(self) -> tuple[int, int]:
-        """One pass if this process holds (or takes) the lease; (re-enqueued, dead workers)."""
-        requeued, dead = self._journal.reap(owner=self._owner, lease_ms=self._lease_ms)
+    def run_once(self) -> tuple[int, int, int]:
+        """One pass if this process holds (or takes) the lease;
+        (re-enqueued, dead workers, dead letters evicted)."""
+        requeued, dead, evicted = self._journal.reap(owner=self._owner, lease_ms=self._lease_ms)
         if requeued or dead:
             logger.info("re-enqueued %d commands; %d worker processes gone", requeued, dead)
-        return requeued, dead
+        if evicted:
+            logger.warning("dead-letter store full or old: evicted %d oldest entries", evicted)
+            metrics.count_dead_letters_evicted(evicted)
+        return requeued, dead, evicted
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):

@@ -37,6 +37,10 @@ COMMAND_SECONDS = Histogram(
 )
 RETRIES = Counter("checkout_retries", "Failed attempts scheduled for another try")
 DEAD_LETTERS = Counter("checkout_dead_letters", "Commands dead-lettered, by code", ["code"])
+DEAD_LETTERS_EVICTED = Counter(
+    "checkout_dead_letters_evicted",
+    "Dead-letter entries evicted (CHECKOUT_DEAD_LETTER_MAX / CHECKOUT_DEAD_LETTER_TTL)",
+)
 DYNAMODB_REQUESTS = Counter(
     "checkout_dynamodb_requests",
     "HTTP requests sent to DynamoDB (botocore's retries included), by operation",
@@ -57,6 +61,10 @@ def observe_outcome(command_type: str | None, outcome: str, seconds: float | Non
 
 def count_retry() -> None:
     RETRIES.inc()
+
+
+def count_dead_letters_evicted(count: int) -> None:
+    DEAD_LETTERS_EVICTED.inc(count)
 
 
 def count_dead_letter(code: str) -> None:
