@@ -54,13 +54,18 @@ class EnqueueFailed(RuntimeError):
 
 
 def prepare(command: CommandInput) -> Pending:
-    """Validate `command` and return what the enqueue script takes for it."""
+    """Validate `command` and return what the enqueue script takes for it.
+
+    Raises `InvalidCommand` for a command that does not validate, cannot be sent as
+    UTF-8 JSON, or is longer than CHECKOUT_MAX_COMMAND_BYTES.
+    """
     text = None
     if isinstance(command, str | bytes):
         # Valid JSON text goes as it came: the worker validates it with the same model,
         # so it means what the parsed command means, and re-serialising costs a tenth
         # of a bulk send.
         text = command.decode() if isinstance(command, bytes) else command.strip()
+        _check_size(len(command) if isinstance(command, bytes) else _utf8_length(text))
     if not isinstance(command, BaseModel):
         try:
             command = parse_command(command)
@@ -72,7 +77,21 @@ def prepare(command: CommandInput) -> Pending:
             text = command.model_dump_json(exclude_unset=True)
         except PydanticSerializationError as error:
             raise InvalidCommand(f"the command cannot be sent as UTF-8 JSON: {error}") from None
+        _check_size(_utf8_length(text))
     return Pending(text, command.command_id, command.session_id)
+
+
+def _utf8_length(text: str) -> int:
+    # surrogatepass: a lone surrogate is refused by validation, with its place named.
+    return len(text.encode(errors="surrogatepass"))
+
+
+def _check_size(size: int) -> None:
+    limit = get_settings().max_command_bytes
+    if size > limit:
+        raise InvalidCommand(
+            f"command: {size} bytes of JSON, more than CHECKOUT_MAX_COMMAND_BYTES ({limit})"
+        )
 
 
 class CommandProducer:

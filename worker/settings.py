@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     dynamodb_client: Literal["http", "botocore"] = "http"
     sessions_table: str = "checkout_sessions"
     events_stream: str = "checkout:events"
+    # The longest command (its JSON text, bytes) a producer accepts and a worker
+    # applies; DynamoDB's item limit is 400 KB, and every byte of a command is kept
+    # in Redis while it is in flight (and in a dead letter).
+    max_command_bytes: int = Field(default=256 * 1024, ge=1024, le=400_000)
     # Approximate cap on stream entries, so an unread stream cannot exhaust Redis memory.
     events_maxlen: int = Field(default=1_000_000, ge=1000)
     commands_queue: str = "checkout.commands"

@@ -29,6 +29,8 @@ from schemas.session import MAX_SAFE_INTEGER
 from tasks.embedded.stack import CHECKOUT
 from tests.faults.checker import read_events
 from tests.faults.conftest import wait_for
+from worker.delivery.journal import in_flight_count
+from worker.delivery.keys import RedisKeys
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$")
 STATUSES = {"incomplete", "requires_escalation", "ready_for_complete", "complete_in_progress"}
@@ -173,9 +175,6 @@ random_text = st.text(max_size=40).filter(lambda t: t.strip())
 
 def _pending_count(redis_client, settings) -> tuple[int, int]:
     """(messages on the queue, journal entries): both unchanged by a refused command."""
-    from worker.delivery.journal import in_flight_count
-    from worker.delivery.keys import RedisKeys
-
     keys = RedisKeys(settings.key_prefix)
     return redis_client.llen(settings.commands_queue), in_flight_count(redis_client, keys)
 
@@ -391,3 +390,29 @@ def _push_around_producer(sender, redis_client, settings, messages) -> None:
                 queue=settings.commands_queue,
                 producer=publisher,
             )
+
+
+def test_a_command_past_the_size_limit_sent_around_the_producer_is_rejected_once(
+    around_producer, workers, redis_client, settings, store
+):
+    sessions = _documents(store)
+    start = redis_client.xlen(settings.events_stream)
+    big = {
+        "type": "update_session",
+        "command_id": "too-long",
+        "session_id": SESSIONS[0],
+        "updates": {"buyer": {"email": "m@example.com", "note": "x" * (256 * 1024)}},
+    }
+    _push_around_producer(around_producer, redis_client, settings, [("task", big)])
+
+    wait_for(
+        lambda: redis_client.xlen(settings.events_stream) > start, what="the big command's result"
+    )
+    (event,) = read_events(redis_client, settings.events_stream)[start:]
+    assert (event["type"], event["command_id"]) == ("command.rejected", "too-long")
+    assert event["error"]["code"] == "validation_error"
+    assert "more than CHECKOUT_MAX_COMMAND_BYTES" in event["error"]["message"]
+    keys = RedisKeys(settings.key_prefix)
+    wait_for(lambda: in_flight_count(redis_client, keys) == 0, what="nothing in flight")
+    assert redis_client.xlen(settings.events_stream) == start + 1  # once: no retry
+    assert _documents(store) == sessions

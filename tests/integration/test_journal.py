@@ -11,7 +11,10 @@ import time
 import uuid
 from collections.abc import Callable
 
+import pytest
+
 from worker.delivery.journal import DeadLetter, Journal, Pending
+from worker.errors import JournalUnavailable
 
 TASK = "checkout.apply_command"
 DEADLINE = 60.0
@@ -124,6 +127,16 @@ def test_the_reaper_keeps_the_dead_letter_store_within_its_bounds(
     assert redis_client.zrange(keys.dead_letters, 0, -1) == ["e2", "e3"]  # the newest kept
     assert not redis_client.exists(keys.dead_letter("e0"), keys.dead_letter("e1"))
     assert redis_client.get(keys.dead_letters_evicted) == "6"
+
+
+def test_the_script_refuses_a_call_with_a_command_past_dynamodbs_item_limit(
+    journal, redis_client, settings
+):
+    fine, huge = command("s-huge"), command("s-huge", note="x" * 400_001)
+    with pytest.raises(JournalUnavailable, match=r"command 1 is \d+ bytes, more than 400000"):
+        enqueue(journal, settings.commands_queue, fine, huge)
+    assert redis_client.llen(settings.commands_queue) == 0
+    assert not redis_client.exists(journal.keys.session_order("s-huge"))
 
 
 # ─── Claim ───

@@ -41,6 +41,7 @@ local TASK = 'checkout.apply_command'
 local BATCH_TASK = 'checkout.apply_commands' -- args [[cmd, ...], [jid, ...]]
 local PENDING, APPLIED = 'pending', 'applied'
 local EXAMPLES = 20
+local MAX_COMMAND_BYTES = 400000 -- DynamoDB's item limit (protocol.json limits)
 local RUN_OUTCOMES_TTL = 86400 -- protocol.json limits.run_outcomes_ttl_seconds
 
 local function key(...)
@@ -204,6 +205,15 @@ end
 -- rest are kept from the reaper while the message is worked through).
 local function enqueue_commands(queue, visibility, run, order_ttl, run_ttl, first, per_message)
   local count = (#ARGV - first + 1) / 3
+  -- Producers refuse commands past CHECKOUT_MAX_COMMAND_BYTES; this is the backstop
+  -- for a client that skips them: nothing of a call with a command past DynamoDB's
+  -- item limit is enqueued.
+  for i = first, #ARGV, 3 do
+    if #ARGV[i] > MAX_COMMAND_BYTES then
+      return redis.error_reply('enqueue: command ' .. ((i - first) / 3) .. ' is ' .. #ARGV[i] ..
+        ' bytes, more than ' .. MAX_COMMAND_BYTES)
+    end
+  end
   local now = now_ms()
   -- Positions for every message the call may push (skipped commands leave gaps: harmless,
   -- the reaper only compares positions).

@@ -20,6 +20,7 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from schemas.commands import id_field
@@ -35,7 +36,7 @@ from worker.delivery.watchdog import time_limit
 from worker.errors import Transient
 from worker.observability import metrics
 from worker.service.apply import CheckoutService
-from worker.service.results import outcome_of
+from worker.service.results import invalid_event, outcome_of
 from worker.settings import Settings
 
 logger = logging.getLogger("checkout.worker")
@@ -150,6 +151,8 @@ class CommandProcessor:
             return self._dead_letter(jid, command, lost)
         if claim.verdict != "go":
             return claim.verdict
+        if adopt and len(adopt[0].encode()) > self._settings.max_command_bytes:
+            return self._finish(jid, command, too_long(command, adopt[0]), claim, time.monotonic())
         self.applying = jid
         started = time.monotonic()
         try:
@@ -157,6 +160,11 @@ class CommandProcessor:
                 event = self._service.apply(command, defer_if_missing=self._may_defer(claim))
         except Exception as error:  # every failure is bounded: retried, then dead-lettered
             return self._failed(jid, command, error, claim.attempts + 1)
+        return self._finish(jid, command, event, claim, started)
+
+    def _finish(
+        self, jid: str, command: Any, event: ResultEvent, claim: Any, started: float
+    ) -> str:
         if self._journal.finish(
             jid, self.worker_id, event_json=event.to_json(), outcome=outcome_of(event)
         ):
@@ -212,6 +220,13 @@ class CommandProcessor:
             metrics.count_dead_letter(reason.code)
             metrics.observe_outcome(id_field(command, "type"), "dead_lettered", None)
         return "dead_lettered"
+
+
+def too_long(command: Any, text: str) -> ResultEvent:
+    """The rejection of a command past CHECKOUT_MAX_COMMAND_BYTES that reached the
+    worker around the producers (a plain `send_task`): once, never retried."""
+    message = f"command: {len(text.encode())} bytes of JSON, more than CHECKOUT_MAX_COMMAND_BYTES"
+    return invalid_event(command, message, datetime.now(UTC))
 
 
 def _since_enqueue(claim: Any, started: float) -> float | None:

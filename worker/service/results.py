@@ -75,13 +75,16 @@ def rejected_event(head: Header, rejection: Rejected, current: Snapshot | None) 
 
 
 def invalid_event(
-    payload: Mapping[str, Any] | str, error: ValidationError, now: datetime
+    payload: Mapping[str, Any] | str, error: ValidationError | str, now: datetime
 ) -> ResultEvent:
-    """The rejection of a payload that is not a valid command.
+    """The rejection of a payload that is not a valid command (`error`: pydantic's
+    errors, or what is wrong in one line).
 
     Not recorded: the same payload always fails the same way (same event_id), and a
     producer that fixes its command can still use the command id.
     """
+    if isinstance(error, ValidationError):
+        error = describe_validation_error(error)
     command_id = id_field(payload, "command_id")
     return ResultEvent(
         event_id=event_id_for(command_id or "", canonical_digest(payload)),
@@ -90,7 +93,7 @@ def invalid_event(
         session_id=id_field(payload, "session_id"),
         version=None,
         occurred_at=js_iso(now),
-        error=EventError(code="validation_error", message=describe_validation_error(error)),
+        error=EventError(code="validation_error", message=error),
     )
 
 

@@ -43,10 +43,18 @@ type SchemaDocument = {
   oneOf: { $ref: string }[];
 };
 
+/** The default of CHECKOUT_MAX_COMMAND_BYTES (protocol.json limits.max_command_bytes). */
+export const MAX_COMMAND_BYTES = 256 * 1024;
+
 export class CommandValidator {
   private readonly byType = new Map<string, ValidateFunction>();
+  private readonly maxBytes: number;
 
-  constructor(schemaPath: string = DEFAULT_SCHEMA_PATH) {
+  constructor(
+    schemaPath: string = DEFAULT_SCHEMA_PATH,
+    maxBytes: number = Number(process.env.CHECKOUT_MAX_COMMAND_BYTES ?? MAX_COMMAND_BYTES),
+  ) {
+    this.maxBytes = maxBytes;
     const schema = JSON.parse(readText(schemaPath)) as SchemaDocument;
     const ajv = new Ajv2020({ allErrors: true, strict: true });
     ajv.addSchema(schema);
@@ -69,6 +77,13 @@ export class CommandValidator {
     const text = JSON.stringify(command);
     if (text === undefined || !text.startsWith("{")) {
       throw new InvalidCommand("command: must be a JSON object", "command");
+    }
+    const size = Buffer.byteLength(text, "utf8");
+    if (size > this.maxBytes) {
+      throw new InvalidCommand(
+        `command: ${size} bytes of JSON, more than CHECKOUT_MAX_COMMAND_BYTES (${this.maxBytes})`,
+        "command",
+      );
     }
     const value = JSON.parse(text) as Record<string, unknown>;
     const validate = this.byType.get(String(value.type));

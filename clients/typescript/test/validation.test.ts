@@ -62,6 +62,21 @@ describe("CheckoutProducer", () => {
     await nothingSent();
   });
 
+  it("refuses a command past CHECKOUT_MAX_COMMAND_BYTES, saying its size, and sends none", async () => {
+    const big = untyped({
+      ...create("c-big", "s-1"),
+      type: "update_session",
+      updates: { buyer: { email: "m@example.com", note: "é".repeat(128 * 1024) } }, // > 256 KiB
+    });
+    await assert.rejects(producer.enqueueMany([create("c-1", "s-1"), big]), (error: unknown) => {
+      assert.ok(error instanceof InvalidCommand);
+      assert.equal(error.position, 1);
+      assert.match(error.message, /command 1: command: 262\d{3} bytes of JSON, more than CHECKOUT_MAX_COMMAND_BYTES \(262144\)/);
+      return true;
+    });
+    await nothingSent();
+  });
+
   it("names an unknown field, a missing field and an unknown type", async () => {
     const cases: [unknown, string][] = [
       [{ ...create("c-1", "s-1"), colour: "red" }, "colour"],
