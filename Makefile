@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo up bench bench-bulk test test-unit test-integration test-e2e test-faults lint format compose-check wheel-check clean seed-harness
+.PHONY: install demo up bench bench-bulk bench-backlog test test-unit test-integration test-e2e test-faults lint format compose-check wheel-check clean seed-harness
 
 install: $(STAMP)
 
@@ -81,6 +81,9 @@ bench: install
 ## 10,000-session bulk-update end to end through two workers.
 bench-bulk: install
 	$(BIN)/python -m benchmarks.bulk
+
+bench-backlog: install
+	$(BIN)/python -m benchmarks.backlog
 
 ## The wheel the Docker image installs, in a fresh virtualenv outside the checkout:
 ## its `checkout worker` applies a command against a real Redis and moto server.
