@@ -19,6 +19,7 @@ from tests.faults.checker import read_events
 from tests.faults.conftest import wait_for
 from tests.faults.fault_proxy import FaultProxy
 from worker.delivery.keys import RedisKeys
+from worker.runtime.app import APPLY_COMMAND_TASK
 
 DEAD = "command.dead_lettered"
 # Stands for buyer data inside a poison message: it must not reach the worker's log.
@@ -109,6 +110,60 @@ def test_celery_message_for_an_unknown_task_is_dead_lettered(
     assert event["command_id"] == "unknown-task-1"
     [entry] = _dead_letters(redis_client, settings)
     assert "no.such.task" in entry["raw"]
+    _assert_still_serving(worker, producer, redis_client, settings)
+
+
+@pytest.mark.parametrize("task", ["celery.map", "celery.starmap", "celery.chord_unlock"])
+def test_celerys_built_in_tasks_do_not_run_from_the_checkout_queues(
+    task, worker, producer, redis_client, settings
+):
+    command = {"type": "create_session", "command_id": f"builtin-{task}"}
+    sender = Celery(broker=settings.redis_url)
+    try:
+        sender.send_task(
+            task, args=[{"task": APPLY_COMMAND_TASK}, [[command]]], queue=settings.commands_queue
+        )
+    finally:
+        sender.close()
+
+    event = _wait_dead_lettered(redis_client, settings)
+    assert event["error"]["code"] == "undeliverable"
+    assert f"unknown task {task!r}" in event["error"]["message"]
+    _assert_still_serving(worker, producer, redis_client, settings)
+    # What celery.map would have run never ran.
+    assert not [
+        e
+        for e in read_events(redis_client, settings.events_stream)
+        if e["command_id"] == command["command_id"] and e["type"] != DEAD
+    ]
+
+
+def test_a_time_limit_in_a_message_header_is_ignored(worker, producer, redis_client, settings):
+    """Limits come from settings: a forged 1 ms hard limit would kill the pool process
+    applying the command on every delivery until it was dead-lettered worker_lost."""
+    command = {"type": "create_session", "command_id": f"limit-{uuid.uuid4().hex[:8]}"}
+    sender = Celery(broker=settings.redis_url)
+    try:
+        sender.send_task(
+            APPLY_COMMAND_TASK,
+            args=[command],
+            queue=settings.commands_queue,
+            time_limit=0.001,
+            soft_time_limit=0.001,
+        )
+    finally:
+        sender.close()
+
+    def results():
+        return [
+            e
+            for e in read_events(redis_client, settings.events_stream)
+            if e["command_id"] == command["command_id"]
+        ]
+
+    (event,) = wait_for(results, what="the command's result")
+    assert event["type"] == "session.created"
+    assert "time limit" not in worker.log.read_text(errors="replace").lower()
     _assert_still_serving(worker, producer, redis_client, settings)
 
 
