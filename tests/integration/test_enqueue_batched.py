@@ -341,3 +341,24 @@ def test_a_stuck_command_of_a_batched_message_is_stopped_at_its_own_time_limit(
     assert stuck["st"] == "waiting" and stuck["att"] == "1"
     assert stuck["etype"] == "CommandTimeLimitExceeded"
     assert stuck["err"] == "the command ran longer than its time limit of 0.5s"
+
+
+def test_a_message_naming_another_commands_jid_is_dead_lettered_as_forged(
+    journal, processor, redis_client, settings, tables
+):
+    """Someone who can write to the broker sends a body of their own under a real jid:
+    it is not applied, and the real command's own delivery still is."""
+    queue = settings.commands_queue
+    real = session_commands("s-forged", 0)[0]
+    (jid,) = enqueue(journal, queue, real)
+    forged = {**real, "command_id": "forged-1", "buyer": {"email": "x@example.com"}}
+
+    assert processor.process(forged, jid=jid, task_id="t-forged", queue=queue) == "dead_lettered"
+    assert entry(redis_client, journal, jid)["st"] == "queued"  # the real entry: untouched
+
+    assert processor.process(real, jid=jid, task_id="t-real", queue=queue) == "applied"
+    types = [(e["type"], e["command_id"]) for e in events(redis_client, settings)]
+    assert types == [("command.dead_lettered", "forged-1"), ("session.created", real["command_id"])]
+    (dead_id,) = redis_client.zrange(journal.keys.dead_letters, 0, -1)
+    dead = redis_client.hgetall(journal.keys.dead_letter(dead_id))
+    assert (dead["code"], dead["type"]) == ("undeliverable", "Forged")

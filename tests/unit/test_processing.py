@@ -40,7 +40,7 @@ class FakeJournal:
     finished: list[Finished] = field(default_factory=list)
     retries: list[tuple[float, str]] = field(default_factory=list)
 
-    def claim(self, jid: str, worker: str, *, adopt=None, rest=()) -> Claim:
+    def claim(self, jid: str, worker: str, *, adopt=None, rest=(), command_id="") -> Claim:
         if self.verdicts:
             return self.verdicts.pop(0)
         if self.finished:
@@ -201,7 +201,7 @@ class BatchJournal(FakeJournal):
     claims: list[tuple[str, list[str]]] = field(default_factory=list)
     refuse_at: int | None = None
 
-    def claim(self, jid: str, worker: str, *, adopt=None, rest=()) -> Claim:
+    def claim(self, jid: str, worker: str, *, adopt=None, rest=(), command_id="") -> Claim:
         if len(self.claims) == self.refuse_at:
             raise JournalUnavailable("Redis refused the journal (claim): OOM")
         self.claims.append((jid, list(rest)))

@@ -52,7 +52,8 @@ class Pending:
 
 @dataclass(frozen=True)
 class Claim:
-    """What a worker may do with a delivery: `go`, `skip`, `busy`, `park` or `dead`."""
+    """What a worker may do with a delivery: `go`, `skip`, `busy`, `park`, `dead` or
+    `forged` (the message names a journal entry that holds another command)."""
 
     verdict: str
     deliveries: int = 0
@@ -185,11 +186,14 @@ class Journal:
         *,
         adopt: tuple[str, str, str] | None = None,
         rest: Sequence[str] = (),
+        command_id: str = "",
     ) -> Claim:
         """Take a delivery; `adopt` = (text, command_id, queue) journals a message sent
         around `enqueue` (a plain Celery `send_task`). `rest`: the jids after this one in
-        a batched message, kept from the reaper for another visibility timeout."""
-        text, command_id, queue = adopt or ("", "", "")
+        a batched message, kept from the reaper for another visibility timeout.
+        `command_id`: the journaled message's command id ('' unknown); verdict `forged`
+        when the entry holds another command."""
+        text, adopted_id, queue = adopt or ("", command_id, "")
         values = {
             "jid": jid,
             "worker": worker,
@@ -197,7 +201,7 @@ class Journal:
             "heartbeat_timeout_ms": self._heartbeat_ms,
             "max_deaths": self._settings.max_retries + 1,
             "adopt_command": text,
-            "adopt_command_id": command_id,
+            "adopt_command_id": adopted_id,
             "adopt_queue": queue,
         }
         rows = ({"rest_jid": later} for later in rest)

@@ -305,10 +305,11 @@ local function enqueue_batched()
 end
 
 -- claim <jid> <worker> <visibility ms> <heartbeat timeout ms> <max deaths>
---       <cmd> <cid> <queue> (the delivered command: journals a message sent around `enqueue`)
+--       <cmd> <cid> <queue> (the delivered command: journals a message sent around `enqueue`;
+--       for a journaled message <cmd> is '' and <cid> the message's command_id, or '')
 --       [<jid>...] (the commands after this one in its batched message, see below)
 -- -> {'go', deliveries, failed attempts, enqueued ms, now ms}
---    | {'skip'} | {'busy'} | {'park'}
+--    | {'skip'} | {'busy'} | {'park'} | {'forged'}
 --    | {'dead', d, a, enqueued ms, now ms}
 local function claim()
   local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
@@ -316,13 +317,19 @@ local function claim()
   local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
   max_deaths = tonumber(max_deaths)
   local now, e = now_ms(), key('j', jid)
-  local entry = fields(e, 'st', 'own', 'sid', 'seq', 'dlv', 'att', 'q', 'qpos', 'qf', 'enq')
+  local entry = fields(e, 'st', 'own', 'cid', 'sid', 'seq', 'dlv', 'att', 'q', 'qpos', 'qf', 'enq')
   if not entry.st then
     -- Finished already (this is a duplicate delivery), or never journaled.
     if adopt_command == '' then return { 'skip' } end
     new_entry(jid, adopt_command, adopt_command_id, '', adopt_queue, '', now)
     entry = { st = 'new', own = '', sid = '', seq = false, dlv = '0', att = '0', q = adopt_queue,
       qpos = false, qf = false, enq = now }
+  end
+  -- The journal, not the message, says what a delivery is: a message naming a jid
+  -- whose entry holds another command (a forged `jid`) is not that command's delivery.
+  -- The worker dead-letters it as forged; the entry is left as it was.
+  if adopt_command == '' and adopt_command_id ~= '' and entry.cid ~= adopt_command_id then
+    return { 'forged' }
   end
   local listed = key('queued', entry.q)
   redis.call('ZREM', listed, jid)

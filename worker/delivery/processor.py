@@ -90,7 +90,7 @@ class CommandProcessor:
             jid = f"T{task_id}"
             adopt = (_as_text(command), id_field(command, "command_id") or "", queue)
         try:
-            return self._process(command, jid, adopt, rest, limit)
+            return self._process(command, jid, adopt, rest, limit, queue)
         finally:
             self.applying = None
 
@@ -138,8 +138,13 @@ class CommandProcessor:
         adopt: tuple[str, str, str] | None,
         rest: Sequence[str],
         limit: float,
+        queue: str,
     ) -> str:
-        claim = self._journal.claim(jid, self.worker_id, adopt=adopt, rest=rest)
+        claim = self._journal.claim(
+            jid, self.worker_id, adopt=adopt, rest=rest, command_id=_checkable_id(command)
+        )
+        if claim.verdict == "forged":
+            return self._bury_forged(jid, command, queue)
         if claim.verdict == "dead":
             deaths = claim.deliveries - claim.attempts
             lost = DeadLetter(
@@ -175,6 +180,22 @@ class CommandProcessor:
             )
         _log_outcome(event, claim.attempts, id_field(command, "type"))
         return outcome_of(event)
+
+    def _bury_forged(self, jid: str, command: Any, queue: str) -> str:
+        """A message naming journal entry `jid` with another command in its body:
+        dead-lettered as it is (`undeliverable`), the entry and its command untouched."""
+        reason = DeadLetter(
+            "undeliverable", "Forged", f"the message names journal entry {jid} of another command"
+        )
+        raw = _as_text({"jid": jid, "command": command})
+        entry_id = f"forged-{jid}-{uuid.uuid4().hex[:8]}"
+        event = dead_letter_event_for(entry_id, command, reason)
+        self._journal.bury(
+            entry_id, queue=queue, raw=raw, event_json=event.to_json(), dead_letter=reason
+        )
+        logger.error("forged message on %s dead-lettered as %s", queue, entry_id)
+        metrics.count_dead_letter(reason.code)
+        return "dead_lettered"
 
     def _may_defer(self, claim: Any) -> bool:
         return claim.attempts < min(MISSING_SESSION_RETRIES, self._settings.max_retries)
@@ -252,6 +273,13 @@ def _log_outcome(event: ResultEvent, attempts: int, command_type: str | None) ->
             "attempt": attempts + 1,
         },
     )
+
+
+def _checkable_id(command: Any) -> str:
+    """The command id a claim compares with its journal entry's: a well-formed id that
+    Redis gets as sent ('' otherwise: the comparison is skipped, validation rejects it)."""
+    command_id = id_field(command, "command_id") or ""
+    return command_id if command_id.isascii() and command_id.isprintable() else ""
 
 
 def _summary(command: Any) -> str:
