@@ -21,10 +21,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-
-import redis
+from typing import Any
 
 from tasks.embedded.stack import CHECKOUT, EmbeddedStack, start_worker
+from worker.redis_client import make_redis_client
 
 COMMANDS_PER_SESSION = 7
 
@@ -55,7 +55,7 @@ def main() -> None:
         EmbeddedStack(Path(tmp)) as stack,
     ):
         env = {**stack.env(), "CHECKOUT_VISIBILITY_TIMEOUT": str(args.visibility_timeout)}
-        client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+        client = make_redis_client(stack.redis_url)
         subprocess.run([CHECKOUT, "init"], env=env, check=True, capture_output=True)
         path = Path(tmp) / "backlog.jsonl"
         with path.open("w") as out:
@@ -81,7 +81,7 @@ def main() -> None:
     print(json.dumps(report))
 
 
-def measure(client: redis.Redis, total: int, seconds: float) -> dict:
+def measure(client: Any, total: int, seconds: float) -> dict:
     pushed = int(client.get("checkout:qpos:checkout.commands") or 0)
     slow = client.slowlog_get(10_000)
 
