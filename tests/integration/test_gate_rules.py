@@ -1,0 +1,146 @@
+"""The ordering gate's rules (`claim`, `finish`, `reap`, `reap_lost` in
+`worker/delivery/pipeline.lua`), one rule a test, against a real redis-server.
+
+Each test sets up the one situation its rule decides and asserts what the rule is
+there for, so that removing the rule from the script fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tests.integration.test_journal import command, enqueue, entry, finish, poll, queued_jids
+from worker.delivery.journal import DeadLetter
+
+# Waits for the reaper: its passes come a visibility timeout (1 s here) apart.
+REAP_DEADLINE = 15.0
+
+
+def test_done_is_the_highest_sequence_finished_a_lower_one_finishing_later_keeps_it(
+    journal, redis_client, settings
+):
+    """`done` never moves back: a lower sequence that finishes after a higher one (its
+    predecessor lost its place in the gate, so the higher one went first) keeps it."""
+    session = journal.keys.session_order("s-mono")
+    first, second, third = enqueue(
+        journal, settings.commands_queue, command("s-mono"), command("s-mono"), command("s-mono")
+    )
+    # As if Redis had lost the first command's place (a restart without its last writes):
+    # the second does not wait for it, and finishes first.
+    redis_client.hdel(session, "j:1")
+    assert journal.claim(second, "w2").verdict == "go"
+    assert finish(journal, second, "w2")
+    assert redis_client.hget(session, "done") == "2"
+
+    assert journal.claim(first, "w1").verdict == "go"
+    assert finish(journal, first, "w1")
+
+    assert redis_client.hget(session, "done") == "2"  # not back to 1
+    assert journal.claim(third, "w3").verdict == "go"
+
+
+def test_a_rejected_or_dead_lettered_predecessor_lets_its_successor_go(
+    journal, redis_client, settings
+):
+    """Every outcome, not only `applied`, advances the gate and wakes the next command:
+    a rejected or dead-lettered command must not hold its session's later commands."""
+    queue = settings.commands_queue
+    session = journal.keys.session_order("s-outcomes")
+    first, second, third = enqueue(
+        journal, queue, command("s-outcomes"), command("s-outcomes"), command("s-outcomes")
+    )
+    assert journal.claim(second, "w2").verdict == "park"
+    assert journal.claim(third, "w3").verdict == "park"
+    assert journal.claim(first, "w1").verdict == "go"
+
+    rejected = json.dumps({"type": "command.rejected", "jid": first})
+    assert journal.finish(first, "w1", event_json=rejected, outcome="rejected:session_not_found")
+
+    assert redis_client.hget(session, "done") == "1"
+    assert entry(redis_client, journal, second)["st"] == "queued"  # woken
+    assert queued_jids(redis_client, queue)[0] == second
+    assert journal.claim(second, "w2").verdict == "go"
+
+    reason = DeadLetter("handler_failed", "KeyError", "'x'")
+    dead = json.dumps({"type": "command.dead_lettered", "jid": second})
+    assert journal.finish(
+        second, "w2", event_json=dead, outcome="dead_lettered", dead_letter=reason
+    )
+
+    assert redis_client.hget(session, "done") == "2"
+    assert entry(redis_client, journal, third)["st"] == "queued"  # woken
+    assert queued_jids(redis_client, queue)[0] == third
+    assert journal.claim(third, "w3").verdict == "go"
+
+
+def test_the_reaper_re_enqueues_a_parked_command_once_it_is_due(
+    make_journal, redis_client, settings
+):
+    """A parked command is due for a re-check a visibility timeout after it parked: the
+    reaper pushes it again (a lost wake-up must not leave it parked for good), and its
+    claim looks at the gate again."""
+    journal = make_journal(visibility_timeout=1)
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-recheck"), command("s-recheck"))
+    journal.heartbeat("w1", first)
+    assert journal.claim(first, "w1").verdict == "go"
+    assert journal.claim(second, "w2").verdict == "park"
+    parked_due = redis_client.zscore(journal.keys.due, second)
+    assert parked_due is not None
+
+    def re_enqueued() -> bool:
+        journal.heartbeat("w1", first)  # the predecessor is still being applied
+        journal.reap()
+        return entry(redis_client, journal, second)["st"] != "parked"
+
+    poll(re_enqueued, "the parked command is re-enqueued", timeout=REAP_DEADLINE)
+
+    stored = entry(redis_client, journal, second)
+    assert stored["st"] == "queued"
+    assert redis_client.zscore(journal.keys.due, second) is None  # queued: out of `due`
+    assert queued_jids(redis_client, queue) == [first, second, second]
+    assert entry(redis_client, journal, first)["st"] == "running"  # the live one left alone
+    # Its predecessor is still journaled and unfinished: the re-check parks it again.
+    assert journal.claim(second, "w2").verdict == "park"
+
+
+def test_the_lost_message_check_leaves_a_listed_command_that_is_no_longer_queued(
+    make_journal, redis_client, settings
+):
+    """The reaper takes a message listed below its mark for lost only while the entry is
+    still `queued`. Here a worker taken for dead had its command pushed again (listed),
+    then turned out alive and failed an attempt: the entry waits for its retry delay, and
+    the listed copy is taken off the queue and lost. The check must drop the listing, not
+    push the command early (and twice: the retry comes too)."""
+    journal = make_journal(visibility_timeout=1, heartbeat_timeout=1)
+    queue = settings.commands_queue
+    (jid,) = enqueue(journal, queue, command("s-lost"))
+    journal.heartbeat("slow", jid)
+    assert journal.claim(jid, "slow").verdict == "go"
+
+    def pushed_for_dead_worker() -> bool:  # "slow" beats no more: taken for dead
+        journal.reap()
+        return entry(redis_client, journal, jid)["st"] == "queued"
+
+    poll(pushed_for_dead_worker, "the command is pushed again", timeout=REAP_DEADLINE)
+    listed = journal.keys.queued(queue)
+    assert redis_client.zscore(listed, jid) is not None
+    # The slow worker's attempt fails after all: a retry a minute from now.
+    journal.retry(jid, "slow", delay=60.0, error=TimeoutError("DynamoDB timed out"))
+    retry_due = redis_client.zscore(journal.keys.due, jid)
+    redis_client.delete(queue)  # the pushed copy is taken off the queue and lost
+
+    def looked_at() -> bool:
+        journal.reap()
+        return (
+            redis_client.zscore(listed, jid) is None
+            or entry(redis_client, journal, jid)["st"] != "waiting"
+        )
+
+    poll(looked_at, "the reaper looks at the listed command", timeout=REAP_DEADLINE)
+
+    stored = entry(redis_client, journal, jid)
+    assert stored["st"] == "waiting"  # still waiting for its retry
+    assert redis_client.llen(queue) == 0  # nothing pushed early
+    assert redis_client.zscore(journal.keys.due, jid) == retry_due
+    assert redis_client.zscore(listed, jid) is None
