@@ -194,6 +194,14 @@ def _without_tag(location: tuple[int | str, ...]) -> tuple[int | str, ...]:
     return location
 
 
+def size_problem(size: int, limit: int) -> str | None:
+    """What is wrong with a command of `size` bytes of JSON under CHECKOUT_MAX_COMMAND_BYTES
+    = `limit`, or None: the one wording every producer and the worker use."""
+    if size <= limit:
+        return None
+    return f"command: {size} bytes of JSON, more than CHECKOUT_MAX_COMMAND_BYTES ({limit})"
+
+
 def id_field(payload: Any, name: str) -> str | None:
     """`payload[name]` if it is a well-formed id (a string of 1-255 characters), else None:
     what a rejection or a dead letter may name of a command that did not validate."""

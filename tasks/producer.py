@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from schemas.commands import Command, describe_validation_error, parse_command
+from schemas.commands import Command, describe_validation_error, parse_command, size_problem
 from worker.delivery.journal import Journal, Pending
 from worker.errors import JournalUnavailable
 from worker.redis_client import make_redis_client
@@ -87,11 +87,9 @@ def _utf8_length(text: str) -> int:
 
 
 def _check_size(size: int) -> None:
-    limit = get_settings().max_command_bytes
-    if size > limit:
-        raise InvalidCommand(
-            f"command: {size} bytes of JSON, more than CHECKOUT_MAX_COMMAND_BYTES ({limit})"
-        )
+    problem = size_problem(size, get_settings().max_command_bytes)
+    if problem:
+        raise InvalidCommand(problem)
 
 
 class CommandProducer:

@@ -29,7 +29,7 @@
 --   workers        zset   worker process id -> last heartbeat ms
 --   busy           hash   worker process id -> jid it is applying now
 --   dlq            zset   dead-letter id -> ms;  dlq:<id> hash, the entry;
---                         dlq:evicted string, entries evicted (`evict_dead_letters`)
+--                         dlqevicted string, entries evicted (`evict_dead_letters`)
 --   run:<run>      hash   command_id -> outcome;  run:<run>:n hash, counts;
 --   run:<run>:ex   list   "<outcome> <command_id>" of the first failures
 --   c:<session>    string the session item as the store last wrote it
@@ -192,6 +192,8 @@ end
 -- A command with a session gets that session's next sequence number. With a run, a
 -- command the run already has a final outcome for is skipped (a resumed run applies
 -- nothing twice). Returns one jid per command, '' for a skipped one.
+-- <visibility ms> is no longer read here (queued entries are listed by position, not
+-- given a due time); producers still send it, so their calls stay valid.
 -- The hot path of bulk sends: counters are taken once per call and the queue, the
 -- due set and each session's expiry are written once per call, not per command.
 --
@@ -203,7 +205,7 @@ end
 -- sequence number; the entries of one message share its queue position (qpos), so the
 -- first `claim` of the message raises qtaken past all of them (see `claim` for how the
 -- rest are kept from the reaper while the message is worked through).
-local function enqueue_commands(queue, visibility, run, order_ttl, run_ttl, first, per_message)
+local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_message)
   local count = (#ARGV - first + 1) / 3
   -- Producers refuse commands past CHECKOUT_MAX_COMMAND_BYTES; this is the backstop
   -- for a client that skips them: nothing of a call with a command past DynamoDB's
@@ -290,8 +292,7 @@ end
 
 local function enqueue()
   local queue, visibility_ms, run_id, order_ttl_s, run_ttl_s = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-  return enqueue_commands(queue, tonumber(visibility_ms), run_id, tonumber(order_ttl_s),
-    tonumber(run_ttl_s), 8, nil)
+  return enqueue_commands(queue, run_id, tonumber(order_ttl_s), tonumber(run_ttl_s), 8, nil)
 end
 
 local function enqueue_batched()
@@ -300,8 +301,8 @@ local function enqueue_batched()
   if not per_message or per_message < 1 or per_message % 1 ~= 0 then
     return redis.error_reply('enqueue_batched: <per message> must be a positive integer')
   end
-  return enqueue_commands(queue, tonumber(visibility_ms), run_id, tonumber(order_ttl_s),
-    tonumber(run_ttl_s), 9, per_message)
+  return enqueue_commands(queue, run_id, tonumber(order_ttl_s), tonumber(run_ttl_s), 9,
+    per_message)
 end
 
 -- claim <jid> <worker> <visibility ms> <heartbeat timeout ms> <max deaths>
@@ -483,7 +484,7 @@ end
 
 -- The dead-letter store's bounds: entries older than <ttl ms> go, then the oldest
 -- while there are more than <max>, at most <limit> a pass. Counted in
--- `dlq:evicted` (shown by `checkout status`, and as a metric by the reaper).
+-- `dlqevicted` (shown by `checkout status`, and as a metric by the reaper).
 local function evict_dead_letters(now, max, ttl, limit)
   local dlq = key('dlq')
   local gone = redis.call('ZRANGEBYSCORE', dlq, '-inf', now - ttl, 'LIMIT', 0, limit)
@@ -498,7 +499,7 @@ local function evict_dead_letters(now, max, ttl, limit)
   for i, id in ipairs(gone) do entries[i] = key('dlq', id) end
   redis.call('DEL', unpack(entries))
   redis.call('ZREM', dlq, unpack(gone))
-  redis.call('INCRBY', key('dlq', 'evicted'), #gone)
+  redis.call('INCRBY', key('dlqevicted'), #gone)
   return #gone
 end
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.commands import id_field
+from schemas.commands import id_field, size_problem
 from schemas.events import ResultEvent
 from worker.delivery.journal import DeadLetter, Journal
 from worker.delivery.retry_policy import (
@@ -32,6 +32,7 @@ from worker.delivery.retry_policy import (
     dead_letter_event_for,
     dead_letter_for,
 )
+from worker.delivery.undeliverable import bury
 from worker.delivery.watchdog import time_limit
 from worker.errors import Transient
 from worker.observability import metrics
@@ -156,8 +157,9 @@ class CommandProcessor:
             return self._dead_letter(jid, command, lost)
         if claim.verdict != "go":
             return claim.verdict
-        if adopt and len(adopt[0].encode()) > self._settings.max_command_bytes:
-            return self._finish(jid, command, too_long(command, adopt[0]), claim, time.monotonic())
+        too_big = adopt and size_problem(len(adopt[0].encode()), self._settings.max_command_bytes)
+        if too_big:
+            return self._finish(jid, command, too_long(command, too_big), claim, time.monotonic())
         self.applying = jid
         started = time.monotonic()
         try:
@@ -183,18 +185,15 @@ class CommandProcessor:
 
     def _bury_forged(self, jid: str, command: Any, queue: str) -> str:
         """A message naming journal entry `jid` with another command in its body:
-        dead-lettered as it is (`undeliverable`), the entry and its command untouched."""
-        reason = DeadLetter(
-            "undeliverable", "Forged", f"the message names journal entry {jid} of another command"
+        dead-lettered as undeliverable (`worker.delivery.undeliverable.bury`, which
+        finishes no entry whose command the message does not carry), the entry and its
+        command untouched."""
+        body = _as_text([[command], {"jid": jid}, {}])
+        reason = f"the message names journal entry {jid} of another command"
+        bury(
+            self._journal, _as_text({"body": body}), queue=queue, reason=reason, error_type="Forged"
         )
-        raw = _as_text({"jid": jid, "command": command})
-        entry_id = f"forged-{jid}-{uuid.uuid4().hex[:8]}"
-        event = dead_letter_event_for(entry_id, command, reason)
-        self._journal.bury(
-            entry_id, queue=queue, raw=raw, event_json=event.to_json(), dead_letter=reason
-        )
-        logger.error("forged message on %s dead-lettered as %s", queue, entry_id)
-        metrics.count_dead_letter(reason.code)
+        metrics.count_dead_letter("undeliverable")
         return "dead_lettered"
 
     def _may_defer(self, claim: Any) -> bool:
@@ -243,11 +242,10 @@ class CommandProcessor:
         return "dead_lettered"
 
 
-def too_long(command: Any, text: str) -> ResultEvent:
+def too_long(command: Any, problem: str) -> ResultEvent:
     """The rejection of a command past CHECKOUT_MAX_COMMAND_BYTES that reached the
     worker around the producers (a plain `send_task`): once, never retried."""
-    message = f"command: {len(text.encode())} bytes of JSON, more than CHECKOUT_MAX_COMMAND_BYTES"
-    return invalid_event(command, message, datetime.now(UTC))
+    return invalid_event(command, problem, datetime.now(UTC))
 
 
 def _since_enqueue(claim: Any, started: float) -> float | None:
