@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # Every key the pipeline keeps in Redis (journal, ordering, dead letters, runs)
     # starts with this, so several deployments can share one Redis.
     key_prefix: str = "checkout"
+    # Call the delivery script as a Redis Functions library where Redis has Functions
+    # (7+; a tenth of the script's CPU a call); false: always EVALSHA (for a Redis whose
+    # ACL denies FUNCTION LOAD). Redis 6.2 gets EVALSHA either way.
+    redis_functions: bool = True
 
     # ─── Failure handling (README "Failure handling") ───
     # Failed attempts before a command is dead-lettered (transient or unexpected errors,

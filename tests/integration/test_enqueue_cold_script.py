@@ -1,10 +1,11 @@
-"""Pipelined enqueues when Redis has forgotten the script (a restart, SCRIPT FLUSH).
+"""Pipelined enqueues when Redis has forgotten the delivery script (a restart, SCRIPT or
+FUNCTION FLUSH), both ways of calling it (a Functions library, EVALSHA).
 
-A pipeline of several EVALSHA calls is not atomic: another producer can load the script
-while Redis is still reading it, so its first calls answer NOSCRIPT and its later ones
-run. Sending the whole pipeline again then enqueued those later calls twice, behind
-commands of the same sessions that had not gone yet (seen in CI as 425 queued commands
-for a bulk send of 300).
+A pipeline of several calls is not atomic: another producer can load the script while
+Redis is still reading it, so its first calls answer NOSCRIPT (or "Function not found")
+and its later ones run. Sending the whole pipeline again then enqueued those later calls
+twice, behind commands of the same sessions that had not gone yet (seen in CI as 425
+queued commands for a bulk send of 300).
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from itertools import chain
+
+import pytest
 
 from tests.integration.test_journal import command, pending
 from worker.delivery.journal import Journal, Pending
@@ -52,14 +56,21 @@ def race(journals: list[Journal], work: list[list[list[Pending]]], queue: str) -
     return sent
 
 
-def test_producers_racing_a_cold_script_cache_enqueue_each_command_once_in_order(
-    make_journal, redis_client
-):
-    journals = [make_journal() for _ in range(PRODUCERS)]
+@pytest.fixture(params=["functions", "script"])
+def way(request, make_journal, redis_client) -> tuple[Callable[[], Journal], Callable[[], None]]:
+    """(a journal maker, a flush that makes Redis forget the delivery script) per way."""
+    if request.param == "functions":
+        return make_journal, redis_client.function_flush
+    return lambda: make_journal(redis_functions=False), redis_client.script_flush
+
+
+def test_producers_racing_a_cold_script_cache_enqueue_each_command_once_in_order(way, redis_client):
+    new_journal, flush = way
+    journals = [new_journal() for _ in range(PRODUCERS)]
     queue = f"cold-{uuid.uuid4().hex[:8]}"
     sent: list[tuple] = []
     for _ in range(ROUNDS):
-        redis_client.script_flush()
+        flush()
         work = [
             [[pending(command(f"s-{p}-{n % 7}")) for _ in range(PER_CALL)] for n in range(CALLS)]
             for p in range(PRODUCERS)
@@ -78,9 +89,12 @@ def test_producers_racing_a_cold_script_cache_enqueue_each_command_once_in_order
     assert all(seqs == sorted(seqs) for seqs in sequences.values())
 
 
-def test_a_single_call_after_script_flush_loads_the_script_and_enqueues_once(journal, redis_client):
+def test_a_single_call_after_a_flush_loads_the_script_and_enqueues_once(way, redis_client):
+    new_journal, flush = way
+    journal = new_journal()
+    journal.enqueue([[pending(command("s-0"))]], queue="warm-up")  # known to be loaded
     queue = f"cold-{uuid.uuid4().hex[:8]}"
-    redis_client.script_flush()
+    flush()
     cmds = [command("s-1") for _ in range(3)]
 
     journal.enqueue([[pending(c) for c in cmds]], queue=queue, per_message=50)

@@ -13,7 +13,7 @@ from worker.delivery.keys import RedisKeys
 from worker.delivery.protocol import KEYS, OPERATIONS, SPEC, arguments
 
 LUA = (Path(__file__).resolve().parents[2] / "worker/delivery/pipeline.lua").read_text()
-NAMED = re.compile(r"^\s*local ([\w, ]+?) = (ARGV\[\d+\](?:, ARGV\[\d+\])*)\s*$", re.M)
+NAMED = re.compile(r"^\s*local ([\w, ]+?) = (argv\[\d+\](?:, argv\[\d+\])*)\s*$", re.M)
 
 
 def body(operation: str) -> str:
@@ -22,7 +22,7 @@ def body(operation: str) -> str:
 
 
 def named_arguments(operation: str) -> list[tuple[str, int]]:
-    """Each `local a, b = ARGV[i], ARGV[j]` of the operation: (name, index), in order."""
+    """Each `local a, b = argv[i], argv[j]` of the operation: (name, index), in order."""
     found = []
     for names, indexes in NAMED.findall(body(operation)):
         found += zip(
@@ -37,7 +37,7 @@ def named_arguments(operation: str) -> list[tuple[str, int]]:
 def test_each_operation_names_its_arguments_at_its_top_in_the_specs_order(operation) -> None:
     spec = OPERATIONS[operation]
     expected = spec["arguments"] + spec.get("optional", [])
-    # ARGV[1] is the operation, ARGV[2] the key prefix.
+    # argv[1] is the operation, argv[2] the key prefix.
     assert named_arguments(operation) == [(name, n + 3) for n, name in enumerate(expected)]
 
 
@@ -51,10 +51,10 @@ def test_only_the_named_locals_read_argv() -> None:
     positional = [
         line
         for line in LUA.splitlines()
-        if "ARGV[" in line and not NAMED.match(line) and "ARGV[i" not in line
+        if "argv[" in line and not NAMED.match(line) and "argv[i" not in line
     ]
-    assert positional == []  # the repeated tails are read as ARGV[i + ...]
-    assert "local op, prefix = ARGV[1], ARGV[2]" in LUA
+    assert positional == []  # the repeated tails are read as argv[i + ...]
+    assert "argv, prefix = args, args[2]" in LUA  # set by `run`, the one entry point
 
 
 def test_the_script_uses_exactly_the_specs_keys() -> None:

@@ -18,10 +18,10 @@ from importlib import resources
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError
 
 from worker.delivery.keys import RedisKeys
 from worker.delivery.protocol import LIMITS, arguments
+from worker.delivery.scripting import PipelineScript
 from worker.errors import JournalUnavailable
 from worker.redis_client import as_text
 from worker.settings import Settings
@@ -89,13 +89,13 @@ class Journal:
         self.client = client
         self.keys = RedisKeys(settings.key_prefix)
         self._settings = settings
-        self._script = client.register_script(SCRIPT)
+        self._script = PipelineScript(client, SCRIPT, functions=settings.redis_functions)
         self._visibility_ms = str(int(settings.visibility_timeout * 1000))
         self._heartbeat_ms = str(int(settings.heartbeat_timeout * 1000))
 
     def _call(self, op: str, args: list[Any]) -> Any:
         try:
-            return self._script(args=[op, self.keys.prefix, *args])
+            return self._script.call(op, self.keys.prefix, *args)
         except redis.RedisError as error:
             raise JournalUnavailable(f"Redis refused the journal ({op}): {error}") from error
 
@@ -140,42 +140,32 @@ class Journal:
         op = "enqueue_batched" if per_message > 1 else "enqueue"
         calls = [self.enqueue_args(queue, batch, run_id, per_message) for batch in batches]
         try:
-            replies = self._evalsha_pipelined(op, calls)
+            replies = self._pipelined(op, calls)
         except redis.RedisError as error:
             raise JournalUnavailable(f"Redis refused the enqueue: {error}") from error
         return [[as_text(jid) for jid in jids] for jids in replies]
 
-    def _evalsha_pipelined(self, op: str, calls: list[list[Any]]) -> list[Any]:
-        # Plain EVALSHA, not redis-py's Script in a pipeline: that one asks SCRIPT EXISTS
-        # before every pipeline, a blocking round trip that cost a sixth of a bulk send.
-        # A pipeline is not atomic: with the script forgotten (a Redis restart, SCRIPT
-        # FLUSH), another client may load it while Redis is still reading this pipeline,
-        # and its first calls answer NOSCRIPT while later ones run. Sending the pipeline
-        # again would enqueue those later calls twice, and the first ones behind them.
-        # So a pipeline of several calls loads the script first, in the same round trip
-        # (22 kB: 65 µs of Redis time, INFO commandstats); then NOSCRIPT can only answer a whole
-        # single-call pipeline, or a tail after a SCRIPT FLUSH: only those calls go again.
-        replies = self._pipeline(op, calls, load_first=len(calls) > 1)
-        missing = [n for n, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    def _pipelined(self, op: str, calls: list[list[Any]]) -> list[Any]:
+        # A pipeline is not atomic: with the library (or script) forgotten (a Redis
+        # restart, FUNCTION or SCRIPT FLUSH), another client may load it while Redis is
+        # still reading this pipeline, and its first calls answer "not found" while later
+        # ones run. Sending the pipeline again would enqueue those later calls twice, and
+        # the first ones behind them. So a pipeline of several calls loads first, in the
+        # same round trip (an existing library is refused before it is compiled; a script
+        # costs 65 µs, INFO commandstats); then "not found" can only answer a whole
+        # single-call pipeline, or a tail after a flush: only those calls go again.
+        args = [[op, self.keys.prefix, *call] for call in calls]
+        replies = self._script.pipelined(args, load_first=len(calls) > 1)
+        missing = [n for n, reply in enumerate(replies) if self._script.is_missing(reply)]
         if missing:
-            self._script.sha = self.client.script_load(SCRIPT)
-            again = self._pipeline(op, [calls[n] for n in missing], load_first=False)
+            self._script.load()
+            again = self._script.pipelined([args[n] for n in missing], load_first=False)
             for n, reply in zip(missing, again, strict=True):
                 replies[n] = reply
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
         return replies
-
-    def _pipeline(self, op: str, calls: list[list[Any]], *, load_first: bool) -> list[Any]:
-        """One round trip: each call's reply, or the error Redis answered it with."""
-        pipe = self.client.pipeline(transaction=False)
-        if load_first:
-            pipe.script_load(SCRIPT)
-        for args in calls:
-            pipe.evalsha(self._script.sha, 0, op, self.keys.prefix, *args)
-        replies = pipe.execute(raise_on_error=False)
-        return replies[1:] if load_first else replies
 
     # ─── Workers ───
 

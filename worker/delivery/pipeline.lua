@@ -1,6 +1,7 @@
 -- The checkout pipeline's Redis side: one script, one operation per call.
 --
---   EVALSHA <sha> 0 <op> <prefix> <args...>
+--   FCALL checkout_<hash> 0 <op> <prefix> <args...>   (Redis 7: a Functions library)
+--   EVALSHA <sha> 0 <op> <prefix> <args...>          (any Redis from 6.2: a script)
 --
 -- Every producer (Python, TypeScript, anything that speaks Redis) enqueues through
 -- `enqueue` (or `enqueue_batched`: several commands a message, for bulk), so a command
@@ -36,7 +37,8 @@
 --                         (`worker.delivery.session_copies`; not touched here)
 -- Times are Redis's own clock (TIME), so producers' and workers' clocks never matter.
 
-local op, prefix = ARGV[1], ARGV[2]
+-- The call's arguments (<op> <prefix> <args...>) and key prefix, set by `run` below.
+local argv, prefix
 local TASK = 'checkout.apply_command'
 local BATCH_TASK = 'checkout.apply_commands' -- args [[cmd, ...], [jid, ...]]
 local PENDING, APPLIED = 'pending', 'applied'
@@ -206,13 +208,13 @@ end
 -- first `claim` of the message raises qtaken past all of them (see `claim` for how the
 -- rest are kept from the reaper while the message is worked through).
 local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_message)
-  local count = (#ARGV - first + 1) / 3
+  local count = (#argv - first + 1) / 3
   -- Producers refuse commands past CHECKOUT_MAX_COMMAND_BYTES; this is the backstop
   -- for a client that skips them: nothing of a call with a command past DynamoDB's
   -- item limit is enqueued.
-  for i = first, #ARGV, 3 do
-    if #ARGV[i] > MAX_COMMAND_BYTES then
-      return redis.error_reply('enqueue: command ' .. ((i - first) / 3) .. ' is ' .. #ARGV[i] ..
+  for i = first, #argv, 3 do
+    if #argv[i] > MAX_COMMAND_BYTES then
+      return redis.error_reply('enqueue: command ' .. ((i - first) / 3) .. ' is ' .. #argv[i] ..
         ' bytes, more than ' .. MAX_COMMAND_BYTES)
     end
   end
@@ -229,7 +231,7 @@ local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_messa
   local group, group_jids = {}, {}
   for n = 1, count do
     local i = first + 3 * (n - 1)
-    local cmd, cid, sid = ARGV[i], ARGV[i + 1], ARGV[i + 2] -- command, command_id, session_id
+    local cmd, cid, sid = argv[i], argv[i + 1], argv[i + 2] -- command, command_id, session_id
     local outcome = run ~= '' and redis.call('HGET', r, cid)
     if outcome and outcome ~= PENDING then
       jids[n] = ''
@@ -291,12 +293,12 @@ local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_messa
 end
 
 local function enqueue()
-  local queue, visibility_ms, run_id, order_ttl_s, run_ttl_s = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  local queue, visibility_ms, run_id, order_ttl_s, run_ttl_s = argv[3], argv[4], argv[5], argv[6], argv[7]
   return enqueue_commands(queue, run_id, tonumber(order_ttl_s), tonumber(run_ttl_s), 8, nil)
 end
 
 local function enqueue_batched()
-  local queue, visibility_ms, run_id, order_ttl_s, run_ttl_s, per_message = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+  local queue, visibility_ms, run_id, order_ttl_s, run_ttl_s, per_message = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8]
   per_message = tonumber(per_message)
   if not per_message or per_message < 1 or per_message % 1 ~= 0 then
     return redis.error_reply('enqueue_batched: <per message> must be a positive integer')
@@ -313,7 +315,7 @@ end
 --    | {'skip'} | {'busy'} | {'park'} | {'forged'}
 --    | {'dead', d, a, enqueued ms, now ms}
 local function claim()
-  local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+  local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10]
   local first_rest_jid = 11
   local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
   max_deaths = tonumber(max_deaths)
@@ -346,12 +348,12 @@ local function claim()
   -- last position given out, as a woken successor is); the worker renews that before
   -- a visibility timeout passes. If it dies, they come back through the reaper then,
   -- or with the whole message through kombu. XX: the claimed ones stay out.
-  if #ARGV >= first_rest_jid then
+  if #argv >= first_rest_jid then
     local last = tonumber(redis.call('GET', key('qpos', entry.q)) or '0')
     local renewed = {}
-    for i = first_rest_jid, #ARGV do
+    for i = first_rest_jid, #argv do
       renewed[#renewed + 1] = last
-      renewed[#renewed + 1] = ARGV[i]
+      renewed[#renewed + 1] = argv[i]
     end
     redis.call('ZADD', listed, 'XX', unpack(renewed))
   end
@@ -389,8 +391,8 @@ end
 -- store), advances the session's ordering gate and wakes its parked successor.
 -- Returns 0 when another delivery finished the command first (its event is out).
 local function finish()
-  local jid, worker, stream, maxlen, event, outcome, visibility_ms, run_ttl_s = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-  local dead_letter_code, dead_letter_type, dead_letter_message, attempts = ARGV[11], ARGV[12], ARGV[13], ARGV[14]
+  local jid, worker, stream, maxlen, event, outcome, visibility_ms, run_ttl_s = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10]
+  local dead_letter_code, dead_letter_type, dead_letter_message, attempts = argv[11], argv[12], argv[13], argv[14]
   local visibility = tonumber(visibility_ms)
   local e = key('j', jid)
   local entry = fields(e, 'cid', 'sid', 'seq', 'run', 'q', 'cmd', 'att', 'dlv', 'ff')
@@ -433,7 +435,7 @@ end
 -- retry <jid> <worker> <delay ms> <error type> <error message>
 -- A failed attempt: the reaper re-enqueues the command when the delay is over.
 local function retry()
-  local jid, worker, delay_ms, error_type, error_message = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  local jid, worker, delay_ms, error_type, error_message = argv[3], argv[4], argv[5], argv[6], argv[7]
   local e = key('j', jid)
   if redis.call('EXISTS', e) == 0 then return 0 end
   local now = now_ms()
@@ -513,7 +515,7 @@ end
 -- backlog costs the reaper nothing. Then the dead-letter store is kept within its
 -- bounds. Returns {re-enqueued, dead workers, dead letters evicted}.
 local function reap()
-  local visibility_ms, heartbeat_timeout_ms, limit, owner, lease_ms, dead_letter_max, dead_letter_ttl_ms = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+  local visibility_ms, heartbeat_timeout_ms, limit, owner, lease_ms, dead_letter_max, dead_letter_ttl_ms = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9]
   local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
   if owner and owner ~= '' then
     -- One reaper at a time: take the lease, or renew it if ours, in the same call.
@@ -566,7 +568,7 @@ end
 -- Returns the new jid, '' if there is no such entry, or 'raw' for an undeliverable
 -- message that is not a command.
 local function replay()
-  local entry_id, visibility_ms = ARGV[3], ARGV[4]
+  local entry_id, visibility_ms = argv[3], argv[4]
   local d, visibility = key('dlq', entry_id), tonumber(visibility_ms)
   local dead = fields(d, 'cmd', 'cid', 'q', 'run')
   if not dead.q then return '' end
@@ -585,7 +587,7 @@ end
 -- A message that can never be processed (not JSON, not a Celery message, an unknown
 -- task): straight to the dead-letter store, with its result event.
 local function bury()
-  local entry_id, stream, maxlen, event, queue, raw, dead_letter_code, dead_letter_type, dead_letter_message = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+  local entry_id, stream, maxlen, event, queue, raw, dead_letter_code, dead_letter_type, dead_letter_message = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11]
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
   local now = now_ms()
   redis.call('HSET', key('dlq', entry_id), 'id', entry_id, 'cmd', '', 'cid', '', 'sid', '',
@@ -603,7 +605,7 @@ end
 -- The jid is marked only while its entry is this worker's: the beat's thread may have
 -- read it just before `finish` cleared the mark, and must not set it again after.
 local function beat()
-  local worker, jid = ARGV[3], ARGV[4]
+  local worker, jid = argv[3], argv[4]
   redis.call('ZADD', key('workers'), now_ms(), worker)
   if jid and jid ~= '' and redis.call('HGET', key('j', jid), 'own') == worker then
     redis.call('HSET', key('busy'), worker, jid)
@@ -617,5 +619,16 @@ local ops = {
   enqueue = enqueue, enqueue_batched = enqueue_batched, claim = claim, finish = finish,
   retry = retry, reap = reap, replay = replay, bury = bury, beat = beat,
 }
-if not ops[op] then return redis.error_reply('unknown operation ' .. tostring(op)) end
-return ops[op]()
+
+-- One entry point for both ways of calling the file. As a script (EVALSHA, any Redis
+-- from 6.2) the last line runs it with ARGV. As a Functions library (Redis 7,
+-- `worker.delivery.scripting`) that line is replaced by `redis.register_function`, so
+-- the body above is evaluated once at FUNCTION LOAD instead of on every call.
+local function run(args)
+  argv, prefix = args, args[2]
+  local operation = ops[args[1]]
+  if not operation then return redis.error_reply('unknown operation ' .. tostring(args[1])) end
+  return operation()
+end
+
+return run(ARGV)
