@@ -19,6 +19,8 @@ import pytest
 from tasks.embedded.stack import redis_server_binary
 from tasks.producer import CommandProducer
 from tests.e2e.builders import create, update
+from worker.delivery.journal import in_flight_count
+from worker.delivery.keys import RedisKeys
 
 PACKAGE = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 INTERLEAVE = PACKAGE / "dist" / "test" / "interleave.js"
@@ -226,4 +228,4 @@ def test_a_lone_surrogate_id_from_typescript_ends_in_one_rejection_and_the_sessi
     assert (first["type"], first["error"]["code"]) == ("command.rejected", "validation_error")
     assert first["command_id"] == "\ud800"
     assert (second["command_id"], second["type"]) == ("c-after-surrogate", "session.created")
-    assert redis_client.zcard(f"{settings.key_prefix}:due") == 0  # nothing left in flight
+    assert in_flight_count(redis_client, RedisKeys(settings.key_prefix)) == 0  # nothing in flight

@@ -13,6 +13,8 @@ from typing import Any
 from tests.faults.checker import check, read_events, stored_versions, wait_for_outcomes
 from tests.faults.conftest import WAIT_SECONDS, wait_for
 from tests.faults.test_delivery_faults import events_at_least, session_stream
+from worker.delivery.journal import in_flight_count
+from worker.delivery.keys import RedisKeys
 
 PER_MESSAGE = 50  # tasks.producer.BULK_COMMANDS_PER_MESSAGE
 
@@ -75,9 +77,9 @@ def test_sigkill_of_a_pool_process_mid_batch_loses_nothing_and_applies_nothing_t
         [c["command_id"] for c in commands],
         timeout=WAIT_SECONDS,
     )
-    due = f"{settings.key_prefix}:due"
+    keys = RedisKeys(settings.key_prefix)
     wait_for(  # the journal empty and every redelivered copy taken, so late duplicates count
-        lambda: redis_client.zcard(due) == 0 and redis_client.llen(queue) == 0,
+        lambda: in_flight_count(redis_client, keys) == 0 and redis_client.llen(queue) == 0,
         what="the journal and the queue to empty",
     )
     events = read_events(redis_client, settings.events_stream)

@@ -19,6 +19,8 @@ import pytest
 from tasks.producer import prepare
 from tests.faults.checker import Verdict, check, read_events, stored_versions, wait_for_outcomes
 from tests.faults.conftest import WAIT_SECONDS, busy_pids, children, wait_for
+from worker.delivery.journal import in_flight_count
+from worker.delivery.keys import RedisKeys
 
 UPDATES_PER_SESSION = 5
 
@@ -91,9 +93,12 @@ def verify(
 
 def settled(redis_client: Any, settings: Any) -> None:
     """Wait until nothing is journaled (every delivery chain finished) or queued."""
-    due = f"{settings.key_prefix}:due"
+    keys = RedisKeys(settings.key_prefix)
     wait_for(
-        lambda: redis_client.zcard(due) == 0 and redis_client.llen(settings.commands_queue) == 0,
+        lambda: (
+            in_flight_count(redis_client, keys) == 0
+            and redis_client.llen(settings.commands_queue) == 0
+        ),
         what="the journal and the queue to empty",
     )
 

@@ -26,6 +26,8 @@ from tasks.embedded.stack import CHECKOUT
 from tasks.producer import InvalidCommand
 from tests.faults.checker import read_events
 from tests.faults.conftest import wait_for
+from worker.delivery.journal import in_flight_count
+from worker.delivery.keys import RedisKeys
 
 MARKER_KEYS = st.sampled_from(["__type__", "__value__", "__class__", "__proto__", "$ref"])
 keys = MARKER_KEYS | st.text(max_size=6)
@@ -120,7 +122,10 @@ def test_every_accepted_command_has_one_outcome_and_the_next_command_runs(
         for command_id in accepted:
             assert len(outcomes[command_id]) == 1, (command_id, outcomes[command_id])
         assert outcomes[sentinel] == ["session.updated"]
-        wait_for(lambda: redis_client.zcard(f"{prefix}:due") == 0, what="nothing in flight")
+        wait_for(
+            lambda: in_flight_count(redis_client, RedisKeys(prefix)) == 0,
+            what="nothing in flight",
+        )
         dead = Counter(
             redis_client.hget(f"{prefix}:dlq:{entry}", "cid")
             for entry in redis_client.zrange(f"{prefix}:dlq", 0, -1)

@@ -18,6 +18,7 @@ from celery import Celery
 from tests.faults.checker import read_events
 from tests.faults.conftest import wait_for
 from tests.faults.fault_proxy import FaultProxy
+from worker.delivery.journal import in_flight_count
 from worker.delivery.keys import RedisKeys
 from worker.runtime.app import APPLY_COMMAND_TASK
 
@@ -232,4 +233,4 @@ def test_a_journaled_message_nobody_can_decode_is_dead_lettered_once_and_its_ses
     assert applied[0]["type"] == "session.updated"
     (entry,) = _dead_letters(redis_client, settings)
     assert json.loads(entry["cmd"])["command_id"] == "victim"  # replayable: the command
-    assert redis_client.zcard(f"{settings.key_prefix}:due") == 0  # nothing to deliver again
+    assert in_flight_count(redis_client, RedisKeys(settings.key_prefix)) == 0  # nothing to redo

@@ -108,15 +108,17 @@ def test_the_lost_message_check_leaves_a_listed_command_that_is_no_longer_queued
     make_journal, redis_client, settings
 ):
     """The reaper takes a message listed below its mark for lost only while the entry is
-    still `queued`. Here a worker taken for dead had its command pushed again (listed),
-    then turned out alive and failed an attempt: the entry waits for its retry delay, and
-    the listed copy is taken off the queue and lost. The check must drop the listing, not
-    push the command early (and twice: the retry comes too)."""
+    still `queued` (or running under a dead owner). Here a worker taken for dead had its
+    command pushed again (listed), then turned out alive and failed an attempt: the entry
+    waits for its retry delay, and the listed copy is taken off the queue and lost. The
+    listing must go, and the command must not be pushed early (and twice: the retry
+    comes too)."""
     journal = make_journal(visibility_timeout=1, heartbeat_timeout=1)
     queue = settings.commands_queue
     (jid,) = enqueue(journal, queue, command("s-lost"))
-    journal.heartbeat("slow", jid)
+    redis_client.rpop(queue)
     assert journal.claim(jid, "slow").verdict == "go"
+    journal.heartbeat("slow", jid)
 
     def pushed_for_dead_worker() -> bool:  # "slow" beats no more: taken for dead
         journal.reap()

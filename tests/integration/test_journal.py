@@ -46,6 +46,12 @@ def queued_jids(redis_client, queue: str) -> list[str]:
     return [json.loads(json.loads(m)["body"])[1]["jid"] for m in messages]
 
 
+def take(redis_client, queue: str, count: int = 1) -> list[str]:
+    """Take `count` messages off `queue` as a worker's BRPOP does; their jids."""
+    messages = [redis_client.rpop(queue) for _ in range(count)]
+    return [json.loads(json.loads(m)["body"])[1]["jid"] for m in messages]
+
+
 def finish(journal: Journal, jid: str, worker: str, **kwargs: object) -> bool:
     event = json.dumps({"type": "session.updated", "jid": jid})
     return journal.finish(jid, worker, event_json=event, outcome="applied", **kwargs)
@@ -248,24 +254,48 @@ def test_the_reaper_re_enqueues_a_dead_workers_command_and_leaves_a_live_ones(
     journal = make_journal(heartbeat_timeout=1, visibility_timeout=1)
     queue = settings.commands_queue
     dead_jid, live_jid = enqueue(journal, queue, command("s-dead"), command("s-live"))
+    take(redis_client, queue, 2)
     for worker, jid in (("dead", dead_jid), ("live", live_jid)):
         journal.heartbeat(worker)
         assert journal.claim(jid, worker).verdict == "go"
-    live_due = redis_client.zscore(journal.keys.due, live_jid)
+        journal.heartbeat(worker, jid)  # its heartbeat thread names the command
 
     def reap_while_live_beats() -> bool:
         journal.heartbeat("live", live_jid)  # alive, and still applying its command
         journal.reap()
-        # Done once the dead worker's command is back and the live one's was looked at.
-        looked_at = redis_client.zscore(journal.keys.due, live_jid) > live_due
-        return entry(redis_client, journal, dead_jid)["st"] == "queued" and looked_at
+        return entry(redis_client, journal, dead_jid)["st"] == "queued"
 
     poll(reap_while_live_beats, "the dead worker's command is re-enqueued")
+    until = redis_ms(redis_client) + 1500
+    while redis_ms(redis_client) < until:  # and the lost check's passes leave the live one
+        journal.heartbeat("live", live_jid)
+        journal.reap()
+        time.sleep(0.05)
 
-    assert queued_jids(redis_client, queue) == [dead_jid, live_jid, dead_jid]
+    assert queued_jids(redis_client, queue) == [dead_jid]
     live = entry(redis_client, journal, live_jid)
     assert (live["st"], live["own"]) == ("running", "live")
+    assert redis_client.zscore(journal.keys.queued(queue), live_jid) is not None  # still watched
     assert redis_client.zscore(journal.keys.workers, "dead") is None
+
+
+def test_a_command_whose_worker_died_before_a_heartbeat_named_it_comes_back(
+    make_journal, redis_client, settings
+):
+    """Claimed, then the process died before its heartbeat thread named the command (no
+    `busy` mark): the lost check finds it running under a dead owner, a visibility
+    timeout after it was taken off the queue, and pushes it again."""
+    journal = make_journal(heartbeat_timeout=1, visibility_timeout=1)
+    queue = settings.commands_queue
+    (jid,) = enqueue(journal, queue, command("s-early"))
+    take(redis_client, queue)
+    journal.heartbeat("early")
+    assert journal.claim(jid, "early").verdict == "go"
+
+    poll(lambda: journal.reap()[0] == 1, "the command is pushed again")
+
+    assert entry(redis_client, journal, jid)["st"] == "queued"
+    assert queued_jids(redis_client, queue) == [jid]
 
 
 def test_a_message_skipped_past_in_its_queue_is_re_enqueued_one_still_behind_is_not(
@@ -274,7 +304,8 @@ def test_a_message_skipped_past_in_its_queue_is_re_enqueued_one_still_behind_is_
     journal = make_journal(visibility_timeout=1)
     queue = settings.commands_queue
     lost, taken = enqueue(journal, queue, command(), command())
-    journal.claim(taken, "w1")  # a later message was taken: `lost` never reached a worker
+    take(redis_client, queue, 2)  # `lost` by a worker killed before its claim
+    journal.claim(taken, "w1")
     assert finish(journal, taken, "w1")
     (waiting,) = enqueue(journal, queue, command())
 
@@ -287,7 +318,7 @@ def test_a_message_skipped_past_in_its_queue_is_re_enqueued_one_still_behind_is_
         journal.reap()
 
     assert entry(redis_client, journal, waiting)["qpos"] == "3"
-    assert queued_jids(redis_client, queue) == [lost, taken, waiting, lost]
+    assert queued_jids(redis_client, queue) == [waiting, lost]
 
 
 def test_a_woken_successor_does_not_make_the_backlog_behind_it_look_lost(
@@ -299,13 +330,15 @@ def test_a_woken_successor_does_not_make_the_backlog_behind_it_look_lost(
     queue = settings.commands_queue
     first, second = enqueue(journal, queue, command("s-wake"), command("s-wake"))
     backlog = enqueue(journal, queue, *(command(f"s-b{n}") for n in range(20)))
+    journal.heartbeat("w1")
+    take(redis_client, queue, 2)
     assert journal.claim(first, "w1").verdict == "go"
     assert journal.claim(second, "w1").verdict == "park"
     assert finish(journal, first, "w1")  # wakes `second`, at the front
+    assert take(redis_client, queue) == [second]
     assert journal.claim(second, "w1").verdict == "go"
     journal.heartbeat("w1", second)  # still applying it
 
-    assert redis_client.get(journal.keys.queue_taken(queue)) == "2"  # its first delivery
     until = redis_ms(redis_client) + 2500
     while redis_ms(redis_client) < until:  # reap passes over 2.5 visibility timeouts
         journal.heartbeat("w1", second)
@@ -313,7 +346,33 @@ def test_a_woken_successor_does_not_make_the_backlog_behind_it_look_lost(
         time.sleep(0.05)
     positions = [entry(redis_client, journal, jid)["qpos"] for jid in backlog]
     assert positions == [str(n) for n in range(3, 23)]  # none re-enqueued
-    assert redis_client.llen(queue) == 2 + 20 + 1  # nothing pushed twice
+    assert redis_client.llen(queue) == 20  # nothing pushed twice
+
+
+def test_a_woken_successor_still_on_its_queue_is_not_taken_for_lost(
+    make_journal, redis_client, settings
+):
+    """A woken successor at the front carries the last position given out when it was
+    put there. With every message behind it taken, it is the only one on the queue: its
+    own position is what the queue has not yet passed, so it is not pushed again."""
+    journal = make_journal(visibility_timeout=1)
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-front"), command("s-front"))
+    later = enqueue(journal, queue, *(command(f"s-l{n}") for n in range(3)))
+    take(redis_client, queue, 5)
+    assert journal.claim(first, "w1").verdict == "go"
+    assert journal.claim(second, "w1").verdict == "park"
+    for jid in later:
+        assert journal.claim(jid, "w1").verdict == "go"
+        assert finish(journal, jid, "w1")
+    assert finish(journal, first, "w1")  # wakes `second`: the one message on the queue
+
+    until = redis_ms(redis_client) + 2500
+    while redis_ms(redis_client) < until:  # reap passes over 2.5 visibility timeouts
+        assert journal.reap() == (0, 0, 0)
+        time.sleep(0.05)
+
+    assert queued_jids(redis_client, queue) == [second]
 
 
 def test_the_last_message_of_a_queue_lost_off_it_is_re_enqueued(

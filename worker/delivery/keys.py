@@ -56,9 +56,6 @@ class RedisKeys:
     def queue_position(self, queue: str) -> str:
         return self._key("queue_position", queue=queue)
 
-    def queue_taken(self, queue: str) -> str:
-        return self._key("queue_taken", queue=queue)
-
     def queued(self, queue: str) -> str:
         return self._key("queued", queue=queue)
 

@@ -19,16 +19,18 @@
 -- Keys (all under <prefix>; a single Redis, not a cluster: keys are derived here):
 --   j:<jid>        hash   journal entry of one delivery chain (see `new_entry`)
 --   due            zset   jid -> ms when the reaper should look at the entry again
---                         (running, waiting for a retry, parked; never queued)
---   queued:<queue> zset   jid -> queue position, for entries whose message is queued;
---                         queues: set of the queues that have had any;
---                         qmark:<queue> hash, the reaper's mark (see `reap_lost`)
+--                         (waiting for a retry, parked; never queued or running)
+--   queued:<queue> zset   jid -> queue position, for entries whose message went on the
+--                         queue, from then until the command finishes, parks or waits
+--                         for a retry (see `reap_lost`); queues: set of the queues that
+--                         have had any; qmark:<queue> hash, the reaper's mark
 --   s:<session>    hash   next (last sequence given out), done (last sequence finished),
 --                         j:<n> (jid holding sequence n), p:<n> (jid parked waiting for n-1)
---   qpos:<queue>   string pushes to the queue so far; qtaken:<queue> highest claimed
---                         (the commands of one batched message share its position)
+--   qpos:<queue>   string pushes to the queue so far (the commands of one batched
+--                         message share its position)
 --   workers        zset   worker process id -> last heartbeat ms
---   busy           hash   worker process id -> jid it is applying now
+--   busy           hash   worker process id -> jid it is applying now, as of its last
+--                         heartbeat (`beat`; a claim records its time in the entry instead)
 --   dlq            zset   dead-letter id -> ms;  dlq:<id> hash, the entry;
 --                         dlqevicted string, entries evicted (`evict_dead_letters`)
 --   run:<run>      hash   command_id -> outcome;  run:<run>:n hash, counts;
@@ -147,7 +149,7 @@ end
 
 local function new_entry(jid, cmd, cid, sid, queue, run, now)
   redis.call('HSET', key('j', jid), 'cmd', cmd, 'cid', cid, 'sid', sid, 'q', queue,
-    'run', run, 'enq', now, 'att', 0, 'dlv', 0, 'st', 'new', 'own', '')
+    'run', run, 'enq', now, 'att', 0, 'dlv', 0, 'st', 'new', 'own', '', 'qf', 0)
 end
 
 -- A run's summary (counts, first failures) lives <ttl>; its per-command outcomes at
@@ -188,6 +190,14 @@ end
 
 local function release(worker, jid)
   if applying(worker, jid) then redis.call('HDEL', key('busy'), worker) end
+end
+
+-- A running entry is being applied by its owner while the owner heartbeats and either
+-- its last beat named the entry, or it claimed the entry less than a heartbeat
+-- timeout ago (its beats name it from the next one on).
+local function applying_now(owner, jid, claimed_at, now, heartbeat_timeout)
+  if not alive(owner, now, heartbeat_timeout) then return false end
+  return applying(owner, jid) or (tonumber(claimed_at) or 0) > now - heartbeat_timeout
 end
 
 -- enqueue <queue> <visibility ms> <run> <order ttl s> <run ttl s> (<cmd> <cid> <sid>)...
@@ -251,7 +261,7 @@ local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_messa
       end
       redis.call('HSET', key('j', jid), 'cmd', cmd, 'cid', cid, 'sid', sid, 'q', queue,
         'run', run, 'enq', now, 'att', 0, 'dlv', 0, 'st', 'queued', 'own', '', 'qpos', qpos,
-        'seq', seq)
+        'qf', 0, 'seq', seq)
       if per_message then
         group[#group + 1], group_jids[#group_jids + 1] = cmd, jid
         if #group == per_message then
@@ -314,19 +324,24 @@ end
 -- -> {'go', deliveries, failed attempts, enqueued ms, now ms}
 --    | {'skip'} | {'busy'} | {'park'} | {'forged'}
 --    | {'dead', d, a, enqueued ms, now ms}
+-- The hot path: one read of the entry, one of the session, one write. The entry stays
+-- listed in `queued:<queue>` until it finishes (the reaper tells a running entry from
+-- a lost one by its state), and the claim's time goes in the entry (`at`), so neither
+-- `due` nor `busy` is written per command.
 local function claim()
   local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10]
   local first_rest_jid = 11
   local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
   max_deaths = tonumber(max_deaths)
-  local now, e = now_ms(), key('j', jid)
-  local entry = fields(e, 'st', 'own', 'cid', 'sid', 'seq', 'dlv', 'att', 'q', 'qpos', 'qf', 'enq')
+  local e = key('j', jid)
+  local entry = fields(e, 'st', 'own', 'at', 'cid', 'sid', 'seq', 'dlv', 'att', 'q', 'enq', 'qf')
+  local now = now_ms()
   if not entry.st then
     -- Finished already (this is a duplicate delivery), or never journaled.
     if adopt_command == '' then return { 'skip' } end
     new_entry(jid, adopt_command, adopt_command_id, '', adopt_queue, '', now)
     entry = { st = 'new', own = '', sid = '', seq = false, dlv = '0', att = '0', q = adopt_queue,
-      qpos = false, qf = false, enq = now }
+      enq = now, qf = '0' }
   end
   -- The journal, not the message, says what a delivery is: a message naming a jid
   -- whose entry holds another command (a forged `jid`) is not that command's delivery.
@@ -335,19 +350,16 @@ local function claim()
     return { 'forged' }
   end
   local listed = key('queued', entry.q)
-  redis.call('ZREM', listed, jid)
-  -- A woken successor (`qf`) was put ahead of the queue: it says nothing about the
-  -- messages behind it (see `push`).
-  if entry.qpos and entry.qf ~= '1'
-      and tonumber(entry.qpos) > tonumber(redis.call('GET', key('qtaken', entry.q)) or '0') then
-    redis.call('SET', key('qtaken', entry.q), entry.qpos)
-  end
-  -- The rest of a batched message: still listed as queued, at a position this claim
-  -- takes, so the reaper would soon take them for lost and push copies while this
-  -- worker is on its way to them. They are listed again as if queued just now (the
-  -- last position given out, as a woken successor is); the worker renews that before
-  -- a visibility timeout passes. If it dies, they come back through the reaper then,
-  -- or with the whole message through kombu. XX: the claimed ones stay out.
+  -- An entry written by a script from before `qf` (every entry has had one since)
+  -- may be in `due`, where running entries no longer go.
+  if not entry.qf then redis.call('ZREM', key('due'), jid) end
+  -- The rest of a batched message: listed at a position this message's claim shows
+  -- as taken off the queue, so the reaper would soon take them for lost and push
+  -- copies while this worker is on its way to them. They are listed again as if
+  -- queued just now (the last position given out, as a woken successor is); the
+  -- worker renews that before a visibility timeout passes. If it dies, they come back
+  -- through the reaper then, or with the whole message through kombu. XX: the
+  -- finished ones stay out.
   if #argv >= first_rest_jid then
     local last = tonumber(redis.call('GET', key('qpos', entry.q)) or '0')
     local renewed = {}
@@ -357,21 +369,22 @@ local function claim()
     end
     redis.call('ZADD', listed, 'XX', unpack(renewed))
   end
-  if entry.st == 'running' and entry.own ~= worker and applying(entry.own, jid)
-      and alive(entry.own, now, heartbeat_timeout) then
+  if entry.st == 'running' and entry.own ~= worker
+      and applying_now(entry.own, jid, entry.at, now, heartbeat_timeout) then
     return { 'busy' }
   end
   local seq = tonumber(entry.seq)
   if seq and seq > 1 then
     local s = key('s', entry.sid)
-    local done = tonumber(redis.call('HGET', s, 'done') or '0')
+    local gate = redis.call('HMGET', s, 'done', 'j:' .. (seq - 1))
     -- Wait only for a predecessor that is still journaled: it will get an outcome
     -- (applied, rejected or dead-lettered), and that outcome wakes us. One that is
     -- not journaled (lost with Redis data) will never come: go on.
-    if done < seq - 1 and redis.call('HEXISTS', s, 'j:' .. (seq - 1)) == 1 then
+    if tonumber(gate[1] or '0') < seq - 1 and gate[2] then
       redis.call('HSET', e, 'st', 'parked', 'own', '')
       redis.call('HSET', s, 'p:' .. seq, jid)
       redis.call('ZADD', key('due'), now + visibility, jid)
+      redis.call('ZREM', listed, jid)
       return { 'park' }
     end
   end
@@ -379,30 +392,30 @@ local function claim()
   -- Deliveries that ended without an outcome or a recorded failure: the process died.
   local enq = tonumber(entry.enq) or now
   if deliveries - attempts >= max_deaths then return { 'dead', deliveries, attempts, enq, now } end
-  redis.call('HSET', e, 'st', 'running', 'own', worker, 'dlv', deliveries + 1)
-  redis.call('HSET', key('busy'), worker, jid)
-  redis.call('ZADD', key('due'), now + visibility, jid)
+  redis.call('HSET', e, 'st', 'running', 'own', worker, 'at', now, 'dlv', deliveries + 1)
   return { 'go', deliveries + 1, attempts, enq, now }
 end
 
 -- finish <jid> <worker> <stream> <maxlen> <event json> <outcome> <visibility ms> <run ttl s>
 --        [<dead-letter code> <error type> <error message> <failed attempts>]
 -- Publishes the result event, then forgets the entry (or moves it to the dead-letter
--- store), advances the session's ordering gate and wakes its parked successor.
+-- store), advances the session's ordering gate and wakes its parked successor. The
+-- clock is read only for a dead letter or a woken successor.
 -- Returns 0 when another delivery finished the command first (its event is out).
 local function finish()
   local jid, worker, stream, maxlen, event, outcome, visibility_ms, run_ttl_s = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10]
   local dead_letter_code, dead_letter_type, dead_letter_message, attempts = argv[11], argv[12], argv[13], argv[14]
   local visibility = tonumber(visibility_ms)
   local e = key('j', jid)
-  local entry = fields(e, 'cid', 'sid', 'seq', 'run', 'q', 'cmd', 'att', 'dlv', 'ff')
+  local entry = fields(e, 'cid', 'sid', 'seq', 'run', 'q', 'att', 'dlv', 'ff', 'qf')
   if not entry.cid then return 0 end
   -- First, so a refused XADD (ACL, OOM) leaves everything else as it was.
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
-  local now = now_ms()
   if dead_letter_code then
+    local now = now_ms()
     local d = key('dlq', jid)
-    redis.call('HSET', d, 'id', jid, 'cmd', entry.cmd, 'cid', entry.cid, 'sid', entry.sid,
+    redis.call('HSET', d, 'id', jid, 'cmd', redis.call('HGET', e, 'cmd'), 'cid', entry.cid,
+      'sid', entry.sid,
       'q', entry.q, 'run', entry.run, 'code', dead_letter_code, 'type', dead_letter_type,
       'message', dead_letter_message,
       'attempts', math.max(tonumber(attempts or '0'), tonumber(entry.att or '0')),
@@ -413,22 +426,22 @@ local function finish()
   local seq = tonumber(entry.seq)
   if seq then
     local s = key('s', entry.sid)
-    redis.call('HDEL', s, 'j:' .. seq)
-    if tonumber(redis.call('HGET', s, 'done') or '0') < seq then
+    local gate = redis.call('HMGET', s, 'done', 'p:' .. (seq + 1))
+    local done, successor = tonumber(gate[1] or '0'), gate[2]
+    if done < seq then
       redis.call('HSET', s, 'done', seq)
     end
-    local successor = redis.call('HGET', s, 'p:' .. (seq + 1))
-    if successor then
-      redis.call('HDEL', s, 'p:' .. (seq + 1))
-      if redis.call('EXISTS', key('j', successor)) == 1 then
-        push(successor, now, visibility, true)
-      end
+    redis.call('HDEL', s, 'j:' .. seq, 'p:' .. (seq + 1))
+    if successor and redis.call('EXISTS', key('j', successor)) == 1 then
+      push(successor, now_ms(), visibility, true)
     end
   end
   if entry.run ~= '' then record_outcome(entry.run, entry.cid, outcome, tonumber(run_ttl_s)) end
-  release(worker, jid)
+  -- `busy` is left to the worker's next heartbeat: it names a finished entry until
+  -- then, which nothing takes for one in flight (the entry is gone).
   redis.call('DEL', e)
-  redis.call('ZREM', key('due'), jid)
+  redis.call('ZREM', key('queued', entry.q), jid)
+  if not entry.qf then redis.call('ZREM', key('due'), jid) end -- claimed by an older script
   return 1
 end
 
@@ -444,20 +457,46 @@ local function retry()
   redis.call('HSET', e, 'st', 'waiting', 'own', '', 'lf', now, 'etype', error_type,
     'err', error_message)
   redis.call('ZADD', key('due'), now + tonumber(delay_ms), jid)
+  redis.call('ZREM', key('queued', redis.call('HGET', e, 'q')), jid)
   release(worker, jid)
   return 1
 end
 
+-- The lowest queue position of a pipeline message still on <queue>, or nil when the
+-- messages next in line (the list's right end, where BRPOP takes from) do not say
+-- within <scan> of them. Messages are pushed on the left in position order, so the
+-- first one from the right with a plain position is the oldest of those; woken
+-- successors put on the right end (`push` with front) carry the last position given
+-- out when they were put there, lower than that of any message pushed after them, so
+-- they count too. Messages sent around the script (no pipeline tag) do not.
+local function lowest_queued_position(queue, scan)
+  local lowest
+  for from = 1, scan, 10 do
+    local messages = redis.call('LRANGE', queue, -(from + 9), -from)
+    for i = #messages, 1, -1 do
+      local position, front = string.match(messages[i], '"delivery_tag": ?"[^"]*%.(%d+)(f?)"')
+      if position then
+        position = tonumber(position)
+        if not lowest or position < lowest then lowest = position end
+        if front == '' then return lowest end
+      end
+    end
+    if #messages < 10 then return lowest end
+  end
+  return nil
+end
+
 -- Messages of <queue> lost between the queue and a worker (kombu's BRPOP window: a
--- worker killed after taking a message off the queue and before its claim). The
--- queue is FIFO, so once a message is claimed every message listed before it has
--- been taken off; if one of those is still unclaimed a visibility timeout later,
--- its worker lost it. `qmark:<queue>` remembers "every position below P had been
--- taken off by <ms>": P is `qtaken`, or past the last position given out when the
--- queue is empty. A visibility timeout after the mark, what is still listed below P
--- is pushed again (at most <limit> a pass; the rest on the next pass), and a new mark
--- is taken. So the work is what is lost, found by one range query, never the backlog.
-local function reap_lost(queue, now, visibility, limit)
+-- worker killed after taking a message off the queue and before its claim), and
+-- commands claimed by a worker that died before its first heartbeat named them. The
+-- queue is FIFO, so every entry listed below the lowest position still on the queue
+-- has been taken off it. `qmark:<queue>` remembers "every position below P had been
+-- taken off by <ms>" (P is one past the last position given out when the queue is
+-- empty). A visibility timeout after the mark, what is still listed below P and is
+-- neither claimed nor being applied is pushed again (at most <limit> a pass; the rest
+-- on the next pass), and a new mark is taken. So the work is what is lost or running,
+-- found by one range query, never the backlog.
+local function reap_lost(queue, now, visibility, heartbeat_timeout, limit)
   local listed, mark = key('queued', queue), key('qmark', queue)
   local marked = fields(mark, 'pos', 'at')
   if marked.at and now - tonumber(marked.at) < visibility then return 0 end
@@ -465,11 +504,13 @@ local function reap_lost(queue, now, visibility, limit)
   if marked.pos then
     local lost = redis.call('ZRANGEBYSCORE', listed, '-inf', '(' .. marked.pos, 'LIMIT', 0, limit)
     for _, jid in ipairs(lost) do
-      if redis.call('HGET', key('j', jid), 'st') == 'queued' then
+      local entry = fields(key('j', jid), 'st', 'own', 'at')
+      if entry.st == 'queued' or (entry.st == 'running'
+          and not applying_now(entry.own, jid, entry.at, now, heartbeat_timeout)) then
         push(jid, now, visibility, false)
         requeued = requeued + 1
-      else
-        redis.call('ZREM', listed, jid) -- claimed or finished meanwhile
+      elseif entry.st ~= 'running' and entry.st ~= 'new' then
+        redis.call('ZREM', listed, jid) -- finished, parked or waiting meanwhile
       end
     end
     if #lost == tonumber(limit) then return requeued end -- more below P: next pass, same mark
@@ -478,9 +519,11 @@ local function reap_lost(queue, now, visibility, limit)
   if redis.call('LLEN', queue) == 0 then
     passed = tonumber(redis.call('GET', key('qpos', queue)) or '0') + 1
   else
-    passed = tonumber(redis.call('GET', key('qtaken', queue)) or '0')
+    -- Not known (a long run of woken successors or foreign messages next in line):
+    -- the old mark holds for another visibility timeout.
+    passed = lowest_queued_position(queue, 100) or marked.pos
   end
-  redis.call('HSET', mark, 'pos', passed, 'at', now)
+  if passed then redis.call('HSET', mark, 'pos', passed, 'at', now) end
   return requeued
 end
 
@@ -555,7 +598,7 @@ local function reap()
     end
   end
   for _, queue in ipairs(redis.call('SMEMBERS', key('queues'))) do
-    requeued = requeued + reap_lost(queue, now, visibility, limit)
+    requeued = requeued + reap_lost(queue, now, visibility, heartbeat_timeout, limit)
   end
   local evicted = evict_dead_letters(now, tonumber(dead_letter_max), tonumber(dead_letter_ttl_ms),
     tonumber(limit))
