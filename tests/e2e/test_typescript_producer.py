@@ -28,7 +28,7 @@ SESSIONS = 20
 ROUNDS = 6
 # What differs between two enqueues of one command: ids derived from the jid, times.
 MESSAGE_IDS = {"id", "root_id", "correlation_id", "delivery_tag"}
-ENTRY_PER_ENQUEUE = {"enq", "seq", "qpos"}
+ENTRY_PER_ENQUEUE = {"enq", "seq", "qpos", "pj"}  # pj: the jid before it in the session
 
 
 def node_command(*args: str) -> list[str]:

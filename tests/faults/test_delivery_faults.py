@@ -329,12 +329,16 @@ def test_crash_between_dynamodb_write_and_publish_publishes_the_event_once(
     producer.enqueue_many(commands)
     victim = commands[0]
     journal = Journal(redis_client, settings)
-    jid = redis_client.hget(journal.keys.session_order(victim["session_id"]), "j:1")
+    queue = settings.commands_queue
+    jid = next(
+        jid_of(m)
+        for m in redis_client.lrange(queue, 0, -1)
+        if json.loads(json.loads(m)["body"])[0][0]["command_id"] == victim["command_id"]
+    )
     dead_worker = "crashed-host:1:deadbeef"
     now_ms = int(redis_client.time()[0]) * 1000
     redis_client.zadd(journal.keys.workers, {dead_worker: now_ms - 60_000})
     assert journal.claim(jid, dead_worker).verdict == "go"
-    queue = settings.commands_queue
     taken = [m for m in redis_client.lrange(queue, 0, -1) if jid_of(m) == jid]
     assert len(taken) == 1
     redis_client.lrem(queue, 1, taken[0])  # the dead worker had taken it off the queue

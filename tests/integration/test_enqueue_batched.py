@@ -106,7 +106,9 @@ def test_sequence_numbers_continue_across_enqueue_and_enqueue_batched(
     assert [entry(redis_client, journal, j)["seq"] for j in jids] == ["1", "2", "3", "4", "5"]
     assert [entry(redis_client, journal, j)["qpos"] for j in jids] == ["1", "2", "2", "2", "3"]
     order = redis_client.hgetall(journal.keys.session_order("s-mix"))
-    assert order == {"next": "5", **{f"j:{n}": jid for n, jid in enumerate(jids, start=1)}}
+    assert order == {"next": "5", "last": last}
+    # Each entry names the one before it in the session, across calls and messages.
+    assert [entry(redis_client, journal, j)["pj"] for j in jids] == ["", *jids[:-1]]
     queued = messages(redis_client, queue)
     assert [m["headers"]["task"] for m in queued] == [SINGLE_TASK, BATCH_TASK, SINGLE_TASK]
     assert task_args(queued[1])[1] == batched

@@ -8,6 +8,7 @@ there for, so that removing the rule from the script fails the test.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.integration.test_journal import command, enqueue, entry, finish, poll, queued_jids
 from worker.delivery.journal import DeadLetter
@@ -27,7 +28,7 @@ def test_done_is_the_highest_sequence_finished_a_lower_one_finishing_later_keeps
     )
     # As if Redis had lost the first command's place (a restart without its last writes):
     # the second does not wait for it, and finishes first.
-    redis_client.hdel(session, "j:1")
+    redis_client.hset(journal.keys.journal(second), "pj", "")
     assert journal.claim(second, "w2").verdict == "go"
     assert finish(journal, second, "w2")
     assert redis_client.hget(session, "done") == "2"
@@ -146,3 +147,24 @@ def test_the_lost_message_check_leaves_a_listed_command_that_is_no_longer_queued
     assert redis_client.llen(queue) == 0  # nothing pushed early
     assert redis_client.zscore(journal.keys.due, jid) == retry_due
     assert redis_client.zscore(listed, jid) is None
+
+
+def test_a_command_enqueued_after_an_upgrade_waits_for_one_the_old_script_enqueued(
+    journal, redis_client, settings
+):
+    """The script before `pj` kept each sequence's jid under the session's `j:<n>`: a
+    command enqueued now finds its predecessor there, and waits for it."""
+    old = (Path(__file__).parents[1] / "e2e/fixtures/pipeline_before_the_layout.lua").read_text()
+    queue = settings.commands_queue
+    first = command("s-upgrade")
+    args = ["enqueue", settings.key_prefix, queue, 60_000, "", 3600, 3600]
+    (old_jid,) = redis_client.eval(
+        old, 0, *args, json.dumps(first), first["command_id"], "s-upgrade"
+    )
+    (new_jid,) = enqueue(journal, queue, command("s-upgrade"))
+
+    assert entry(redis_client, journal, new_jid)["pj"] == old_jid
+    assert journal.claim(new_jid, "w2").verdict == "park"
+    assert journal.claim(old_jid, "w1").verdict == "go"
+    assert finish(journal, old_jid, "w1")  # wakes the new one
+    assert journal.claim(new_jid, "w2").verdict == "go"

@@ -92,7 +92,8 @@ def test_enqueue_writes_the_celery_message_the_entry_and_the_sequence(
     assert stored["cid"] == cmd["command_id"] and stored["sid"] == "s-enq"
     assert (stored["seq"], stored["st"], stored["q"], stored["qpos"]) == ("1", "queued", queue, "1")
     order = redis_client.hgetall(journal.keys.session_order("s-enq"))
-    assert order == {"next": "1", "j:1": jid}
+    assert order == {"next": "1", "last": jid}
+    assert stored["pj"] == ""  # the first of its session waits for nothing
     assert redis_client.zscore(journal.keys.queued(queue), jid) == 1
     assert redis_client.zscore(journal.keys.due, jid) is None  # a backlog costs the reaper nothing
 
@@ -187,9 +188,9 @@ def test_a_successor_parks_until_its_predecessor_finishes_then_goes_first(
 def test_a_predecessor_that_is_not_journaled_does_not_hold_its_successor(
     journal, redis_client, settings
 ):
-    _, second = enqueue(journal, settings.commands_queue, command("s-gap"), command("s-gap"))
+    first, second = enqueue(journal, settings.commands_queue, command("s-gap"), command("s-gap"))
     # As if Redis had lost the predecessor (a restart without its last writes).
-    redis_client.hdel(journal.keys.session_order("s-gap"), "j:1")
+    redis_client.delete(journal.keys.journal(first))
 
     assert journal.claim(second, "w2").verdict == "go"
 

@@ -24,8 +24,9 @@
 --                         queue, from then until the command finishes, parks or waits
 --                         for a retry (see `reap_lost`); queues: set of the queues that
 --                         have had any; qmark:<queue> hash, the reaper's mark
---   s:<session>    hash   next (last sequence given out), done (last sequence finished),
---                         j:<n> (jid holding sequence n), p:<n> (jid parked waiting for n-1)
+--   s:<session>    hash   next (last sequence given out), last (its jid), done (highest
+--                         sequence finished), p:<n> (jid parked waiting for n-1); entries
+--                         from before `pj` have j:<n> (jid holding sequence n)
 --   qpos:<queue>   string pushes to the queue so far (the commands of one batched
 --                         message share its position)
 --   workers        zset   worker process id -> last heartbeat ms
@@ -200,6 +201,21 @@ local function applying_now(owner, jid, claimed_at, now, heartbeat_timeout)
   return applying(owner, jid) or (tonumber(claimed_at) or 0) > now - heartbeat_timeout
 end
 
+-- A session's ordering state as one enqueue call goes through its commands: read once
+-- (the last sequence number given out and its jid), written once at the end.
+local function session_order(sessions, s)
+  local order = sessions[s]
+  if order then return order end
+  local state = redis.call('HMGET', s, 'next', 'last')
+  order = { next = tonumber(state[1] or '0'), last = state[2] }
+  if not order.last then
+    -- Written by a script from before `last`: its jid is under `j:<n>`, if anywhere.
+    order.last = order.next > 0 and redis.call('HGET', s, 'j:' .. order.next) or ''
+  end
+  sessions[s] = order
+  return order
+end
+
 -- enqueue <queue> <visibility ms> <run> <order ttl s> <run ttl s> (<cmd> <cid> <sid>)...
 -- A command with a session gets that session's next sequence number. With a run, a
 -- command the run already has a final outcome for is skipped (a resumed run applies
@@ -252,16 +268,15 @@ local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_messa
         qpos = first_qpos + math.floor(kept / per_message) + 1
         kept = kept + 1
       end
-      local seq = ''
+      local seq, predecessor = '', ''
       if sid ~= '' then
-        local s = key('s', sid)
-        seq = redis.call('HINCRBY', s, 'next', 1)
-        redis.call('HSET', s, 'j:' .. seq, jid)
-        sessions[s] = true
+        local order = session_order(sessions, key('s', sid))
+        order.next = order.next + 1
+        seq, predecessor, order.last = order.next, order.last, jid
       end
       redis.call('HSET', key('j', jid), 'cmd', cmd, 'cid', cid, 'sid', sid, 'q', queue,
         'run', run, 'enq', now, 'att', 0, 'dlv', 0, 'st', 'queued', 'own', '', 'qpos', qpos,
-        'qf', 0, 'seq', seq)
+        'qf', 0, 'seq', seq, 'pj', predecessor)
       if per_message then
         group[#group + 1], group_jids[#group_jids + 1] = cmd, jid
         if #group == per_message then
@@ -294,7 +309,10 @@ local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_messa
     redis.call('ZADD', key('queued', queue), unpack(listed, 2 * from - 1, 2 * to))
   end
   if #listed > 0 then redis.call('SADD', key('queues'), queue) end
-  for s in pairs(sessions) do redis.call('EXPIRE', s, order_ttl) end
+  for s, order in pairs(sessions) do
+    redis.call('HSET', s, 'next', order.next, 'last', order.last)
+    redis.call('EXPIRE', s, order_ttl)
+  end
   if run ~= '' then
     if new_in_run > 0 then redis.call('HINCRBY', key('run', run, 'n'), 'sent', new_in_run) end
     keep_run(run, run_ttl)
@@ -317,6 +335,13 @@ local function enqueue_batched()
     per_message)
 end
 
+-- Whether the command before sequence <seq> of session hash <s> is still journaled:
+-- its jid is the entry's `pj` (entries from before `pj`: the session's `j:<n>`).
+local function journaled_predecessor(s, seq, predecessor)
+  if not predecessor then return redis.call('HEXISTS', s, 'j:' .. (seq - 1)) == 1 end
+  return predecessor ~= '' and redis.call('EXISTS', key('j', predecessor)) == 1
+end
+
 -- claim <jid> <worker> <visibility ms> <heartbeat timeout ms> <max deaths>
 --       <cmd> <cid> <queue> (the delivered command: journals a message sent around `enqueue`;
 --       for a journaled message <cmd> is '' and <cid> the message's command_id, or '')
@@ -334,7 +359,8 @@ local function claim()
   local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
   max_deaths = tonumber(max_deaths)
   local e = key('j', jid)
-  local entry = fields(e, 'st', 'own', 'at', 'cid', 'sid', 'seq', 'dlv', 'att', 'q', 'enq', 'qf')
+  local entry = fields(e, 'st', 'own', 'at', 'cid', 'sid', 'seq', 'pj', 'dlv', 'att', 'q', 'enq',
+    'qf')
   local now = now_ms()
   if not entry.st then
     -- Finished already (this is a duplicate delivery), or never journaled.
@@ -376,11 +402,11 @@ local function claim()
   local seq = tonumber(entry.seq)
   if seq and seq > 1 then
     local s = key('s', entry.sid)
-    local gate = redis.call('HMGET', s, 'done', 'j:' .. (seq - 1))
     -- Wait only for a predecessor that is still journaled: it will get an outcome
     -- (applied, rejected or dead-lettered), and that outcome wakes us. One that is
     -- not journaled (lost with Redis data) will never come: go on.
-    if tonumber(gate[1] or '0') < seq - 1 and gate[2] then
+    if tonumber(redis.call('HGET', s, 'done') or '0') < seq - 1
+        and journaled_predecessor(s, seq, entry.pj) then
       redis.call('HSET', e, 'st', 'parked', 'own', '')
       redis.call('HSET', s, 'p:' .. seq, jid)
       redis.call('ZADD', key('due'), now + visibility, jid)
@@ -407,7 +433,7 @@ local function finish()
   local dead_letter_code, dead_letter_type, dead_letter_message, attempts = argv[11], argv[12], argv[13], argv[14]
   local visibility = tonumber(visibility_ms)
   local e = key('j', jid)
-  local entry = fields(e, 'cid', 'sid', 'seq', 'run', 'q', 'att', 'dlv', 'ff', 'qf')
+  local entry = fields(e, 'cid', 'sid', 'seq', 'pj', 'run', 'q', 'att', 'dlv', 'ff', 'qf')
   if not entry.cid then return 0 end
   -- First, so a refused XADD (ACL, OOM) leaves everything else as it was.
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
@@ -431,9 +457,12 @@ local function finish()
     if done < seq then
       redis.call('HSET', s, 'done', seq)
     end
-    redis.call('HDEL', s, 'j:' .. seq, 'p:' .. (seq + 1))
-    if successor and redis.call('EXISTS', key('j', successor)) == 1 then
-      push(successor, now_ms(), visibility, true)
+    if not entry.pj then redis.call('HDEL', s, 'j:' .. seq) end -- enqueued before `pj`
+    if successor then
+      redis.call('HDEL', s, 'p:' .. (seq + 1))
+      if redis.call('EXISTS', key('j', successor)) == 1 then
+        push(successor, now_ms(), visibility, true)
+      end
     end
   end
   if entry.run ~= '' then record_outcome(entry.run, entry.cid, outcome, tonumber(run_ttl_s)) end
