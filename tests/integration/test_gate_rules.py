@@ -17,27 +17,27 @@ from worker.delivery.journal import DeadLetter
 REAP_DEADLINE = 15.0
 
 
-def test_done_is_the_highest_sequence_finished_a_lower_one_finishing_later_keeps_it(
+def test_a_command_waits_exactly_while_its_predecessor_is_journaled(
     journal, redis_client, settings
 ):
-    """`done` never moves back: a lower sequence that finishes after a higher one (its
-    predecessor lost its place in the gate, so the higher one went first) keeps it."""
-    session = journal.keys.session_order("s-mono")
+    """The gate is the predecessor's journal entry, not a counter: a command whose
+    predecessor finished goes whatever finished before, and one whose predecessor is
+    still journaled waits, even when commands before that one finished out of order."""
     first, second, third = enqueue(
-        journal, settings.commands_queue, command("s-mono"), command("s-mono"), command("s-mono")
+        journal, settings.commands_queue, command("s-gate"), command("s-gate"), command("s-gate")
     )
     # As if Redis had lost the first command's place (a restart without its last writes):
     # the second does not wait for it, and finishes first.
     redis_client.hset(journal.keys.journal(second), "pj", "")
+    assert journal.claim(third, "w3").verdict == "park"  # the second is still journaled
     assert journal.claim(second, "w2").verdict == "go"
-    assert finish(journal, second, "w2")
-    assert redis_client.hget(session, "done") == "2"
+    assert finish(journal, second, "w2")  # wakes the third
+    assert entry(redis_client, journal, third)["st"] == "queued"
 
     assert journal.claim(first, "w1").verdict == "go"
+    assert journal.claim(third, "w3").verdict == "go"  # its own predecessor is gone
     assert finish(journal, first, "w1")
-
-    assert redis_client.hget(session, "done") == "2"  # not back to 1
-    assert journal.claim(third, "w3").verdict == "go"
+    assert entry(redis_client, journal, third)["st"] == "running"  # the first wakes no one
 
 
 def test_a_rejected_or_dead_lettered_predecessor_lets_its_successor_go(
@@ -46,7 +46,6 @@ def test_a_rejected_or_dead_lettered_predecessor_lets_its_successor_go(
     """Every outcome, not only `applied`, advances the gate and wakes the next command:
     a rejected or dead-lettered command must not hold its session's later commands."""
     queue = settings.commands_queue
-    session = journal.keys.session_order("s-outcomes")
     first, second, third = enqueue(
         journal, queue, command("s-outcomes"), command("s-outcomes"), command("s-outcomes")
     )
@@ -57,7 +56,7 @@ def test_a_rejected_or_dead_lettered_predecessor_lets_its_successor_go(
     rejected = json.dumps({"type": "command.rejected", "jid": first})
     assert journal.finish(first, "w1", event_json=rejected, outcome="rejected:session_not_found")
 
-    assert redis_client.hget(session, "done") == "1"
+    assert not redis_client.exists(journal.keys.journal(first))
     assert entry(redis_client, journal, second)["st"] == "queued"  # woken
     assert queued_jids(redis_client, queue)[0] == second
     assert journal.claim(second, "w2").verdict == "go"
@@ -68,7 +67,7 @@ def test_a_rejected_or_dead_lettered_predecessor_lets_its_successor_go(
         second, "w2", event_json=dead, outcome="dead_lettered", dead_letter=reason
     )
 
-    assert redis_client.hget(session, "done") == "2"
+    assert not redis_client.exists(journal.keys.journal(second))
     assert entry(redis_client, journal, third)["st"] == "queued"  # woken
     assert queued_jids(redis_client, queue)[0] == third
     assert journal.claim(third, "w3").verdict == "go"

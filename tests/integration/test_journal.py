@@ -220,7 +220,7 @@ def test_finish_publishes_one_event_and_clears_the_entry_once(journal, redis_cli
     assert not redis_client.exists(journal.keys.journal(jid))
     assert redis_client.zscore(journal.keys.due, jid) is None
     assert redis_client.hget(journal.keys.prefix + ":busy", "w1") is None
-    assert redis_client.hget(journal.keys.session_order("s-fin"), "done") == "1"
+    assert redis_client.hgetall(journal.keys.session_order("s-fin")) == {"next": "1", "last": jid}
 
 
 # ─── Retry and reap ───

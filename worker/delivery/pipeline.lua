@@ -24,9 +24,9 @@
 --                         queue, from then until the command finishes, parks or waits
 --                         for a retry (see `reap_lost`); queues: set of the queues that
 --                         have had any; qmark:<queue> hash, the reaper's mark
---   s:<session>    hash   next (last sequence given out), last (its jid), done (highest
---                         sequence finished), p:<n> (jid parked waiting for n-1); entries
---                         from before `pj` have j:<n> (jid holding sequence n)
+--   s:<session>    hash   next (last sequence given out), last (its jid); sessions from
+--                         before `pj` also have j:<n> (jid holding sequence n), p:<n> (jid
+--                         parked waiting for n-1) and done (highest sequence finished)
 --   qpos:<queue>   string pushes to the queue so far (the commands of one batched
 --                         message share its position)
 --   workers        zset   worker process id -> last heartbeat ms
@@ -335,11 +335,31 @@ local function enqueue_batched()
     per_message)
 end
 
--- Whether the command before sequence <seq> of session hash <s> is still journaled:
--- its jid is the entry's `pj` (entries from before `pj`: the session's `j:<n>`).
-local function journaled_predecessor(s, seq, predecessor)
-  if not predecessor then return redis.call('HEXISTS', s, 'j:' .. (seq - 1)) == 1 end
-  return predecessor ~= '' and redis.call('EXISTS', key('j', predecessor)) == 1
+-- The ordering gate: a command waits while the command before it in its session is
+-- still journaled. That one will get an outcome (applied, rejected or dead-lettered),
+-- and its `finish` wakes the waiting one (`wake` in its entry). One that is not
+-- journaled (finished, or lost with Redis data) holds nothing. Entries from before
+-- `pj` find their predecessor in the session hash (`j:<n>`, `done`).
+local function waits_for_predecessor(entry, seq)
+  if entry.pj then
+    return entry.pj ~= '' and redis.call('EXISTS', key('j', entry.pj)) == 1
+  end
+  local s = key('s', entry.sid)
+  return tonumber(redis.call('HGET', s, 'done') or '0') < seq - 1
+    and redis.call('HEXISTS', s, 'j:' .. (seq - 1)) == 1
+end
+
+-- Park <jid> until its predecessor finishes (which pushes it to the front of its
+-- queue), and look at it again a visibility timeout from now in case that is missed.
+local function park(jid, entry, seq, now, visibility)
+  redis.call('HSET', key('j', jid), 'st', 'parked', 'own', '')
+  if entry.pj then
+    redis.call('HSET', key('j', entry.pj), 'wake', jid) -- it exists: just checked
+  else
+    redis.call('HSET', key('s', entry.sid), 'p:' .. seq, jid)
+  end
+  redis.call('ZADD', key('due'), now + visibility, jid)
+  redis.call('ZREM', key('queued', entry.q), jid)
 end
 
 -- claim <jid> <worker> <visibility ms> <heartbeat timeout ms> <max deaths>
@@ -400,19 +420,9 @@ local function claim()
     return { 'busy' }
   end
   local seq = tonumber(entry.seq)
-  if seq and seq > 1 then
-    local s = key('s', entry.sid)
-    -- Wait only for a predecessor that is still journaled: it will get an outcome
-    -- (applied, rejected or dead-lettered), and that outcome wakes us. One that is
-    -- not journaled (lost with Redis data) will never come: go on.
-    if tonumber(redis.call('HGET', s, 'done') or '0') < seq - 1
-        and journaled_predecessor(s, seq, entry.pj) then
-      redis.call('HSET', e, 'st', 'parked', 'own', '')
-      redis.call('HSET', s, 'p:' .. seq, jid)
-      redis.call('ZADD', key('due'), now + visibility, jid)
-      redis.call('ZREM', listed, jid)
-      return { 'park' }
-    end
+  if seq and seq > 1 and waits_for_predecessor(entry, seq) then
+    park(jid, entry, seq, now, visibility)
+    return { 'park' }
   end
   local deliveries, attempts = tonumber(entry.dlv), tonumber(entry.att)
   -- Deliveries that ended without an outcome or a recorded failure: the process died.
@@ -433,7 +443,8 @@ local function finish()
   local dead_letter_code, dead_letter_type, dead_letter_message, attempts = argv[11], argv[12], argv[13], argv[14]
   local visibility = tonumber(visibility_ms)
   local e = key('j', jid)
-  local entry = fields(e, 'cid', 'sid', 'seq', 'pj', 'run', 'q', 'att', 'dlv', 'ff', 'qf')
+  local entry = fields(e, 'cid', 'sid', 'seq', 'pj', 'wake', 'run', 'q', 'att', 'dlv', 'ff',
+    'qf')
   if not entry.cid then return 0 end
   -- First, so a refused XADD (ACL, OOM) leaves everything else as it was.
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
@@ -449,21 +460,16 @@ local function finish()
       'last_failure', now, 'dead_lettered_at', now)
     redis.call('ZADD', key('dlq'), now, jid)
   end
+  -- The gate: with this entry gone its successor may go; a parked one is woken.
+  local successor = entry.wake
   local seq = tonumber(entry.seq)
-  if seq then
+  if seq and not entry.pj then -- enqueued before `pj`: its place is in the session hash
     local s = key('s', entry.sid)
-    local gate = redis.call('HMGET', s, 'done', 'p:' .. (seq + 1))
-    local done, successor = tonumber(gate[1] or '0'), gate[2]
-    if done < seq then
-      redis.call('HSET', s, 'done', seq)
-    end
-    if not entry.pj then redis.call('HDEL', s, 'j:' .. seq) end -- enqueued before `pj`
-    if successor then
-      redis.call('HDEL', s, 'p:' .. (seq + 1))
-      if redis.call('EXISTS', key('j', successor)) == 1 then
-        push(successor, now_ms(), visibility, true)
-      end
-    end
+    successor = successor or redis.call('HGET', s, 'p:' .. (seq + 1))
+    redis.call('HDEL', s, 'j:' .. seq, 'p:' .. (seq + 1))
+  end
+  if successor and redis.call('HGET', key('j', successor), 'st') == 'parked' then
+    push(successor, now_ms(), visibility, true) -- not if the reaper's re-check got it going
   end
   if entry.run ~= '' then record_outcome(entry.run, entry.cid, outcome, tonumber(run_ttl_s)) end
   -- `busy` is left to the worker's next heartbeat: it names a finished entry until
