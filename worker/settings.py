@@ -69,8 +69,10 @@ class Settings(BaseSettings):
     # Memory: each entry keeps its command (up to CHECKOUT_MAX_COMMAND_BYTES).
     dead_letter_max: int = Field(default=10_000, ge=1)
     dead_letter_ttl: float = Field(default=7 * DAY_SECONDS, ge=60)
-    # How often one worker (holding a lease) looks for commands to re-enqueue.
-    reap_interval: float = Field(default=0.25, gt=0)
+    # How often the reaper (one worker at a time, holding a lease) looks for retries and
+    # parked commands that are due; every fifth tick it also looks for dead workers and
+    # lost messages (`worker.delivery.reaper`). Idle, a tick costs Redis one call.
+    reap_interval: float = Field(default=1.0, gt=0)
     session_ttl_seconds: int = Field(default=DAY_SECONDS, ge=60)
 
     # ─── Operations (README "Seeing it run") ───

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from worker.delivery.journal import DeadLetter, Journal, Pending
+from worker.delivery.journal import DeadLetter, Journal, Pending, ReapPass
 from worker.errors import JournalUnavailable
 
 TASK = "checkout.apply_command"
@@ -495,16 +495,19 @@ def test_only_the_lease_holder_reaps(journal, redis_client, settings):
     journal.claim(jid, "w1")
     journal.retry(jid, "w1", delay=0.0, error=TimeoutError("DynamoDB timed out"))
 
+    def reap(owner: str) -> ReapPass:
+        return journal.reap_pass(owner=owner, lease_ms=60_000)
+
     # The first reaper takes the lease in the same call that does its work...
-    poll(lambda: journal.reap(owner="r1", lease_ms=60_000)[0] == 1, "the holder re-enqueues")
+    poll(lambda: reap("r1").requeued == 1, "the holder re-enqueues")
     assert redis_client.get(journal.keys.reaper_lease) == "r1"
     journal.claim(jid, "w2")
     journal.retry(jid, "w2", delay=0.0, error=TimeoutError("DynamoDB timed out"))
 
     # ...and another reaper does nothing while it holds it; the holder renews and goes on.
-    assert journal.reap(owner="r2", lease_ms=60_000) == (0, 0, 0)
+    assert reap("r2")[:3] == (0, 0, 0) and not reap("r2").held
     assert redis_client.zscore(journal.keys.due, jid) is not None
-    poll(lambda: journal.reap(owner="r1", lease_ms=60_000)[0] == 1, "the holder goes on")
+    poll(lambda: reap("r1").requeued == 1, "the holder goes on")
 
 
 def test_a_beat_that_read_the_command_before_finish_does_not_mark_it_again(

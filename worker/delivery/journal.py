@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -70,6 +70,17 @@ class Entry:
     command: str
     command_id: str
     session_id: str
+
+
+class ReapPass(NamedTuple):
+    """What one reap pass did, the Redis clock when it ran, and whether it ran at all
+    (False: another reaper holds the lease)."""
+
+    requeued: int
+    dead_workers: int
+    evicted: int
+    now_ms: int
+    held: bool
 
 
 @dataclass(frozen=True)
@@ -240,12 +251,17 @@ class Journal:
     def heartbeat(self, worker: str, applying: str | None = None) -> None:
         self._call("beat", arguments("beat", {"worker": worker, "jid": applying or ""}))
 
-    def reap(self, *, owner: str = "", lease_ms: int = 0) -> tuple[int, int, int]:
+    def reap(self) -> tuple[int, int, int]:
+        """A full pass without the lease; (re-enqueued, dead workers, dead letters evicted)."""
+        requeued, dead, evicted, _, _ = self.reap_pass()
+        return requeued, dead, evicted
+
+    def reap_pass(self, *, owner: str = "", lease_ms: int = 0, full: bool = True) -> ReapPass:
         """Re-enqueue what nobody works on and keep the dead-letter store within its
-        bounds; returns (re-enqueued, dead workers, dead letters evicted).
+        bounds. `full=False` looks only at retries and parked commands that are due.
 
         With `owner`, only while it holds the reaper lease, taken or renewed in the same
-        script call (one round trip a tick, not four).
+        script call.
         """
         values = {
             "visibility_ms": self._visibility_ms,
@@ -255,9 +271,26 @@ class Journal:
             "lease_ms": lease_ms,
             "dead_letter_max": self._settings.dead_letter_max,
             "dead_letter_ttl_ms": int(self._settings.dead_letter_ttl * 1000),
+            "full": 1 if full else 0,
         }
-        requeued, dead, evicted = self._call("reap", arguments("reap", values))
-        return int(requeued), int(dead), int(evicted)
+        requeued, dead, evicted, now_ms, held = self._call("reap", arguments("reap", values))
+        return ReapPass(int(requeued), int(dead), int(evicted), int(now_ms), bool(held))
+
+    def lease_holder(self) -> str | None:
+        """Who holds the reaper lease now, if anyone (one GET, outside the script)."""
+        try:
+            holder = self.client.get(self.keys.reaper_lease)
+        except redis.RedisError as error:
+            raise JournalUnavailable(f"Redis refused the journal (lease): {error}") from error
+        return None if holder is None else as_text(holder)
+
+    def earliest_due_ms(self) -> int | None:
+        """Redis-clock ms at which the first retry or parked re-check falls due, if any."""
+        try:
+            first = self.client.zrange(self.keys.due, 0, 0, withscores=True)
+        except redis.RedisError as error:
+            raise JournalUnavailable(f"Redis refused the journal (due): {error}") from error
+        return int(first[0][1]) if first else None
 
     def bury(
         self, entry_id: str, *, queue: str, raw: str, event_json: str, dead_letter: DeadLetter

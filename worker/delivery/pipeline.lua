@@ -583,37 +583,10 @@ local function evict_dead_letters(now, max, ttl, limit)
   return #gone
 end
 
--- reap <visibility ms> <heartbeat timeout ms> <limit> <owner> <lease ms>
---      <dead-letter max> <dead-letter ttl ms>
--- With an owner, only while it holds the reaper lease (taken or renewed here).
--- Re-enqueues what nobody is working on: the command of a worker process whose
--- heartbeat stopped, a retry whose delay is over, a parked command due for a
--- re-check, and a message lost between the queue and a worker (`reap_lost`).
--- `due` holds only entries that are not queued (running, waiting, parked), so a
--- backlog costs the reaper nothing. Then the dead-letter store is kept within its
--- bounds. Returns {re-enqueued, dead workers, dead letters evicted}.
-local function reap()
-  local visibility_ms, heartbeat_timeout_ms, limit, owner, lease_ms, dead_letter_max, dead_letter_ttl_ms = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9]
-  local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
-  if owner and owner ~= '' then
-    -- One reaper at a time: take the lease, or renew it if ours, in the same call.
-    local lease = key('reaper')
-    if not redis.call('SET', lease, owner, 'NX', 'PX', lease_ms) then
-      if redis.call('GET', lease) ~= owner then return { 0, 0, 0 } end
-      redis.call('PEXPIRE', lease, lease_ms)
-    end
-  end
-  local now, requeued = now_ms(), 0
-  local dead = redis.call('ZRANGEBYSCORE', key('workers'), '-inf', now - heartbeat_timeout)
-  for _, worker in ipairs(dead) do
-    local jid = redis.call('HGET', key('busy'), worker)
-    if jid and redis.call('HGET', key('j', jid), 'own') == worker then
-      push(jid, now, visibility, false)
-      requeued = requeued + 1
-    end
-    redis.call('HDEL', key('busy'), worker)
-    redis.call('ZREM', key('workers'), worker)
-  end
+-- A retry whose delay is over, a parked command due for a re-check (and, from older
+-- scripts, running or queued entries in `due`): pushed again, or left for later.
+local function reap_due(now, visibility, heartbeat_timeout, limit)
+  local requeued = 0
   local due = redis.call('ZRANGEBYSCORE', key('due'), '-inf', now, 'LIMIT', 0, limit)
   for _, jid in ipairs(due) do
     local entry = fields(key('j', jid), 'st', 'own', 'q', 'qpos')
@@ -632,12 +605,51 @@ local function reap()
       requeued = requeued + 1
     end
   end
+  return requeued
+end
+
+-- reap <visibility ms> <heartbeat timeout ms> <limit> <owner> <lease ms>
+--      <dead-letter max> <dead-letter ttl ms> <full: 1 or 0>
+-- With an owner, only while it holds the reaper lease (taken or renewed here).
+-- Re-enqueues what nobody is working on: a retry whose delay is over and a parked
+-- command due for a re-check (every pass); with <full> 1 also the command of a worker
+-- process whose heartbeat stopped and a message lost between the queue and a worker
+-- (`reap_lost`), and keeps the dead-letter store within its bounds. `due` holds only
+-- waiting and parked entries, so neither a backlog nor running commands cost a pass
+-- anything. Returns {re-enqueued, dead workers, dead letters evicted, now ms, 1 if the
+-- lease is held (or no owner) else 0}.
+local function reap()
+  local visibility_ms, heartbeat_timeout_ms, limit, owner, lease_ms, dead_letter_max, dead_letter_ttl_ms, full = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10]
+  local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
+  if owner and owner ~= '' then
+    -- One reaper at a time: take the lease, or renew it if ours, in the same call.
+    local lease = key('reaper')
+    if not redis.call('SET', lease, owner, 'NX', 'PX', lease_ms) then
+      if redis.call('GET', lease) ~= owner then return { 0, 0, 0, 0, 0 } end
+      redis.call('PEXPIRE', lease, lease_ms)
+    end
+  end
+  local now, requeued = now_ms(), 0
+  if full == '0' then
+    return { reap_due(now, visibility, heartbeat_timeout, limit), 0, 0, now, 1 }
+  end
+  local dead = redis.call('ZRANGEBYSCORE', key('workers'), '-inf', now - heartbeat_timeout)
+  for _, worker in ipairs(dead) do
+    local jid = redis.call('HGET', key('busy'), worker)
+    if jid and redis.call('HGET', key('j', jid), 'own') == worker then
+      push(jid, now, visibility, false)
+      requeued = requeued + 1
+    end
+    redis.call('HDEL', key('busy'), worker)
+    redis.call('ZREM', key('workers'), worker)
+  end
+  requeued = requeued + reap_due(now, visibility, heartbeat_timeout, limit)
   for _, queue in ipairs(redis.call('SMEMBERS', key('queues'))) do
     requeued = requeued + reap_lost(queue, now, visibility, heartbeat_timeout, limit)
   end
   local evicted = evict_dead_letters(now, tonumber(dead_letter_max), tonumber(dead_letter_ttl_ms),
     tonumber(limit))
-  return { requeued, #dead, evicted }
+  return { requeued, #dead, evicted, now, 1 }
 end
 
 -- replay <dead-letter id> <visibility ms>
