@@ -1,9 +1,17 @@
-"""Each worker process tells the reaper it is alive, and what it applies, from a thread."""
+"""Each worker process tells the reaper it is alive, and what it applies, from a thread.
+
+A process that has applied something since its last beat, or is applying now, beats
+every `interval`: the reaper takes a running command's owner for dead once its beats
+stop for a heartbeat timeout. An idle one beats only every `idle_interval` (still
+within the timeout, so `checkout status` counts it): idle workers cost Redis next to
+nothing.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from worker.delivery.journal import Journal
 from worker.delivery.processor import CommandProcessor
@@ -15,11 +23,21 @@ logger = logging.getLogger("checkout.worker")
 class Heartbeat:
     """Tells the reaper this worker process is alive, and what it applies, from a thread."""
 
-    def __init__(self, journal: Journal, processor: CommandProcessor, *, interval: float) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        processor: CommandProcessor,
+        *,
+        interval: float,
+        idle_interval: float | None = None,
+    ) -> None:
         self._journal = journal
         self._processor = processor
         self._interval = interval
+        self._idle_interval = max(idle_interval or interval, interval)
         self._stopped = threading.Event()
+        self._last_beat = 0.0
+        self._claimed_at_beat = -1
 
     def start(self) -> None:
         self._beat()
@@ -28,12 +46,22 @@ class Heartbeat:
     def stop(self) -> None:
         self._stopped.set()
 
+    def due(self) -> bool:
+        """Whether this tick beats: busy since the last beat, or idle for long enough."""
+        busy = self._processor.applying is not None
+        worked = self._processor.claimed != self._claimed_at_beat
+        return busy or worked or time.monotonic() - self._last_beat >= self._idle_interval
+
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
-            self._beat()
+            if self.due():
+                self._beat()
 
     def _beat(self) -> None:
+        claimed = self._processor.claimed
         try:
             self._journal.heartbeat(self._processor.worker_id, self._processor.applying)
         except JournalUnavailable as error:  # Redis restarting: the next beat will do
             logger.warning("heartbeat failed: %s", error)
+            return
+        self._last_beat, self._claimed_at_beat = time.monotonic(), claimed

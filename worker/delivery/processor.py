@@ -66,8 +66,10 @@ class CommandProcessor:
         self._settings = settings
         self._command_time_limit = command_time_limit or settings.command_time_limit
         self.worker_id = worker_id
-        # The jid being applied now, for the heartbeat (see `beat` in pipeline.lua).
+        # The jid being applied now, and how many have been, for the heartbeat (see
+        # `beat` in pipeline.lua and `worker.delivery.heartbeat`).
         self.applying: str | None = None
+        self.claimed = 0
 
     def process(
         self,
@@ -161,6 +163,7 @@ class CommandProcessor:
         if too_big:
             return self._finish(jid, command, too_long(command, too_big), claim, time.monotonic())
         self.applying = jid
+        self.claimed += 1
         started = time.monotonic()
         try:
             with time_limit(limit):

@@ -58,5 +58,6 @@ def _processor_for(pid: int) -> CommandProcessor:
     journal = get_journal()
     service = build_service(settings, journal)
     processor = CommandProcessor(service, journal, settings, new_worker_id())
-    Heartbeat(journal, processor, interval=settings.heartbeat_timeout / 5).start()
+    timeout = settings.heartbeat_timeout
+    Heartbeat(journal, processor, interval=timeout / 5, idle_interval=timeout * 0.6).start()
     return processor
