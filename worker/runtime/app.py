@@ -91,6 +91,10 @@ def create_app(settings: Settings) -> Celery:
             "visibility_timeout": visibility,
             # Take queues in the order the worker names them: interactive before bulk.
             "queue_order_strategy": "priority",
+            # BRPOP's timeout, seconds: an idle worker asks Redis again this often. A
+            # message wakes it at once whatever the value; kombu drops a connection silent
+            # for longer than this plus its health-check interval.
+            "polling_interval": 10,
         },
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # Redis restarting: reconnect until it is back
