@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo up bench bench-bulk bench-backlog test test-unit test-integration test-e2e test-faults lint format compose-check wheel-check clean seed-harness
+.PHONY: install demo up bench bench-bulk bench-backlog bench-memory test test-unit test-integration test-e2e test-faults lint format compose-check wheel-check clean seed-harness
 
 install: $(STAMP)
 
@@ -84,6 +84,10 @@ bench-bulk: install
 
 bench-backlog: install
 	$(BIN)/python -m benchmarks.backlog
+
+## Redis memory per queued and finished command and per session (benchmarks/memory.py).
+bench-memory: install
+	$(BIN)/python -m benchmarks.memory
 
 ## The wheel the Docker image installs, in a fresh virtualenv outside the checkout:
 ## its `checkout worker` applies a command against a real Redis and moto server.

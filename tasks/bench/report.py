@@ -21,6 +21,9 @@ TARGETS = (
     ("worker CPU ms per command <= 0.75 (bulk)", "bulk_worker_cpu_ms_per_command", 0.75, True),
     ("p99 enqueue-to-event ms <= 50 at half saturation", "p99_ms", 50.0, True),
     ("worker RSS growth <= 10% across the soak", "soak_rss_growth", 0.10, True),
+    ("Redis calls per command <= 10 (order flow)", "redis_calls_per_command", 10.0, True),
+    ("Redis CPU us per command <= 100 (order flow)", "redis_us_per_command", 100.0, True),
+    ("idle Redis calls per second <= 5", "redis_idle_calls_per_s", 5.0, True),
     ("write units per update <= 1.5x the seed's", "update_wcu_ratio_to_seed", 1.5, True),
 )
 
@@ -51,6 +54,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         "worker_cpu_ms_per_command_net_of_idle": _net_cpu(flow["pipeline"], results),
         "bulk_worker_cpu_ms_per_command_net_of_idle": _net_cpu(bulk["pipeline"], results),
         "worker_idle_cpu_ms_per_s": results["idle_cpu_ms_per_s"],
+        **redis_figures(flow["pipeline"], results["idle"]),
         "worker_peak_rss_mb": flow["pipeline"]["worker_peak_rss"]["process_max_mb"],
         "workers": flow["pipeline"]["workers"],
     }
@@ -67,6 +71,23 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     summary["item_sizes"] = steps
     summary["machine"] = results["machine"]
     return summary
+
+
+def redis_figures(pipeline: dict[str, Any], idle: dict[str, float]) -> dict[str, Any]:
+    """Redis's cost per order-flow command and idle, and the rate one Redis core carries:
+    calls are INFO commandstats (script inner calls included), CPU is used_cpu less the
+    benchmark's own event polling."""
+    redis_us = round(pipeline["redis_cpu_ms_per_command"] * 1000, 1)
+    idle_us = idle["redis_cpu_ms_per_s"] * 1000 * pipeline["worker_cpu_window_s"]
+    return {
+        "redis_calls_per_command": pipeline["redis_commands_per_command"],
+        "redis_us_per_command": redis_us,
+        # What the reaper, heartbeats and polling cost anyway, spread over a slow run.
+        "redis_us_per_command_net_of_idle": round(redis_us - idle_us / pipeline["commands"], 1),
+        "redis_ceiling_cps": round(1e6 / redis_us) if redis_us else None,
+        "redis_idle_calls_per_s": idle["redis_calls_per_s"],
+        "redis_idle_cpu_ms_per_s": idle["redis_cpu_ms_per_s"],
+    }
 
 
 def _net_cpu(pipeline: dict[str, Any], results: dict[str, Any]) -> float:
@@ -191,6 +212,9 @@ def lines(summary: dict[str, Any]) -> list[str]:
         f"{summary['p99_ms']} ms at {summary['p99_rate_cps']} cmd/s",
         f"bulk: {summary['bulk_cps']} cmd/s, {summary['bulk_ddb_requests_per_command']} "
         f"requests and {summary['bulk_worker_cpu_ms_per_command']} CPU ms per command",
+        f"Redis: {summary['redis_calls_per_command']} calls and "
+        f"{summary['redis_us_per_command']} CPU us per command (one core: "
+        f"{summary['redis_ceiling_cps']} cmd/s); idle {summary['redis_idle_calls_per_s']} calls/s",
         f"idle workers: {summary['worker_idle_cpu_ms_per_s']} CPU ms/s; net of it "
         f"{summary['worker_cpu_ms_per_command_net_of_idle']} (order flow), "
         f"{summary['bulk_worker_cpu_ms_per_command_net_of_idle']} (bulk) CPU ms per command",

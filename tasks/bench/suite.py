@@ -32,13 +32,26 @@ class Sizes:
 QUICK = Sizes(sessions=40, paced_seconds=4.0, contention=100, bulk=500, backlog=500)
 
 
-def idle_cpu_ms_per_second(bench: Bench, seconds: float = 3.0) -> float:
-    """What the idle workers burn (Celery's polling, heartbeats, the reaper): a window of
-    `seconds` with nothing queued, so a slow run's per-command CPU can be read net of it."""
-    before, started = harness.workers_cpu_seconds(bench.workers), time.monotonic()
+def idle(bench: Bench, seconds: float = 10.0) -> dict[str, float]:
+    """What idle workers cost (Celery's polling, heartbeats, the reaper): a window of
+    `seconds` with nothing queued, so a slow run's per-command CPU can be read net of it.
+    Their CPU ms/s, and Redis's calls/s and CPU ms/s (INFO commandstats and cpu)."""
+    from worker.redis_client import make_redis_client
+
+    redis = make_redis_client(bench.settings.redis_url)
+    cpu_before, started = harness.workers_cpu_seconds(bench.workers), time.monotonic()
+    calls_before, redis_before = harness.redis_calls(redis), harness.redis_cpu_seconds(redis)
     time.sleep(seconds)  # the measurement window itself, not a wait for anything
-    cpu = harness.workers_cpu_seconds(bench.workers) - before
-    return round(cpu * 1000 / (time.monotonic() - started), 2)
+    # Less the two INFO calls that read the counters at the end.
+    calls = harness.redis_calls(redis) - calls_before - 2
+    redis_cpu = harness.redis_cpu_seconds(redis) - redis_before
+    window = time.monotonic() - started
+    cpu = harness.workers_cpu_seconds(bench.workers) - cpu_before
+    return {
+        "worker_cpu_ms_per_s": round(cpu * 1000 / window, 2),
+        "redis_calls_per_s": round(calls / window, 2),
+        "redis_cpu_ms_per_s": round(redis_cpu * 1000 / window, 3),
+    }
 
 
 def _service(bench: Bench) -> Any:
@@ -73,6 +86,7 @@ def measure_pipeline(
     metrics_before = harness.read_metrics(bench.metrics_dir)
     cpu_before = harness.workers_cpu_seconds(bench.workers)
     calls_before, redis_cpu_before = harness.redis_calls(redis), harness.redis_cpu_seconds(redis)
+    watching_before = harness.redis_command_seconds(redis, "xrange")
     started = time.time()
     send(producer, watcher, commands)
     watcher.wait(timeout)
@@ -81,7 +95,8 @@ def measure_pipeline(
     cpu = harness.workers_cpu_seconds(bench.workers) - cpu_before
     window = time.time() - started
     calls = harness.redis_calls(redis) - calls_before - watcher.polls
-    redis_cpu = harness.redis_cpu_seconds(redis) - redis_cpu_before
+    watching = harness.redis_command_seconds(redis, "xrange") - watching_before
+    redis_cpu = harness.redis_cpu_seconds(redis) - redis_cpu_before - watching
     count = len(commands)
     requests = harness.diff(harness.ddb_requests(metrics), harness.ddb_requests(metrics_before))
     retries = harness.metric_total(metrics, "checkout_retries_total") - harness.metric_total(

@@ -97,7 +97,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         results: dict[str, Any] = {"machine": report.machine(redis, bench.embedded)}
         _progress(f"starting {args.workers} workers (logs in {bench.workdir})")
         bench.add_workers(args.workers)
-        results["idle_cpu_ms_per_s"] = suite.idle_cpu_ms_per_second(bench)
+        _progress("idle: 10 s with nothing queued")
+        results["idle"] = suite.idle(bench)
+        results["idle_cpu_ms_per_s"] = results["idle"]["worker_cpu_ms_per_s"]
         _progress(f"order flow: {sizes.sessions} sessions x 7 commands, direct, seed")
         results["order_flow"] = suite.order_flow(bench, sizes)
         rate = results["order_flow"]["pipeline"]["cps"] / 2

@@ -15,6 +15,9 @@ HEADLINE = (
     "ddb_requests_per_command",
     "worker_cpu_ms_per_command",
     "p99_ms",
+    "redis_calls_per_command",
+    "redis_us_per_command",
+    "redis_ceiling_cps",
 )
 
 
@@ -48,4 +51,5 @@ def test_quick_bench_prints_the_headline_figures_on_its_last_line(stack, tmp_pat
     assert "TransactWriteItems" not in by_operation
     assert summary["update_wcu"] >= summary["seed_update_wcu"] > 0
     assert {row["target"] for row in summary["targets"]} and summary["capacity"]
+    assert summary["redis_idle_calls_per_s"] >= 0  # measured with nothing queued
     assert not (tmp_path / "BENCHMARKS.md").exists()  # only with --write-markdown
