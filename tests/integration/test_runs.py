@@ -91,6 +91,25 @@ def test_a_finished_command_is_not_enqueued_again_in_its_run(journal, settings, 
     assert (summary.sent, summary.applied, summary.pending) == (1, 1, 0)
 
 
+def test_a_run_counts_a_command_sent_twice_in_one_call_once(journal, redis_client):
+    command = update("c-twice", "s-twice", currency="EUR")
+    jids = enqueue_run(journal, "r-twice", [command, command])
+
+    assert all(jids)  # both delivered (the second is skipped at apply time)
+    assert redis_client.hget(journal.keys.run_counts("r-twice"), "sent") == "1"
+
+
+def test_an_outcome_after_the_run_expired_leaves_no_key_without_an_expiry(journal, redis_client):
+    (jid,) = enqueue_run(journal, "r-late", [update("c-late", "s-late", currency="EUR")])
+    for key in (journal.keys.run_outcomes("r-late"), journal.keys.run_counts("r-late")):
+        redis_client.delete(key)  # as if a day (a week) had passed
+
+    finish(journal, jid, "applied")
+
+    assert not redis_client.exists(journal.keys.run_outcomes("r-late"))
+    assert not redis_client.exists(journal.keys.run_counts("r-late"))
+
+
 def test_send_reports_bad_lines_enqueues_the_rest_and_times_out_pending(env, tmp_path):
     path = tmp_path / "commands.jsonl"
     lines = [

@@ -162,22 +162,19 @@ local function keep_run(run, ttl)
   redis.call('EXPIRE', key('run', run, 'ex'), ttl)
 end
 
-local function record_outcome(run, cid, outcome, ttl)
+-- A command's outcome in its run. The run's keys got their lifetimes when the command
+-- was enqueued: an outcome recorded after the per-command hash expired (a delivery more
+-- than a day late) is not recorded, so no key is ever left without an expiry.
+local function record_outcome(run, cid, outcome)
   local r, n, ex = key('run', run), key('run', run, 'n'), key('run', run, 'ex')
   local previous = redis.call('HGET', r, cid)
-  if previous ~= outcome then
-    redis.call('HSET', r, cid, outcome)
-    if not previous then
-      redis.call('HINCRBY', n, 'sent', 1)
-    elseif previous ~= PENDING then
-      redis.call('HINCRBY', n, previous, -1)
-    end
-    if outcome ~= PENDING then redis.call('HINCRBY', n, outcome, 1) end
-    if outcome ~= PENDING and outcome ~= APPLIED and redis.call('LLEN', ex) < EXAMPLES then
-      redis.call('RPUSH', ex, outcome .. ' ' .. cid)
-    end
+  if not previous or previous == outcome then return end
+  redis.call('HSET', r, cid, outcome)
+  if previous ~= PENDING then redis.call('HINCRBY', n, previous, -1) end
+  if outcome ~= PENDING then redis.call('HINCRBY', n, outcome, 1) end
+  if outcome ~= PENDING and outcome ~= APPLIED and redis.call('LLEN', ex) < EXAMPLES then
+    redis.call('RPUSH', ex, outcome .. ' ' .. cid)
   end
-  if ttl then keep_run(run, ttl) end
 end
 
 local function alive(worker, now, heartbeat_timeout)
@@ -251,6 +248,16 @@ local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_messa
   local first_jid = redis.call('INCRBY', key('jid'), count) - count
   local first_qpos = redis.call('INCRBY', key('qpos', queue), positions) - positions
   local r = key('run', run)
+  -- The run's outcomes of the call's commands, read at once and written at once.
+  local outcomes, pending, counted = {}, {}, {}
+  if run ~= '' then
+    local cids = {}
+    for i = first + 1, #argv, 3 do cids[#cids + 1] = argv[i] end
+    for from = 1, #cids, 1000 do
+      local got = redis.call('HMGET', r, unpack(cids, from, math.min(from + 999, #cids)))
+      for k, value in ipairs(got) do outcomes[from + k - 1] = value end
+    end
+  end
   local jids, messages, listed, sessions = {}, {}, {}, {}
   local queue_json = quoted(queue)
   local new_in_run, kept = 0, 0
@@ -258,7 +265,7 @@ local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_messa
   for n = 1, count do
     local i = first + 3 * (n - 1)
     local cmd, cid, sid = argv[i], argv[i + 1], argv[i + 2] -- command, command_id, session_id
-    local outcome = run ~= '' and redis.call('HGET', r, cid)
+    local outcome = outcomes[n] or (counted[cid] and PENDING)
     if outcome and outcome ~= PENDING then
       jids[n] = ''
     else
@@ -290,7 +297,8 @@ local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_messa
       listed[#listed + 1] = qpos
       listed[#listed + 1] = jid
       if run ~= '' and not outcome then
-        redis.call('HSET', r, cid, PENDING)
+        pending[#pending + 1], pending[#pending + 2] = cid, PENDING
+        counted[cid] = true -- the same command twice in one call: counted once
         new_in_run = new_in_run + 1
       end
       jids[n] = jid
@@ -314,6 +322,9 @@ local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_messa
     redis.call('EXPIRE', s, order_ttl)
   end
   if run ~= '' then
+    for from = 1, #pending, 2000 do
+      redis.call('HSET', r, unpack(pending, from, math.min(from + 1999, #pending)))
+    end
     if new_in_run > 0 then redis.call('HINCRBY', key('run', run, 'n'), 'sent', new_in_run) end
     keep_run(run, run_ttl)
   end
@@ -471,7 +482,7 @@ local function finish()
   if successor and redis.call('HGET', key('j', successor), 'st') == 'parked' then
     push(successor, now_ms(), visibility, true) -- not if the reaper's re-check got it going
   end
-  if entry.run ~= '' then record_outcome(entry.run, entry.cid, outcome, tonumber(run_ttl_s)) end
+  if entry.run ~= '' then record_outcome(entry.run, entry.cid, outcome) end
   -- `busy` is left to the worker's next heartbeat: it names a finished entry until
   -- then, which nothing takes for one in flight (the entry is gone).
   redis.call('DEL', e)
@@ -667,7 +678,7 @@ local function replay()
   local jid = new_jid(now)
   new_entry(jid, dead.cmd, dead.cid, '', dead.q, dead.run or '', now)
   push(jid, now, visibility, false)
-  if dead.run and dead.run ~= '' then record_outcome(dead.run, dead.cid, PENDING, nil) end
+  if dead.run and dead.run ~= '' then record_outcome(dead.run, dead.cid, PENDING) end
   redis.call('DEL', d)
   redis.call('ZREM', key('dlq'), entry_id)
   return jid
