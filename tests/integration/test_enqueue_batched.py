@@ -365,3 +365,30 @@ def test_a_message_naming_another_commands_jid_is_dead_lettered_as_forged(
     (dead_id,) = redis_client.zrange(journal.keys.dead_letters, 0, -1)
     dead = redis_client.hgetall(journal.keys.dead_letter(dead_id))
     assert (dead["code"], dead["type"]) == ("undeliverable", "Forged")
+
+
+def test_a_message_whose_body_differs_from_its_entry_applies_the_journaled_command(
+    journal, processor, redis_client, settings, tables
+):
+    """The same jid and command_id with another body: the journal's command is what is
+    applied, and the message's body is dead-lettered as forged."""
+    queue = settings.commands_queue
+    real = session_commands("s-body", 0)[0]
+    (jid,) = enqueue(journal, queue, real)
+    forged = {**real, "currency": "XXX"}
+
+    assert processor.process(forged, jid=jid, task_id="t-body", queue=queue) == "applied"
+
+    kinds = [(e["type"], e["command_id"]) for e in events(redis_client, settings)]
+    assert kinds == [
+        ("command.dead_lettered", real["command_id"]),
+        ("session.created", real["command_id"]),
+    ]
+    created = events(redis_client, settings)[-1]
+    assert created["session"]["currency"] != "XXX"
+    (dead_id,) = redis_client.zrange(journal.keys.dead_letters, 0, -1)
+    dead = redis_client.hgetall(journal.keys.dead_letter(dead_id))
+    assert (dead["code"], dead["type"]) == ("undeliverable", "Forged")
+    assert "XXX" in dead["raw"]
+    # The real message, delivered after: finished already.
+    assert processor.process(real, jid=jid, task_id="t-real", queue=queue) == "skip"

@@ -61,6 +61,8 @@ class Claim:
     # Redis-clock ms: when the command was first enqueued, and this claim (0: unknown).
     enqueued_ms: int = 0
     claimed_ms: int = 0
+    # `go`: the command's text as the journal holds it (what the producer sent).
+    command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,8 @@ class Journal:
         }
         rows = ({"rest_jid": later} for later in rest)
         reply = self._call("claim", arguments("claim", values, repeated=rows))
-        return Claim(as_text(reply[0]), *(int(n) for n in reply[1:5]))
+        command = as_text(reply[5]) if len(reply) > 5 else None
+        return Claim(as_text(reply[0]), *(int(n) for n in reply[1:5]), command=command)
 
     def finish(
         self,

@@ -377,7 +377,7 @@ end
 --       <cmd> <cid> <queue> (the delivered command: journals a message sent around `enqueue`;
 --       for a journaled message <cmd> is '' and <cid> the message's command_id, or '')
 --       [<jid>...] (the commands after this one in its batched message, see below)
--- -> {'go', deliveries, failed attempts, enqueued ms, now ms}
+-- -> {'go', deliveries, failed attempts, enqueued ms, now ms, command text}
 --    | {'skip'} | {'busy'} | {'park'} | {'forged'}
 --    | {'dead', d, a, enqueued ms, now ms}
 -- The hot path: one read of the entry, one of the session, one write. The entry stays
@@ -391,14 +391,14 @@ local function claim()
   max_deaths = tonumber(max_deaths)
   local e = key('j', jid)
   local entry = fields(e, 'st', 'own', 'at', 'cid', 'sid', 'seq', 'pj', 'dlv', 'att', 'q', 'enq',
-    'qf')
+    'qf', 'cmd')
   local now = now_ms()
   if not entry.st then
     -- Finished already (this is a duplicate delivery), or never journaled.
     if adopt_command == '' then return { 'skip' } end
     new_entry(jid, adopt_command, adopt_command_id, '', adopt_queue, '', now)
     entry = { st = 'new', own = '', sid = '', seq = false, dlv = '0', att = '0', q = adopt_queue,
-      enq = now, qf = '0' }
+      enq = now, qf = '0', cmd = adopt_command }
   end
   -- The journal, not the message, says what a delivery is: a message naming a jid
   -- whose entry holds another command (a forged `jid`) is not that command's delivery.
@@ -440,7 +440,8 @@ local function claim()
   local enq = tonumber(entry.enq) or now
   if deliveries - attempts >= max_deaths then return { 'dead', deliveries, attempts, enq, now } end
   redis.call('HSET', e, 'st', 'running', 'own', worker, 'at', now, 'dlv', deliveries + 1)
-  return { 'go', deliveries + 1, attempts, enq, now }
+  -- The journal's command, not the message's: the worker applies this text.
+  return { 'go', deliveries + 1, attempts, enq, now, entry.cmd }
 end
 
 -- finish <jid> <worker> <stream> <maxlen> <event json> <outcome> <visibility ms> <run ttl s>

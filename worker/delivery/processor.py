@@ -159,6 +159,8 @@ class CommandProcessor:
             return self._dead_letter(jid, command, lost)
         if claim.verdict != "go":
             return claim.verdict
+        if adopt is None and claim.command is not None:
+            command = self._journaled_command(jid, command, claim.command, queue)
         too_big = adopt and size_problem(len(adopt[0].encode()), self._settings.max_command_bytes)
         if too_big:
             return self._finish(jid, command, too_long(command, too_big), claim, time.monotonic())
@@ -186,13 +188,25 @@ class CommandProcessor:
         _log_outcome(event, claim.attempts, id_field(command, "type"))
         return outcome_of(event)
 
-    def _bury_forged(self, jid: str, command: Any, queue: str) -> str:
+    def _journaled_command(self, jid: str, delivered: Any, journaled: str, queue: str) -> Any:
+        """The command to apply: the journal's. A message whose body differs from its
+        entry's (someone wrote to the broker) has that body dead-lettered as forged; the
+        journaled command is applied all the same, so its outcome is its own."""
+        command = json.loads(journaled)
+        if command != delivered:
+            self._bury_forged(jid, delivered, queue, reason="a body other than its entry's")
+        return command
+
+    def _bury_forged(
+        self, jid: str, command: Any, queue: str, *, reason: str = "of another command"
+    ) -> str:
         """A message naming journal entry `jid` with another command in its body:
         dead-lettered as undeliverable (`worker.delivery.undeliverable.bury`, which
         finishes no entry whose command the message does not carry), the entry and its
         command untouched."""
-        body = _as_text([[command], {"jid": jid}, {}])
-        reason = f"the message names journal entry {jid} of another command"
+        # Without the jid: `bury` would take the message for its entry's delivery.
+        body = _as_text([[command], {}, {}])
+        reason = f"the message names journal entry {jid} {reason}"
         bury(
             self._journal, _as_text({"body": body}), queue=queue, reason=reason, error_type="Forged"
         )
