@@ -136,6 +136,7 @@ def capacity(results: dict[str, Any]) -> dict[str, Any]:
         "rcu_per_s_per_1000_cps": round(pipeline["rcu_per_command"] * 1000),
         "wcu_per_s_per_1000_cps": round(wcu * 1000),
         "one_redis_core_max_cps": round(1000 / redis_cpu_ms) if redis_cpu_ms else None,
+        **redis_figures(pipeline, results["idle"]),
         # One session applies one command at a time: claim, apply, finish, the next
         # claim. The unloaded enqueue-to-event latency bounds that round.
         "one_hot_session_max_cps": round(1000 / paced["p50_ms"], 1) if paced["p50_ms"] else None,
@@ -429,8 +430,12 @@ def _capacity_section(cap: dict[str, Any]) -> list[str]:
         "| resource | per 1,000 cmd/s |",
         "|---|---|",
         f"| worker cores | {cap['worker_cores_per_1000_cps']} |",
-        f"| Redis commands/s | {cap['redis_ops_per_s_per_1000_cps']:,} |",
-        f"| Redis CPU (cores) | {cap['redis_cpu_cores_per_1000_cps']} |",
+        f"| Redis commands/s | {cap['redis_ops_per_s_per_1000_cps']:,} "
+        f"(`redis_calls_per_command` {cap['redis_calls_per_command']}, script inner calls "
+        "included) |",
+        f"| Redis CPU (cores) | {cap['redis_cpu_cores_per_1000_cps']} "
+        f"(`redis_us_per_command` {cap['redis_us_per_command']}; "
+        f"{cap['redis_us_per_command_net_of_idle']} net of what Redis spends idle) |",
         f"| Redis memory per in-flight command | {cap['redis_bytes_per_inflight_command']} bytes "
         f"({cap['redis_bytes_per_inflight_command'] * 1000 / 1e6:.1f} MB per second of backlog) |",
         f"| DynamoDB RCU/s | {cap['rcu_per_s_per_1000_cps']:,} |",
@@ -439,7 +444,10 @@ def _capacity_section(cap: dict[str, Any]) -> list[str]:
         "Where the first limit is:",
         "",
         f"- **One Redis core**: Redis is single-threaded; at the measured Redis CPU per "
-        f"command it saturates near {cap['one_redis_core_max_cps']} cmd/s. Beyond that: "
+        f"command it saturates near {cap['redis_ceiling_cps']} cmd/s "
+        "(`redis_ceiling_cps`; idle, a deployment costs Redis "
+        f"{cap['redis_idle_calls_per_s']} calls/s and {cap['redis_idle_cpu_ms_per_s']} "
+        "CPU ms/s). Beyond that: "
         "several Redis instances (or a Redis Cluster), each with its own deployments' "
         "key prefix and queues; sessions are independent, so producers can shard by "
         "session id.",
