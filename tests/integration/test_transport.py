@@ -8,6 +8,9 @@ import pytest
 import redis
 from kombu import Connection
 
+from tests.integration.test_journal import command, pending
+from worker.delivery.journal import Journal
+from worker.runtime.serialization import SERIALIZER, register_serializer
 from worker.runtime.transport import JOURNALED_HEADER, Transport
 
 
@@ -60,15 +63,35 @@ def test_an_ack_after_the_connection_closed_is_a_connection_error(settings) -> N
 
 # ─── Messages the journal covers (`JournaledQoS`) ───
 
-JOURNALED = {JOURNALED_HEADER: True}
+
+@pytest.fixture
+def enqueue_journaled(settings, redis_client):
+    """Put `count` messages on `queue` as the delivery script writes them; their ids."""
+    register_serializer()
+    journal = Journal(redis_client, settings)
+
+    def put(queue: str, count: int = 1) -> list[str]:
+        commands = [command(f"s-{uuid.uuid4().hex[:6]}") for _ in range(count)]
+        journal.enqueue([[pending(c)] for c in commands], queue=queue)
+        return [c["command_id"] for c in commands]
+
+    return put
 
 
-def test_a_journaled_message_gets_no_unacked_copy_in_redis(settings, redis_client) -> None:
+def command_id_of(message) -> str:
+    return message.payload[0][0]["command_id"]
+
+
+def test_a_journaled_message_gets_no_unacked_copy_in_redis(
+    settings, redis_client, enqueue_journaled
+) -> None:
+    name = f"checkout.test.{uuid.uuid4().hex[:8]}"
     with Connection(settings.redis_url, transport=Transport) as connection:
-        queue = connection.SimpleQueue(f"checkout.test.{uuid.uuid4().hex[:8]}")
-        queue.put({"n": 1}, headers=JOURNALED)
+        queue = connection.SimpleQueue(name)
+        enqueue_journaled(name)
+        journaled = queue.get(timeout=5)
         queue.put({"n": 2})  # sent around the producer API: kombu's copy, as before
-        journaled, plain = queue.get(timeout=5), queue.get(timeout=5)
+        plain = queue.get(timeout=5)
         unacked = queue.channel.unacked_key
         assert not redis_client.hexists(unacked, journaled.delivery_tag)
         assert redis_client.hexists(unacked, plain.delivery_tag)
@@ -79,29 +102,51 @@ def test_a_journaled_message_gets_no_unacked_copy_in_redis(settings, redis_clien
         queue.close()
 
 
-def test_a_journaled_message_rejected_with_requeue_goes_back_on_its_queue(settings) -> None:
+def test_the_header_on_a_message_the_script_did_not_write_keeps_kombus_copy(
+    settings, redis_client
+) -> None:
+    """Anyone who can write to the broker can set the header: on a message that names no
+    journal entry it must not cost the message its only copy."""
+    register_serializer()
     with Connection(settings.redis_url, transport=Transport) as connection:
         queue = connection.SimpleQueue(f"checkout.test.{uuid.uuid4().hex[:8]}")
-        queue.put({"n": 1}, headers=JOURNALED)
+        queue.put({"n": 1}, headers={JOURNALED_HEADER: True})
+        queue.put([[{"x": 1}], {}, {}], headers={JOURNALED_HEADER: True}, serializer=SERIALIZER)
+        forged = [queue.get(timeout=5) for _ in range(2)]
+        unacked = queue.channel.unacked_key
+        assert all(redis_client.hexists(unacked, m.delivery_tag) for m in forged)
+        for message in forged:
+            message.ack()
+        queue.close()
+
+
+def test_a_journaled_message_rejected_with_requeue_goes_back_on_its_queue(
+    settings, enqueue_journaled
+) -> None:
+    name = f"checkout.test.{uuid.uuid4().hex[:8]}"
+    with Connection(settings.redis_url, transport=Transport) as connection:
+        queue = connection.SimpleQueue(name)
+        (sent,) = enqueue_journaled(name)
         queue.get(timeout=5).requeue()
         again = queue.get(timeout=5)
-        assert again.payload == {"n": 1} and again.headers[JOURNALED_HEADER]
+        assert command_id_of(again) == sent and again.headers[JOURNALED_HEADER]
         assert again.delivery_info["redelivered"]
         again.ack()
         queue.close()
 
 
 def test_journaled_messages_not_acked_go_back_on_their_queue_at_shutdown(
-    settings, redis_client
+    settings, redis_client, enqueue_journaled
 ) -> None:
     name = f"checkout.test.{uuid.uuid4().hex[:8]}"
     with Connection(settings.redis_url, transport=Transport) as connection:
         queue = connection.SimpleQueue(name)
-        for n in range(3):
-            queue.put({"n": n}, headers=JOURNALED)
+        sent = enqueue_journaled(name, 3)
         taken = [queue.get(timeout=5) for _ in range(3)]
         taken[0].ack()  # finished; the other two were taken but not finished
         queue.channel.qos.restore_unacked()
         assert redis_client.llen(name) == 2
-        assert sorted(queue.get(timeout=5).payload["n"] for _ in range(2)) == [1, 2]
+        back = sorted(command_id_of(queue.get(timeout=5)) for _ in range(2))
+        assert back == sorted(command_id_of(m) for m in taken[1:])
+        assert set(back) <= set(sent)
         queue.close()

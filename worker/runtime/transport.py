@@ -23,12 +23,32 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
+from worker.runtime.serialization import CONTENT_TYPE
+
 # Set by the worker (worker.runtime.app): where undeliverable items go.
 on_undeliverable: Callable[[bytes | str, str, str, str], None] | None = None
 
 
 # The header `enqueue` (pipeline.lua) puts on every message it writes.
 JOURNALED_HEADER = "checkout_journaled"
+
+
+def covered_by_journal(message: Any, delivery_tag: str) -> bool:
+    """Whether `message` is one the delivery script wrote, so the journal brings it back.
+
+    The header alone is a claim anyone who can write to the broker can make: a plain
+    message carrying it would get no copy anywhere and be lost with its worker. So the
+    header counts only on the pipeline's content type with a body naming the jid its
+    delivery tag (`<jid>.<position>`) names. A forged message that passes names a jid
+    the journal decides on: its entry is recovered by the reaper, or there is none and
+    its claim skips it.
+    """
+    if not message.headers.get(JOURNALED_HEADER) or message.content_type != CONTENT_TYPE:
+        return False
+    jid = str(delivery_tag).rsplit(".", 1)[0]
+    body = message.body
+    named = f'"{jid}"'
+    return bool(jid) and (named in body if isinstance(body, str) else named.encode() in body)
 
 
 class JournaledQoS(kombu_redis.QoS):
@@ -49,7 +69,7 @@ class JournaledQoS(kombu_redis.QoS):
         self._journaled: set[str] = set()
 
     def append(self, message: Any, delivery_tag: str) -> None:
-        if not message.headers.get(JOURNALED_HEADER):
+        if not covered_by_journal(message, delivery_tag):
             super().append(message, delivery_tag)
             return
         self._journaled.add(delivery_tag)
