@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.integration.test_journal import command, enqueue, entry, finish, poll, queued_jids
+from tests.integration.test_journal import command, enqueue, entry, finish, poll, queued_jids, take
 from worker.delivery.journal import DeadLetter
 
 # Waits for the reaper: its passes come a visibility timeout (1 s here) apart.
@@ -167,3 +167,29 @@ def test_a_command_enqueued_after_an_upgrade_waits_for_one_the_old_script_enqueu
     assert journal.claim(old_jid, "w1").verdict == "go"
     assert finish(journal, old_jid, "w1")  # wakes the new one
     assert journal.claim(new_jid, "w2").verdict == "go"
+
+
+def test_a_successor_the_reaper_already_pushed_is_not_pushed_again_when_woken(
+    make_journal, redis_client, settings
+):
+    """A parked command's re-check pushed it again (its predecessor was still running);
+    when the predecessor then finishes, its message is already on the queue: the wake-up
+    pushes no second one."""
+    journal = make_journal(visibility_timeout=1)
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-rewake"), command("s-rewake"))
+    take(redis_client, queue, 2)
+    journal.heartbeat("w1")
+    assert journal.claim(first, "w1").verdict == "go"
+    assert journal.claim(second, "w2").verdict == "park"
+
+    def re_enqueued() -> bool:
+        journal.heartbeat("w1", first)  # still applying the first
+        journal.reap()
+        return entry(redis_client, journal, second)["st"] == "queued"
+
+    poll(re_enqueued, "the parked command is re-enqueued", timeout=REAP_DEADLINE)
+    assert finish(journal, first, "w1")
+
+    assert queued_jids(redis_client, queue) == [second]  # the re-check's message only
+    assert entry(redis_client, journal, second)["qf"] == "0"  # not put at the front again
