@@ -7,7 +7,7 @@
   deliveries    (enqueued + re-pushed) / enqueued; a parked command's wake-up is the
                 ordering gate's own second message and is not counted
   longest reap  the longest `reap` script call, from Redis's SLOWLOG (calls over 1 ms)
-  longest call  the longest call of any kind, the same way
+  longest call  the longest call of any kind, the same way, and what it was
 
 The visibility timeout is short (default 10 s) so that the backlog is older than it
 for most of the run: the case where every queued entry used to look lost.
@@ -27,6 +27,7 @@ from tasks.embedded.stack import CHECKOUT, EmbeddedStack, start_worker
 from worker.redis_client import make_redis_client
 
 COMMANDS_PER_SESSION = 7
+SCRIPT_CALLS = {"FCALL", "EVALSHA", "EVAL"}
 
 
 def session_commands(session: str) -> list[dict]:
@@ -89,6 +90,13 @@ def measure(client: Any, total: int, seconds: float) -> dict:
         durations = [e["duration"] for e in slow if match in _text(e["command"])]
         return max(durations, default=0) / 1000
 
+    def longest_named() -> str:
+        """What the longest call was: its command and, for a script call, its operation."""
+        if not slow:
+            return ""
+        words = _text(max(slow, key=lambda e: e["duration"])["command"]).split(" ")
+        return " ".join(words[:1] + words[3:4]) if words[0].upper() in SCRIPT_CALLS else words[0]
+
     return {
         "enqueued": total,
         "results": client.xlen("checkout:events"),
@@ -98,6 +106,7 @@ def measure(client: Any, total: int, seconds: float) -> dict:
         "deliveries_per_command": round(pushed / total, 4),
         "longest_reap_ms": longest(" reap "),
         "longest_call_ms": longest(""),
+        "longest_call": longest_named(),
     }
 
 
