@@ -517,6 +517,8 @@ def test_a_beat_that_read_the_command_before_finish_does_not_mark_it_again(
     assert journal.claim(jid, "w1").verdict == "go"
     journal.heartbeat("w1", jid)  # while applying: marked
     assert redis_client.hget(f"{journal.keys.prefix}:busy", "w1") == jid
+    journal.heartbeat("w1", None, clear=False)  # told there is nothing to clear
+    assert redis_client.hget(f"{journal.keys.prefix}:busy", "w1") == jid
 
     assert finish(journal, jid, "w1")
     journal.heartbeat("w1", jid)  # the heartbeat thread's stale read lands after finish

@@ -38,6 +38,7 @@ class Heartbeat:
         self._stopped = threading.Event()
         self._last_beat = 0.0
         self._claimed_at_beat = -1
+        self._idle_at_beat = False  # the last beat named no command
 
     def start(self) -> None:
         self._beat()
@@ -58,10 +59,13 @@ class Heartbeat:
                 self._beat()
 
     def _beat(self) -> None:
-        claimed = self._processor.claimed
+        claimed, applying = self._processor.claimed, self._processor.applying
+        # Idle since an idle beat: no `busy` mark of ours can be left to clear.
+        unchanged = self._idle_at_beat and applying is None and claimed == self._claimed_at_beat
         try:
-            self._journal.heartbeat(self._processor.worker_id, self._processor.applying)
+            self._journal.heartbeat(self._processor.worker_id, applying, clear=not unchanged)
         except JournalUnavailable as error:  # Redis restarting: the next beat will do
             logger.warning("heartbeat failed: %s", error)
             return
         self._last_beat, self._claimed_at_beat = time.monotonic(), claimed
+        self._idle_at_beat = applying is None

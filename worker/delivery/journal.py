@@ -251,8 +251,12 @@ class Journal:
         }
         self._call("retry", arguments("retry", values))
 
-    def heartbeat(self, worker: str, applying: str | None = None) -> None:
-        self._call("beat", arguments("beat", {"worker": worker, "jid": applying or ""}))
+    def heartbeat(self, worker: str, applying: str | None = None, *, clear: bool = True) -> None:
+        """`worker` is alive and applying `applying`; `clear=False` when its last beat
+        was idle too and it claimed nothing since (no `busy` mark to clear: one call less)."""
+        values = {"worker": worker, "jid": applying or ""}
+        optional = None if clear else {"clear_busy": 0}
+        self._call("beat", arguments("beat", values, optional=optional))
 
     def reap(self) -> tuple[int, int, int]:
         """A full pass without the lease; (re-enqueued, dead workers, dead letters evicted)."""

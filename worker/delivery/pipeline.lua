@@ -700,7 +700,7 @@ local function bury()
   return 1
 end
 
--- beat <worker> <jid it is applying, or ''>: a worker process is alive (Redis's clock,
+-- beat <worker> <jid it is applying, or ''> [<clear busy: 0 to skip>]: a worker process is alive (Redis's clock,
 -- like every other time here), and what it is doing. Setting `busy` from here too
 -- clears a mark a failed `finish` left behind (Redis refused it), so the reaper does
 -- not take that command for one still being applied.
@@ -708,10 +708,11 @@ end
 -- read it just before `finish` cleared the mark, and must not set it again after.
 local function beat()
   local worker, jid = argv[3], argv[4]
+  local clear_busy = argv[5]
   redis.call('ZADD', key('workers'), now_ms(), worker)
   if jid and jid ~= '' and redis.call('HGET', key('j', jid), 'own') == worker then
     redis.call('HSET', key('busy'), worker, jid)
-  else
+  elseif clear_busy ~= '0' then -- '0': an idle beat after an idle beat, nothing to clear
     redis.call('HDEL', key('busy'), worker)
   end
   return 1
