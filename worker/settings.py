@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # ─── Operations (README "Seeing it run") ───
     # Port of the worker's Prometheus endpoint (`/metrics`); unset: no endpoint.
     metrics_port: int | None = None
+    # The address it listens on: this host only unless a deployment says otherwise
+    # (a container publishing the port needs 0.0.0.0).
+    metrics_host: str = "127.0.0.1"
     # `text` (Celery's format) or `json`: one JSON object per log line.
     log_format: str = "text"
 

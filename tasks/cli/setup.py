@@ -62,7 +62,7 @@ def run_worker(args: argparse.Namespace) -> int:
         _quiet_celery_task_lines(args.loglevel)
         port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
         if port is not None:
-            serve_metrics_when_ready(port)
+            serve_metrics_when_ready(port, settings.metrics_host)
         queues = args.queues or ",".join(worker_queues(settings))
         argv = ["worker", f"--loglevel={args.loglevel}", "-Q", queues]
         # A unique node name per process, so several workers on one host do not collide.

@@ -6,19 +6,28 @@ under `PROMETHEUS_MULTIPROC_DIR`, and the endpoint in the worker's main process
 adds them up (`MultiProcessCollector`). `checkout worker` sets that directory
 before the pool forks (prometheus-client reads it when it is first imported).
 
-Labels stay few and bounded: command types, event types and error codes, never
-ids (a label per session would grow without end).
+Labels come from closed sets: the command types, event types, rejection and
+dead-letter codes the schemas define; anything else (a foreign client's made-up
+`type`) is counted as `unknown`, so no input can add series, and no id or email
+becomes a label.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from schemas.commands import COMMAND_TYPES
+from schemas.events import DeadLetterCode, ErrorCode, EventType
+
 UNKNOWN = "unknown"
+DEAD_LETTER_CODES = frozenset(get_args(DeadLetterCode))
+OUTCOMES = (
+    frozenset(get_args(EventType) + get_args(ErrorCode)) | DEAD_LETTER_CODES | {"dead_lettered"}
+)
 
 logger = logging.getLogger("checkout.metrics")
 
@@ -51,10 +60,15 @@ DYNAMODB_REQUESTS = Counter(
 # ─── What the processor calls ───
 
 
+def closed(value: object, allowed: frozenset[str]) -> str:
+    """`value` as a label if the schemas define it, else `unknown`."""
+    return value if isinstance(value, str) and value in allowed else UNKNOWN
+
+
 def observe_outcome(command_type: str | None, outcome: str, seconds: float | None) -> None:
     """Count one finished command; `seconds` is enqueue to result, if known."""
-    label = command_type or UNKNOWN
-    COMMANDS.labels(type=label, outcome=outcome).inc()
+    label = closed(command_type, COMMAND_TYPES)
+    COMMANDS.labels(type=label, outcome=closed(outcome, OUTCOMES)).inc()
     if seconds is not None:
         COMMAND_SECONDS.labels(type=label).observe(max(seconds, 0.0))
 
@@ -68,7 +82,7 @@ def count_dead_letters_evicted(count: int) -> None:
 
 
 def count_dead_letter(code: str) -> None:
-    DEAD_LETTERS.labels(code=code).inc()
+    DEAD_LETTERS.labels(code=closed(code, DEAD_LETTER_CODES)).inc()
 
 
 def register_request_counter(client: Any) -> None:
@@ -97,7 +111,7 @@ def _count_request(request: Any = None, **_: Any) -> None:
 # ─── The worker's main process ───
 
 
-def serve(port: int, addr: str = "0.0.0.0") -> None:
+def serve(port: int, addr: str = "127.0.0.1") -> None:
     """Serve `/metrics` on `port`: the sum of every worker process's samples."""
     registry = CollectorRegistry()
     MultiProcessCollector(registry)

@@ -27,14 +27,14 @@ def install_json_logging() -> None:
     after_setup_task_logger.connect(on_setup, weak=False)
 
 
-def serve_metrics_when_ready(port: int) -> None:
+def serve_metrics_when_ready(port: int, host: str = "127.0.0.1") -> None:
     """Start the metrics endpoint in the main process once the pool has forked,
     so no pool process holds a copy of the listening socket."""
     from worker.observability.metrics import serve
 
     def start(**_: object) -> None:
         try:
-            serve(port)
+            serve(port, host)
         except OSError as error:  # port taken: keep applying commands, say so loudly
             logging.getLogger("checkout.metrics").error(
                 "metrics endpoint not started on port %d: %s", port, error
