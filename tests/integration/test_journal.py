@@ -219,8 +219,11 @@ def test_finish_publishes_one_event_and_clears_the_entry_once(journal, redis_cli
     assert json.loads(event[1]["event"])["jid"] == jid
     assert not redis_client.exists(journal.keys.journal(jid))
     assert redis_client.zscore(journal.keys.due, jid) is None
-    assert redis_client.hget(journal.keys.prefix + ":busy", "w1") is None
     assert redis_client.hgetall(journal.keys.session_order("s-fin")) == {"next": "1", "last": jid}
+    # `busy` still names it until the worker's next beat, which clears it.
+    assert journal.reap() == (0, 0, 0)  # a finished command is not taken for one in flight
+    journal.heartbeat("w1")
+    assert redis_client.hget(journal.keys.prefix + ":busy", "w1") is None
 
 
 # ─── Retry and reap ───
@@ -283,15 +286,17 @@ def test_the_reaper_re_enqueues_a_dead_workers_command_and_leaves_a_live_ones(
 def test_a_command_whose_worker_died_before_a_heartbeat_named_it_comes_back(
     make_journal, redis_client, settings
 ):
-    """Claimed, then the process died before its heartbeat thread named the command (no
-    `busy` mark): the lost check finds it running under a dead owner, a visibility
-    timeout after it was taken off the queue, and pushes it again."""
+    """Claimed, then a heartbeat that read no command yet cleared the claim's `busy`
+    mark, then the process died: the lost check finds the entry running under a dead
+    owner, a visibility timeout after it was taken off the queue, and pushes it again."""
     journal = make_journal(heartbeat_timeout=1, visibility_timeout=1)
     queue = settings.commands_queue
     (jid,) = enqueue(journal, queue, command("s-early"))
     take(redis_client, queue)
     journal.heartbeat("early")
     assert journal.claim(jid, "early").verdict == "go"
+    assert redis_client.hget(f"{journal.keys.prefix}:busy", "early") == jid  # named at once
+    journal.heartbeat("early")  # its thread had not seen the command yet
 
     poll(lambda: journal.reap()[0] == 1, "the command is pushed again")
 

@@ -30,8 +30,8 @@
 --   qpos:<queue>   string pushes to the queue so far (the commands of one batched
 --                         message share its position)
 --   workers        zset   worker process id -> last heartbeat ms
---   busy           hash   worker process id -> jid it is applying now, as of its last
---                         heartbeat (`beat`; a claim records its time in the entry instead)
+--   busy           hash   worker process id -> jid it claimed last, until its next
+--                         heartbeat (`beat`) says what it is applying
 --   dlq            zset   dead-letter id -> ms;  dlq:<id> hash, the entry;
 --                         dlqevicted string, entries evicted (`evict_dead_letters`)
 --   run:<run>      hash   command_id -> outcome;  run:<run>:n hash, counts;
@@ -380,10 +380,10 @@ end
 -- -> {'go', deliveries, failed attempts, enqueued ms, now ms, command text}
 --    | {'skip'} | {'busy'} | {'park'} | {'forged'}
 --    | {'dead', d, a, enqueued ms, now ms}
--- The hot path: one read of the entry, one of the session, one write. The entry stays
--- listed in `queued:<queue>` until it finishes (the reaper tells a running entry from
--- a lost one by its state), and the claim's time goes in the entry (`at`), so neither
--- `due` nor `busy` is written per command.
+-- The hot path: one read of the entry, the clock, the predecessor's existence, one
+-- write of the entry and the `busy` mark. The entry stays listed in `queued:<queue>`
+-- until it finishes (the reaper tells a running entry from a lost one by its state),
+-- so `due` is not written per command; `finish` leaves `busy` to the next beat.
 local function claim()
   local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10]
   local first_rest_jid = 11
@@ -440,6 +440,9 @@ local function claim()
   local enq = tonumber(entry.enq) or now
   if deliveries - attempts >= max_deaths then return { 'dead', deliveries, attempts, enq, now } end
   redis.call('HSET', e, 'st', 'running', 'own', worker, 'at', now, 'dlv', deliveries + 1)
+  -- Named at once, so a worker killed mid-command is found by its stale heartbeat
+  -- (`reap`), not a visibility timeout later; the next beat or claim replaces it.
+  redis.call('HSET', key('busy'), worker, jid)
   -- The journal's command, not the message's: the worker applies this text.
   return { 'go', deliveries + 1, attempts, enq, now, entry.cmd }
 end
