@@ -25,28 +25,20 @@ def enqueue_one(journal: Journal) -> str:
     return jid
 
 
-def test_a_redis_with_functions_is_called_with_fcall_not_evalsha(make_journal, redis_client):
-    journal = make_journal()
-    enqueue_one(journal)  # loads the library
-    fcalls, evalshas = calls(redis_client, "fcall"), calls(redis_client, "evalsha")
+@pytest.mark.parametrize(
+    ("functions", "used", "unused"), [(True, "fcall", "evalsha"), (False, "evalsha", "fcall")]
+)
+def test_functions_are_called_with_fcall_unless_told_not_to(
+    make_journal, redis_client, functions, used, unused
+):
+    journal = make_journal(redis_functions=functions)
+    enqueue_one(journal)  # loads the library (or the script)
+    before = calls(redis_client, used), calls(redis_client, unused)
 
     jid = enqueue_one(journal)
     assert journal.claim(jid, "w1").verdict == "go"
 
-    assert calls(redis_client, "fcall") == fcalls + 2
-    assert calls(redis_client, "evalsha") == evalshas
-
-
-def test_told_not_to_it_uses_evalsha(make_journal, redis_client):
-    journal = make_journal(redis_functions=False)
-    enqueue_one(journal)
-    fcalls, evalshas = calls(redis_client, "fcall"), calls(redis_client, "evalsha")
-
-    jid = enqueue_one(journal)
-    assert journal.claim(jid, "w1").verdict == "go"
-
-    assert calls(redis_client, "evalsha") == evalshas + 2
-    assert calls(redis_client, "fcall") == fcalls
+    assert (calls(redis_client, used), calls(redis_client, unused)) == (before[0] + 2, before[1])
 
 
 def test_a_forgotten_library_is_loaded_again_and_the_call_runs_once(journal, redis_client):

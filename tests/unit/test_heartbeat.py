@@ -18,12 +18,18 @@ class Beats:
         self.cleared.append(clear)
 
 
-def test_an_idle_process_beats_only_after_its_idle_interval(monkeypatch) -> None:
+def beating(monkeypatch) -> tuple[list[float], Beats, SimpleNamespace, Heartbeat]:
+    """A heartbeat (2 s, idle 6 s) on a clock the test moves, after its first beat."""
     now = [100.0]
     monkeypatch.setattr("worker.delivery.heartbeat.time.monotonic", lambda: now[0])
     journal, processor = Beats(), SimpleNamespace(worker_id="w1", applying=None, claimed=0)
     heart = Heartbeat(journal, processor, interval=2.0, idle_interval=6.0)
     heart._beat()
+    return now, journal, processor, heart
+
+
+def test_an_idle_process_beats_only_after_its_idle_interval(monkeypatch) -> None:
+    now, _, _, heart = beating(monkeypatch)
 
     now[0] += 2.0
     assert not heart.due()  # idle, beat 2 s ago
@@ -32,11 +38,7 @@ def test_an_idle_process_beats_only_after_its_idle_interval(monkeypatch) -> None
 
 
 def test_a_process_that_worked_since_its_last_beat_beats_on_the_next_tick(monkeypatch) -> None:
-    now = [100.0]
-    monkeypatch.setattr("worker.delivery.heartbeat.time.monotonic", lambda: now[0])
-    journal, processor = Beats(), SimpleNamespace(worker_id="w1", applying=None, claimed=0)
-    heart = Heartbeat(journal, processor, interval=2.0, idle_interval=6.0)
-    heart._beat()
+    now, journal, processor, heart = beating(monkeypatch)
 
     processor.claimed = 3  # applied three commands, none now
     now[0] += 2.0

@@ -60,8 +60,9 @@ class Heartbeat:
 
     def _beat(self) -> None:
         claimed, applying = self._processor.claimed, self._processor.applying
-        # Idle since an idle beat: no `busy` mark of ours can be left to clear.
-        unchanged = self._idle_at_beat and applying is None and claimed == self._claimed_at_beat
+        # Idle since an idle beat: no `busy` mark of ours can be left to clear (a beat
+        # naming a command sets the mark whatever `clear` says).
+        unchanged = self._idle_at_beat and claimed == self._claimed_at_beat
         try:
             self._journal.heartbeat(self._processor.worker_id, applying, clear=not unchanged)
         except JournalUnavailable as error:  # Redis restarting: the next beat will do

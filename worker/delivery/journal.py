@@ -12,7 +12,8 @@ worker's memory.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, NamedTuple
@@ -285,18 +286,14 @@ class Journal:
 
     def lease_holder(self) -> str | None:
         """Who holds the reaper lease now, if anyone (one GET, outside the script)."""
-        try:
+        with _refused_as_unavailable("lease"):
             holder = self.client.get(self.keys.reaper_lease)
-        except redis.RedisError as error:
-            raise JournalUnavailable(f"Redis refused the journal (lease): {error}") from error
         return None if holder is None else as_text(holder)
 
     def earliest_due_ms(self) -> int | None:
         """Redis-clock ms at which the first retry or parked re-check falls due, if any."""
-        try:
+        with _refused_as_unavailable("due"):
             first = self.client.zrange(self.keys.due, 0, 0, withscores=True)
-        except redis.RedisError as error:
-            raise JournalUnavailable(f"Redis refused the journal (due): {error}") from error
         return int(first[0][1]) if first else None
 
     def bury(
@@ -318,10 +315,8 @@ class Journal:
 
     def entry(self, jid: str) -> Entry | None:
         """The command journaled under `jid`, or None once it is finished (or never was)."""
-        try:
+        with _refused_as_unavailable("entry"):
             cmd, cid, sid = self.client.hmget(self.keys.journal(jid), "cmd", "cid", "sid")
-        except redis.RedisError as error:
-            raise JournalUnavailable(f"Redis refused the journal (entry): {error}") from error
         if cmd is None:
             return None
         return Entry(as_text(cmd), as_text(cid or ""), as_text(sid or ""))
@@ -332,9 +327,18 @@ class Journal:
         return as_text(self._call("replay", arguments("replay", values)))
 
 
+@contextmanager
+def _refused_as_unavailable(what: str) -> Iterator[None]:
+    """A plain read of the journal: Redis refusing it is `JournalUnavailable`."""
+    try:
+        yield
+    except redis.RedisError as error:
+        raise JournalUnavailable(f"Redis refused the journal ({what}): {error}") from error
+
+
 def _in_flight_sets(client: redis.Redis, keys: RedisKeys) -> list[str]:
-    """The sorted sets that together list every journaled jid: `due` (running,
-    waiting, parked) and each queue's `queued:<queue>` (its message is queued)."""
+    """The sorted sets that together list every journaled jid: `due` (waiting, parked)
+    and each queue's `queued:<queue>` (queued or running)."""
     return [keys.due, *(keys.queued(as_text(q)) for q in client.smembers(keys.queues))]
 
 
