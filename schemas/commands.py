@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.ids import CommandId, SessionId, escaped
 from schemas.session import (
     MAX_SAFE_INTEGER,
     Buyer,
@@ -32,10 +33,6 @@ from schemas.session import (
     PostalAddress,
 )
 
-CommandId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-# UUIDs (what the seed generates) and other URL-safe ids; nothing that could smuggle
-# separators or control characters into keys, logs or stream fields.
-SessionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 # Subtotal plus 8% tax and 0.5% fee must stay a safe integer in JavaScript.
 MAX_CART = MAX_SAFE_INTEGER // 2
@@ -177,8 +174,7 @@ def _printable(part: object) -> str:
     # Keys and the values pydantic quotes in its messages are producer input: a newline
     # would split a `FILE:LINE:` report and forge another, an escape sequence would
     # reach the operator's terminal.
-    text = str(part)
-    return text if text.isprintable() else json.dumps(text)[1:-1]
+    return escaped(str(part))
 
 
 COMMAND_TYPES = frozenset(

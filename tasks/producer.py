@@ -137,7 +137,8 @@ class CommandProducer:
     def send_prepared(self, pending: Iterable[Pending], *, run_id: str | None = None) -> int:
         """Enqueue what `prepare` returned; returns how many were handed to Redis.
 
-        Raises `EnqueueFailed` saying how many were enqueued when Redis fails.
+        Raises `EnqueueFailed` saying how many were enqueued when Redis fails, and
+        `ValueError` before anything is sent for a run id `schemas.ids` refuses.
         """
         sent = 0
         for round_trip in _chunks(_chunks(pending, SCRIPT_BATCH), PIPELINE_CALLS):

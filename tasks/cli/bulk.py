@@ -19,6 +19,7 @@ from tasks.cli.progress import (
     exit_code,
     follow_run,
     print_summary,
+    run_id_arg,
 )
 
 DRY_RUN_SHOWN = 10
@@ -60,7 +61,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "must hold)",
     )
     bulk.add_argument("--segments", type=int, default=4, help="parallel Scan segments")
-    bulk.add_argument("--run-id", help="default: derived from the patch and the selection")
+    bulk.add_argument(
+        "--run-id", type=run_id_arg, help="default: derived from the patch and the selection"
+    )
     bulk.add_argument(
         "--dry-run", action="store_true", help="count and show matching sessions only"
     )
@@ -74,7 +77,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=REPORT_EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    report.add_argument("run_id", metavar="RUN_ID")
+    report.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
     report.add_argument("--json", action="store_true", help="one JSON object")
     report.set_defaults(run=run_report)
 

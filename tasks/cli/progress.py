@@ -58,6 +58,15 @@ def add_per_message_option(parser: argparse.ArgumentParser, *, default: str) -> 
     )
 
 
+def run_id_arg(text: str) -> str:
+    """argparse `type` of `--run-id` and RUN_ID: refused as a usage error, before Redis."""
+    from schemas.ids import run_id_problem
+
+    if problem := run_id_problem(text):
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 class Progress:
     """Counts shown as a rich bar (terminal), periodic plain lines, or not at all."""
 

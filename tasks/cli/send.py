@@ -36,6 +36,7 @@ from tasks.cli.progress import (
     exit_code,
     follow_run,
     print_summary,
+    run_id_arg,
 )
 
 SEND_BATCH = 1000
@@ -58,6 +59,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     send.add_argument(
         "--run-id",
+        type=run_id_arg,
         help="count the commands under this run (default: from FILE's content, so sending "
         "the same file again resumes its run; random for stdin, printed)",
     )

@@ -54,11 +54,10 @@ def run_worker(args: argparse.Namespace) -> int:
     created = _ensure_metrics_dir()
     try:
         from worker.runtime.app import app, worker_queues
-        from worker.runtime.signals import install_json_logging, serve_metrics_when_ready
+        from worker.runtime.signals import install_logging, serve_metrics_when_ready
 
         json_logs = settings.log_format == "json"
-        if json_logs:
-            install_json_logging()
+        install_logging(json_lines=json_logs)
         _quiet_celery_task_lines(args.loglevel)
         port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
         if port is not None:

@@ -19,7 +19,7 @@ import pytest
 from tasks.embedded.stack import redis_server_binary
 from tasks.producer import CommandProducer
 from tests.e2e.builders import create, update
-from worker.delivery.journal import in_flight_count
+from worker.delivery.journal import Journal, Pending, in_flight_count
 from worker.delivery.keys import RedisKeys
 
 PACKAGE = Path(__file__).resolve().parents[2] / "clients" / "typescript"
@@ -211,17 +211,19 @@ def test_python_and_typescript_send_identical_enqueue_arguments(
     assert json.loads(node.stdout) == [str(arg) for arg in python]
 
 
-def test_a_lone_surrogate_id_from_typescript_ends_in_one_rejection_and_the_session_goes_on(
-    ts_producer, start_workers, events, redis_client, settings
+def test_a_lone_surrogate_id_sent_around_the_producers_ends_in_one_rejection(
+    start_workers, events, redis_client, settings
 ):
-    """JavaScript strings may hold lone surrogates, which UTF-8 cannot: the worker answers
-    such a command once (its event escapes what it cannot encode) instead of looping."""
-    ts_producer.enqueue(
-        [
-            create("\ud800", "cs-surrogate"),
-            create("c-after-surrogate", "cs-surrogate"),
-        ]
-    )
+    """JavaScript strings may hold lone surrogates, which UTF-8 cannot. The TypeScript
+    producer refuses such an id (its unit tests, run above); a client that calls the
+    enqueue script itself gets one rejection for it, and the session goes on."""
+    journal = Journal(redis_client, settings)
+    commands = [create("\ud800", "cs-surrogate"), create("c-after-surrogate", "cs-surrogate")]
+    # json.dumps escapes the surrogate, as JSON.stringify does; the id argument is what
+    # ioredis sends for it (U+FFFD).
+    pending = [Pending(json.dumps(c), c["command_id"], "cs-surrogate") for c in commands]
+    pending[0] = Pending(pending[0].text, "\ufffd", "cs-surrogate")
+    journal.enqueue([pending], queue=settings.commands_queue)
     start_workers(1)
     first, second = events(2)
 

@@ -25,6 +25,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from schemas.commands import SessionUpdates
+from schemas.ids import escaped
 from schemas.session import MAX_SAFE_INTEGER
 from tasks.embedded.stack import CHECKOUT
 from tests.faults.checker import read_events
@@ -71,7 +72,11 @@ bad_integers = st.one_of(
     st.lists(st.integers(), max_size=2),
 )
 BAD_VALUES = {
-    "command_id": not_strings | st.just("") | st.text(min_size=256, max_size=300) | st.none(),
+    "command_id": not_strings
+    | st.just("")
+    | st.text(min_size=256, max_size=300)
+    | st.none()
+    | st.sampled_from(["c-1\n[INFO] session.completed", "c\x1b[2J", "c 1", "é"]),
     "session_id": bad_session_ids,
     "type": not_strings
     | st.none()
@@ -101,7 +106,7 @@ def valid_commands(session_ids: list[str]) -> st.SearchStrategy[dict]:
             "currency": st.sampled_from(["USD", "EUR"]),
         },
     )
-    base = {"command_id": st.text(min_size=1, max_size=20)}
+    base = {"command_id": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:@/+=~-]{0,19}", fullmatch=True)}
     return st.one_of(
         st.fixed_dictionaries(
             {**base, "type": st.just("create_session")},
@@ -232,9 +237,9 @@ def test_enqueue_many_refuses_the_whole_batch_naming_the_position(
 
 
 def shown(field: str) -> str:
-    """A field as error reports name it: unprintable characters JSON-escaped, so a key
+    """A field as error reports name it: unprintable characters escaped, so a key
     cannot break a report's line or reach a terminal as an escape sequence."""
-    return field if field.isprintable() else json.dumps(field)[1:-1]
+    return escaped(field)
 
 
 # ─── (b) checkout send ───

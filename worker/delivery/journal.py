@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import redis
 
+from schemas.ids import run_id_problem
 from worker.delivery.keys import RedisKeys
 from worker.delivery.protocol import LIMITS, arguments
 from worker.delivery.scripting import PipelineScript
@@ -151,6 +152,8 @@ class Journal:
         """
         if not 1 <= per_message <= MAX_COMMANDS_PER_MESSAGE:
             raise ValueError(f"per_message must be 1..{MAX_COMMANDS_PER_MESSAGE}: {per_message}")
+        if run_id and (problem := run_id_problem(run_id)):
+            raise ValueError(problem)
         op = "enqueue_batched" if per_message > 1 else "enqueue"
         calls = [self.enqueue_args(queue, batch, run_id, per_message) for batch in batches]
         try:

@@ -232,6 +232,11 @@ end
 -- rest are kept from the reaper while the message is worked through).
 local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_message)
   local count = (#argv - first + 1) / 3
+  -- Producers refuse such run ids (`schemas/ids.py`); this is the backstop: `rk2:ex`
+  -- would write into run rk2's keys.
+  if run ~= '' and (#run > 128 or not string.find(run, '^[%w][%w_.-]*$')) then
+    return redis.error_reply('enqueue: run id is not 1-128 of letters, digits, _ . -')
+  end
   -- Producers refuse commands past CHECKOUT_MAX_COMMAND_BYTES; this is the backstop
   -- for a client that skips them: nothing of a call with a command past DynamoDB's
   -- item limit is enqueued.

@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from schemas.ids import escaped
 from worker.delivery.keys import RedisKeys
 from worker.redis_client import as_text
 
@@ -53,17 +54,19 @@ class RunSummary:
         }
 
     def text(self) -> str:
-        """The summary for people, a few lines."""
+        """The summary for people, a few lines; ids and codes escaped (they may come
+        from a foreign client: a newline or an escape sequence must not reach a terminal)."""
         lines = [
-            f"run {self.run_id}: {self.sent} sent, {self.applied} applied, "
+            f"run {escaped(self.run_id)}: {self.sent} sent, {self.applied} applied, "
             f"{sum(self.rejected.values())} rejected, {self.dead_lettered} dead-lettered, "
             f"{self.pending} pending"
         ]
         for code, count in sorted(self.rejected.items(), key=lambda item: -item[1]):
-            lines.append(f"  rejected {code}: {count}")
+            lines.append(f"  rejected {escaped(code)}: {count}")
         if self.failures:
             shown = self.failures[:EXAMPLES_SHOWN]
-            lines.append("  first failures: " + ", ".join(f"{c} ({o})" for o, c in shown))
+            listed = ", ".join(f"{escaped(c)} ({escaped(o)})" for o, c in shown)
+            lines.append("  first failures: " + listed)
         return "\n".join(lines)
 
 

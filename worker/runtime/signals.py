@@ -12,16 +12,20 @@ from typing import Any
 
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_ready
 
-from worker.observability.logs import use_json
+from worker.observability.logs import use_escaping, use_json
 
 logger = logging.getLogger("checkout.worker")
 
 
-def install_json_logging() -> None:
-    """Switch the worker's logs to JSON once Celery has set its handlers up."""
+def install_logging(*, json_lines: bool) -> None:
+    """Once Celery has set its handlers up, switch the worker's logs to JSON, or keep
+    Celery's text lines with user text escaped in them."""
 
     def on_setup(logger: logging.Logger, **_: Any) -> None:
-        use_json(logger)
+        if json_lines:
+            use_json(logger)
+        else:
+            use_escaping(logger)
 
     after_setup_logger.connect(on_setup, weak=False)
     after_setup_task_logger.connect(on_setup, weak=False)

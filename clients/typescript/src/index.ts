@@ -10,4 +10,4 @@ export {
   type EnqueueManyOptions,
   type ProducerOptions,
 } from "./producer.js";
-export { CommandValidator, InvalidCommand, type Prepared } from "./validation.js";
+export { CommandValidator, InvalidCommand, InvalidRunId, type Prepared, checkRunId } from "./validation.js";

@@ -11,7 +11,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import type { CheckoutCommand } from "./commands.js";
 import { DEFAULT_SCRIPT_PATH, readText } from "./paths.js";
 import { Protocol } from "./protocol.js";
-import { CommandValidator, InvalidCommand, type Prepared } from "./validation.js";
+import { CommandValidator, InvalidCommand, type Prepared, checkRunId } from "./validation.js";
 
 // Commands per script call, and calls per pipelined round trip: the Python
 // producer's numbers (SCRIPT_BATCH, PIPELINE_CALLS).
@@ -150,6 +150,7 @@ export class CheckoutProducer {
 
   /** Enqueue already validated commands; throws EnqueueFailed saying how many went. */
   async sendPrepared(prepared: readonly Prepared[], runId?: string): Promise<number> {
+    if (runId) checkRunId(runId);
     let sent = 0;
     const perRoundTrip = SCRIPT_BATCH * PIPELINE_CALLS;
     for (let start = 0; start < prepared.length; start += perRoundTrip) {

@@ -43,6 +43,26 @@ type SchemaDocument = {
   oneOf: { $ref: string }[];
 };
 
+/**
+ * Run ids as `schemas/ids.py` defines them: no `:`, so `rk2:ex` cannot write into run
+ * rk2's keys, and nothing a terminal or a log line would take for a control.
+ */
+const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** A run id the Python producers would refuse; nothing is sent under it. */
+export class InvalidRunId extends RangeError {
+  override name = "InvalidRunId";
+}
+
+/** Throws InvalidRunId, in the words of the Python producers, unless `runId` is valid. */
+export function checkRunId(runId: string): void {
+  if (RUN_ID.test(runId)) return;
+  throw new InvalidRunId(
+    `run id ${JSON.stringify(runId)}: 1-128 characters, a letter or digit first, then ` +
+      "letters, digits, '_', '.' or '-'",
+  );
+}
+
 /** The default of CHECKOUT_MAX_COMMAND_BYTES (protocol.json limits.max_command_bytes). */
 export const MAX_COMMAND_BYTES = 256 * 1024;
 

@@ -7,7 +7,7 @@ import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 
 import { Redis } from "ioredis";
 
-import { CheckoutProducer, InvalidCommand, type CheckoutCommand } from "../src/index.js";
+import { CheckoutProducer, InvalidCommand, InvalidRunId, type CheckoutCommand } from "../src/index.js";
 import { testRedis, uniqueNames, type TestRedis } from "./support.js";
 
 const create = (id: string, session: string): CheckoutCommand => ({
@@ -91,6 +91,32 @@ describe("CheckoutProducer", () => {
         assert.ok(error instanceof InvalidCommand, String(error));
         assert.equal(error.field, field, error.message);
         assert.ok(error.message.startsWith(`${field}: `), error.message);
+        return true;
+      });
+    }
+    await nothingSent();
+  });
+
+  it("refuses ids holding control characters, lone surrogates or other characters", async () => {
+    const forged = "c-1\n[2026-12-02 10:00:00,000: INFO/MainProcess] session.completed";
+    const bad = [forged, "c\u001b]0;x\u0007\u001b[2J", "\ud800", "c 1", "é", "x".repeat(256), ""];
+    for (const id of bad) {
+      await assert.rejects(producer.enqueue(create(id, "s-1")), (error: unknown) => {
+        assert.ok(error instanceof InvalidCommand, String(error));
+        assert.equal(error.field, "command_id", error.message);
+        return true;
+      });
+      await assert.rejects(producer.enqueue(create("c-1", id)), InvalidCommand);
+    }
+    await nothingSent();
+  });
+
+  it("refuses a run id that would collide with another run's keys, sending nothing", async () => {
+    for (const runId of ["rk2:ex", "run\n1", "\ud800", "a".repeat(129)]) {
+      await assert.rejects(producer.enqueueMany([create("c-1", "s-1")], { runId }), (error: unknown) => {
+        assert.ok(error instanceof InvalidRunId, String(error));
+        assert.match(error.message, /^run id .*: 1-128 characters/);
+        assert.ok(!error.message.includes("\n"), "the message is one line");
         return true;
       });
     }
