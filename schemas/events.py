@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticSerializationError
 
+from schemas.payments import DEFAULT_DISPLAY, PaymentDisplay
 from schemas.session import CheckoutStatus
 
 EventType = Literal[
@@ -48,33 +49,6 @@ DeadLetterCode = Literal[
 
 # Fixed namespace: event ids must be the same in every process and every release.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c9a52-8f57-4d8e-9d43-2b1f5e0a7c31")
-
-# Keys whose values are payment credentials. Events fan out to every consumer of the
-# stream, so the snapshot carries the instrument's shape but never its secrets.
-# Compared lower-cased without `_` and `-`, so `cardNumber` and `card_number` both match.
-SENSITIVE_PAYMENT_KEYS = frozenset(
-    {
-        "credential",
-        "credentials",
-        "token",
-        "number",
-        "cardnumber",
-        "pan",
-        "cvc",
-        "cvv",
-        "cvv2",
-        "securitycode",
-        "iban",
-        "accountnumber",
-        "routingnumber",
-        "expiry",
-        "expirymonth",
-        "expiryyear",
-        "expmonth",
-        "expyear",
-    }
-)
-REDACTED = "[redacted]"
 
 
 class EventError(BaseModel):
@@ -132,23 +106,9 @@ def dead_letter_event_id(delivery_id: str) -> str:
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"dead_lettered\n{delivery_id}"))
 
 
-def public_snapshot(document: dict[str, Any]) -> dict[str, Any]:
-    """The session document with payment credentials replaced by a marker."""
-    instruments = document.get("payment_instruments")
-    if not instruments:
-        return document
-    return {**document, "payment_instruments": [_redact(item) for item in instruments]}
-
-
-def _redact(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: REDACTED if _is_sensitive(key) else _redact(item) for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_redact(item) for item in value]
-    return value
-
-
-def _is_sensitive(key: str) -> bool:
-    return key.lower().replace("_", "").replace("-", "") in SENSITIVE_PAYMENT_KEYS
+def public_snapshot(
+    document: dict[str, Any], display: PaymentDisplay = DEFAULT_DISPLAY
+) -> dict[str, Any]:
+    """The session document as an event carries it: payment instruments reduced to
+    their display fields (`schemas.payments`)."""
+    return display.document(document)

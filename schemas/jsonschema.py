@@ -31,6 +31,7 @@ from typing import Any, get_args
 
 from schemas.commands import COMMAND_ADAPTER, SessionUpdates
 from schemas.events import DeadLetterCode, ErrorCode, EventType, ResultEvent
+from schemas.payments import DEFAULT_PAYMENT_DISPLAY_FIELDS
 from schemas.session import CheckoutSession
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -89,8 +90,11 @@ def events_schema() -> dict[str, Any]:
             "One result event per command, the field `event` of an entry in the events "
             "stream. `event_id` is derived from the command's id and content: every "
             "delivery of a command yields the same event, so consumers deduplicate on it. "
-            "`session.*` events carry the session snapshot (payment credentials read "
-            "`[redacted]`) and `previous_status` (null on `session.created`); "
+            "`session.*` events carry the session snapshot and `previous_status` (null on "
+            "`session.created`). In the snapshot, a payment instrument keeps only its "
+            "display fields (CHECKOUT_PAYMENT_DISPLAY_FIELDS, by default "
+            f"{', '.join(DEFAULT_PAYMENT_DISPLAY_FIELDS)}; `name.*` keeps all under the key), "
+            "at any depth: every other value reads `[redacted]`. "
             "`command.rejected` and `command.dead_lettered` carry `error` instead."
         ),
         **generated,

@@ -6,10 +6,10 @@ boto3 reads the usual `AWS_*` variables (region, credentials) itself.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DAY_SECONDS = 24 * 60 * 60
 
@@ -83,6 +83,20 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     # `text` (Celery's format) or `json`: one JSON object per log line.
     log_format: str = "text"
+
+    # ─── Data (README "Data and secrets") ───
+    # The only fields of a payment instrument that leave the table (events, dead-letter
+    # listings, `checkout get`), comma-separated; `name.*` keeps everything under the
+    # key, every other value reads `[redacted]`. Unset: the documented default
+    # (`schemas.payments`). Widen it knowingly.
+    payment_display_fields: Annotated[tuple[str, ...] | None, NoDecode] = None
+
+    @field_validator("payment_display_fields", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     @property
     def command_time_limit(self) -> int:

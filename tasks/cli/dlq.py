@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from schemas.ids import escaped
 from worker.settings import get_settings
 
 COLUMNS = ("id", "command_id", "type", "session", "code", "attempts", "last failure")
@@ -57,6 +58,7 @@ def _guarded(action: Callable[[Any, argparse.Namespace], int]) -> Callable[..., 
 
 
 def _store() -> Any:
+    from schemas.payments import PaymentDisplay
     from worker.delivery.deadletters import DeadLetterStore
     from worker.delivery.journal import Journal
     from worker.redis_client import make_redis_client
@@ -64,7 +66,9 @@ def _store() -> Any:
     settings = get_settings()
     client = make_redis_client(settings.redis_url)
     journal = Journal(client, settings)
-    return DeadLetterStore(client, journal.keys, journal)
+    return DeadLetterStore(
+        client, journal.keys, journal, display=PaymentDisplay.of(settings.payment_display_fields)
+    )
 
 
 @_guarded
@@ -85,7 +89,7 @@ def run_list(store: Any, args: argparse.Namespace) -> int:
 def _row(entry: Any) -> tuple[str, ...]:
     """What a listing shows of an entry: ids and the error, never the command's body."""
     kind = entry.command.get("type") if entry.command else None
-    return (
+    row = (
         entry.id,
         entry.command_id or "-",
         str(kind) if kind else ("(raw message)" if entry.raw is not None else "-"),
@@ -94,17 +98,20 @@ def _row(entry: Any) -> tuple[str, ...]:
         str(entry.attempts),
         entry.last_failure_at or "-",
     )
+    # Ids and types of raw messages are whatever their sender wrote.
+    return tuple(escaped(value) for value in row)
 
 
 def _print_table(entries: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"{len(entries)} dead-lettered")
     for column in COLUMNS:
         table.add_column(column, overflow="fold")
     for entry in entries:
-        table.add_row(*_row(entry))
+        table.add_row(*(Text(value) for value in _row(entry)))  # Text: no rich markup
     Console(highlight=False).print(table)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
 
+from schemas.ids import escaped
 from worker.settings import get_settings
 
 
@@ -39,15 +41,22 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_get(args: argparse.Namespace) -> int:
+    from schemas.payments import PaymentDisplay
     from worker.dynamodb.store import DynamoSessionStore
 
-    snapshot = DynamoSessionStore.from_settings(get_settings()).load(args.session_id)
+    settings = get_settings()
+    snapshot = DynamoSessionStore.from_settings(settings).load(args.session_id)
     if snapshot is None or snapshot.expired:
         state = "expired" if snapshot else "not found"
-        print(f"Checkout session {state}: {args.session_id}", file=sys.stderr)
+        print(f"Checkout session {state}: {escaped(args.session_id)}", file=sys.stderr)
         return 1
-    # What the seed's `get` returns: the item without its key and ttl.
-    print(json.dumps({**snapshot.session.to_document(), "version": snapshot.version}, indent=2))
+    # What the seed's `get` returns (the item without its key and ttl), with payment
+    # instruments reduced to their display fields, as events show them.
+    document = PaymentDisplay.of(settings.payment_display_fields).document(
+        snapshot.session.to_document()
+    )
+    text = json.dumps({**document, "version": snapshot.version}, indent=2, ensure_ascii=False)
+    print(terminal_json(text))
     return 0
 
 
@@ -77,7 +86,7 @@ def _print_stream(args: argparse.Namespace, client: Any, stream: str) -> None:
 
     entries = read_events(client, stream, after=args.after, follow=args.follow)
     for _, event_json in _limit(entries, args.count):
-        print(event_json, flush=True)
+        print(terminal_json(event_json), flush=True)
 
 
 def _print_group(args: argparse.Namespace, client: Any, stream: str) -> None:
@@ -107,9 +116,21 @@ class _OutputClosed(BaseException):
 
 def _print_event(event: dict[str, Any]) -> None:
     try:
-        print(json.dumps(event, separators=(",", ":"), ensure_ascii=False), flush=True)
+        print(
+            terminal_json(json.dumps(event, separators=(",", ":"), ensure_ascii=False)), flush=True
+        )
     except BrokenPipeError:
         raise _OutputClosed from None
+
+
+# JSON escapes what is below U+0020 anyway; DEL, the C1 controls (U+0080-U+009F: some
+# terminals take U+009B for an escape sequence) and the Unicode line breaks it does not.
+_UNESCAPED_CONTROLS = re.compile("[\u007f-\u009f\u2028\u2029]")
+
+
+def terminal_json(text: str) -> str:
+    """JSON text with every control character escaped: the same JSON, safe on a terminal."""
+    return _UNESCAPED_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _limit(items: Iterator[Any], count: int | None) -> Iterator[Any]:

@@ -13,7 +13,8 @@ import pytest
 from kombu.utils import json as kombu_json
 
 from schemas.commands import command_fingerprint, parse_command
-from schemas.events import REDACTED, event_id_for
+from schemas.events import event_id_for
+from schemas.payments import REDACTED
 from tests.support.fakes import FakeClock, InMemorySessionStore, ListEventPublisher, SequentialIds
 from tests.support.publishing import PublishingService
 from worker.domain.ledger import LEDGER_SIZE, find_applied, ledger_entry

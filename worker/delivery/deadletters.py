@@ -4,10 +4,15 @@ Entries are written only by the script (`finish` with a dead letter, `bury`); th
 module reads them (`<prefix>:dlq` zset of ids by time, `<prefix>:dlq:<id>` hashes),
 replays them through the script (so a replay is one atomic step and a second replay
 of the same entry is a no-op) and deletes them.
+
+What it reads is for showing: payment instruments in a command or a raw message come
+out reduced to their display fields (`schemas.payments`). A replay re-enqueues the
+stored text, which the script reads itself.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -16,6 +21,7 @@ from typing import Any
 
 import redis
 
+from schemas.payments import DEFAULT_DISPLAY, REDACTED, PaymentDisplay
 from worker.delivery.journal import Journal
 from worker.delivery.keys import RedisKeys
 from worker.domain.js import js_iso
@@ -55,10 +61,18 @@ class DeadLetterEntry:
 class DeadLetterStore:
     """Reads, replays and purges dead-letter entries of one key prefix."""
 
-    def __init__(self, client: redis.Redis, keys: RedisKeys, journal: Journal) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: RedisKeys,
+        journal: Journal,
+        *,
+        display: PaymentDisplay = DEFAULT_DISPLAY,
+    ) -> None:
         self._client = client
         self._keys = keys
         self._journal = journal
+        self._display = display
 
     def count(self) -> int:
         return int(self._redis(lambda: self._client.zcard(self._keys.dead_letters)))
@@ -121,7 +135,7 @@ class DeadLetterStore:
                 pipe.hgetall(self._keys.dead_letter(entry_id))
             return pipe.execute()
 
-        return [_entry(fields) for fields in self._redis(read) if fields]
+        return [_entry(fields, self._display) for fields in self._redis(read) if fields]
 
     def _redis(self, call: Any) -> Any:
         try:
@@ -130,10 +144,14 @@ class DeadLetterStore:
             raise JournalUnavailable(f"Redis refused the dead-letter store: {error}") from error
 
 
-def _entry(raw_fields: Mapping[Any, Any]) -> DeadLetterEntry:
+def _entry(raw_fields: Mapping[Any, Any], display: PaymentDisplay) -> DeadLetterEntry:
     fields = {as_text(k): as_text(v) for k, v in raw_fields.items()}
     raw = fields.get("raw") or None
     command = None if raw is not None else _command(fields.get("cmd", ""))
+    if command is not None:
+        command = display.anywhere(command)
+    if raw is not None:
+        raw = shown_raw(raw, display)
     return DeadLetterEntry(
         id=fields.get("id", ""),
         command_id=fields.get("cid") or None,
@@ -162,6 +180,38 @@ def _command(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def shown_raw(raw: str, display: PaymentDisplay) -> str:
+    """A raw message as a listing may show it: a Celery envelope with its body decoded
+    (base64 too) and payment instruments redacted anywhere in it. What does not parse
+    is shown as it came unless it mentions payments at all: then only its size."""
+    try:
+        envelope = json.loads(raw)
+    except ValueError:
+        envelope = None
+    if isinstance(envelope, dict) and "body" in envelope:
+        envelope = {**envelope, "body": _decoded_body(envelope)}
+    if envelope is not None:
+        return json.dumps(display.anywhere(envelope), ensure_ascii=False)
+    if "payment" in raw.lower():
+        return f"{REDACTED} ({len(raw)} characters that are not JSON and mention payments)"
+    return raw
+
+
+def _decoded_body(envelope: dict[str, Any]) -> Any:
+    body = envelope["body"]
+    if not isinstance(body, str):
+        return body
+    if envelope.get("properties", {}).get("body_encoding") == "base64":
+        try:
+            body = base64.b64decode(body, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return REDACTED  # an undecodable base64 body: nothing to show
+    try:
+        return json.loads(body)
+    except ValueError:
+        return REDACTED if "payment" in body.lower() else body
 
 
 def _iso(ms: str | None) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
+from schemas.payments import PaymentDisplay
 from worker.delivery.heartbeat import Heartbeat
 from worker.delivery.journal import Journal
 from worker.delivery.processor import CommandProcessor, new_worker_id
@@ -26,7 +27,10 @@ def build_service(settings: Settings, journal: Journal | None = None) -> Checkou
     copies = None
     if journal is not None and settings.session_copy_ttl > 0:
         copies = RedisSessionCopies(journal.client, journal.keys, ttl=settings.session_copy_ttl)
-    return CheckoutService(DynamoSessionStore.from_settings(settings, copies=copies))
+    store = DynamoSessionStore.from_settings(settings, copies=copies)
+    return CheckoutService(
+        store, payment_display=PaymentDisplay.of(settings.payment_display_fields)
+    )
 
 
 def get_processor() -> CommandProcessor:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from schemas.commands import Command, CreateSession, command_fingerprint, parse_command
 from schemas.events import ResultEvent
+from schemas.payments import DEFAULT_DISPLAY, PaymentDisplay
 from worker.domain.ledger import find_applied, ledger_entry
 from worker.domain.rules import Applied, Snapshot, decide
 from worker.errors import ContentionExhausted, Rejected, SessionChanged, SessionNotFoundYet
@@ -48,8 +49,10 @@ class CheckoutService:
         clock: Callable[[], datetime] = utc_now,
         new_session_id: Callable[[str], str] = session_id_for,
         max_write_attempts: int = 50,
+        payment_display: PaymentDisplay = DEFAULT_DISPLAY,
     ) -> None:
         self._store = store
+        self._display = payment_display
         self._clock = clock
         self._new_session_id = new_session_id
         self._max_write_attempts = max_write_attempts
@@ -150,12 +153,12 @@ class CheckoutService:
             else None
         )
         if found:
-            return results.replayed_event(head, command, current, found), None
+            return results.replayed_event(head, command, current, found, self._display), None
         try:
             applied = decide(command, current, now=now, session_id=session_id)
         except Rejected as rejection:
             return results.rejected_event(head, rejection, current), None
-        return results.applied_event(head, applied), applied
+        return results.applied_event(head, applied, self._display), applied
 
 
 def _as_mapping(payload: Mapping[str, Any] | str) -> Mapping[str, Any] | str:

@@ -22,6 +22,7 @@ from schemas.events import (
     event_id_for,
     public_snapshot,
 )
+from schemas.payments import DEFAULT_DISPLAY, PaymentDisplay
 from worker.domain.js import js_iso
 from worker.domain.ledger import Found
 from worker.domain.rules import Applied, Snapshot, event_type_of
@@ -40,18 +41,27 @@ def header(command: Command, fingerprint: str, session_id: str, now: datetime) -
     }
 
 
-def applied_event(head: Header, applied: Applied) -> ResultEvent:
+def applied_event(
+    head: Header, applied: Applied, display: PaymentDisplay = DEFAULT_DISPLAY
+) -> ResultEvent:
+    """`display`: what of the payment instruments the event may show."""
     # occurred_at is the session's own stamp, so the event can be rebuilt from the item.
     return ResultEvent(
         **{**head, "occurred_at": applied.session.updated_at},
         type=applied.event_type,
         version=applied.version,
-        session=public_snapshot(applied.session.to_document()),
+        session=public_snapshot(applied.session.to_document(), display),
         previous_status=applied.previous_status,
     )
 
 
-def replayed_event(head: Header, command: Command, current: Snapshot, found: Found) -> ResultEvent:
+def replayed_event(
+    head: Header,
+    command: Command,
+    current: Snapshot,
+    found: Found,
+    display: PaymentDisplay = DEFAULT_DISPLAY,
+) -> ResultEvent:
     """The result of a command the session's ledger holds, as it was first published.
 
     Only the newest entry's item is the one it wrote; an older one's result cannot be
@@ -62,7 +72,7 @@ def replayed_event(head: Header, command: Command, current: Snapshot, found: Fou
     if not found.newest:
         return rejected_event(head, AlreadyApplied(command.command_id, found.later), current)
     redo = Applied(current.session, current.version, event_type_of(command), found.previous_status)
-    return applied_event(head, redo)
+    return applied_event(head, redo, display)
 
 
 def rejected_event(head: Header, rejection: Rejected, current: Snapshot | None) -> ResultEvent:
