@@ -36,6 +36,7 @@ ErrorCode = Literal[
     "idempotency_conflict",
     "version_conflict",
     "already_applied",
+    "corrupt_session",  # the stored item has attributes no code path can read
 ]
 
 # Why a command was dead-lettered: it failed, it was not rejected, and it will not be

@@ -96,10 +96,15 @@ class ContentionExhausted(Transient):
     """Raised when a session kept changing under us for every conditional-write attempt."""
 
 
-class StoredSessionInvalid(Rejected):
-    """Raised when a stored item does not parse as a checkout session."""
+class CorruptSession(Rejected):
+    """Raised when no code path can read a stored item: an attribute of the wrong type
+    (`version` a string), or a session the model rejects. Another attempt would read
+    the same item, so the command is answered at once and nothing is written."""
 
-    code = "validation_error"
+    code = "corrupt_session"
+
+    def __init__(self, session_id: str | None, problem: str) -> None:
+        super().__init__(f"stored session {session_id} is corrupt: {problem}")
 
 
 class WriteRefused(Rejected):

@@ -21,8 +21,8 @@ from worker.domain.ledger import LEDGER_SIZE, find_applied, ledger_entry
 from worker.domain.rules import new_session
 from worker.errors import (
     ContentionExhausted,
+    CorruptSession,
     EventsUnavailable,
-    StoredSessionInvalid,
     Transient,
 )
 from worker.service.apply import session_id_for
@@ -623,14 +623,16 @@ def test_a_redelivery_after_contention_applies_the_command(rig: Rig) -> None:
 # ─── Failures around the store and the stream ───
 
 
-def test_an_invalid_stored_session_becomes_a_rejection_that_writes_nothing(rig: Rig) -> None:
-    problem = "Stored checkout session cs_1 is not a valid session: status: Field required"
-    rig.store.load_error = StoredSessionInvalid(problem)
+def test_a_corrupt_stored_session_becomes_a_rejection_that_writes_nothing(rig: Rig) -> None:
+    rig.store.load_error = CorruptSession("cs_1", "status: Field required")
     payload = update(buyer={"email": "a@b.c"})
     event = rig.handle(payload)
     assert (event["type"], event["error"]) == (
         "command.rejected",
-        {"code": "validation_error", "message": problem},
+        {
+            "code": "corrupt_session",
+            "message": "stored session cs_1 is corrupt: status: Field required",
+        },
     )
     assert (event["session_id"], event["version"]) == ("cs_1", None)
     assert event["event_id"] == event_id_for("cmd-1", fingerprint(payload))

@@ -35,8 +35,8 @@ from worker.dynamodb.items import (
 )
 from worker.dynamodb.store import DynamoSessionStore
 from worker.errors import (
+    CorruptSession,
     SessionChanged,
-    StoredSessionInvalid,
     StoreUnavailable,
     Transient,
     WriteRefused,
@@ -371,6 +371,20 @@ def test_a_failed_create_returns_the_live_session(stub, store) -> None:
     assert raised.value.current == snapshot_from_item(current, now=NOW)
 
 
+def test_a_failed_condition_on_a_corrupt_item_is_corrupt_not_changed(stub, store) -> None:
+    # Deciding again on it would fail the same condition: the caller must not retry.
+    refuse(stub, Item=corrupted("version", {"S": "4"}))
+    with pytest.raises(CorruptSession, match="attribute `version` is a string"):
+        store.save(before=snapshot(), applied=add_buyer(snapshot()), ledger_entry=ENTRY)
+
+
+def test_load_of_a_corrupt_item_is_corrupt_after_one_read(stub, store, requests) -> None:
+    stub.add_response("get_item", {"Item": corrupted("ttl", {"S": "soon"})})
+    with pytest.raises(CorruptSession, match="attribute `ttl` is a string"):
+        store.load("cs_1")
+    assert [name for name, _ in requests] == ["GetItem"]
+
+
 def test_a_failed_condition_without_the_item_reads_it_consistently(stub, store) -> None:
     refuse(stub)
     stub.add_response(
@@ -516,11 +530,81 @@ def test_store_only_attributes_stay_out_of_the_session() -> None:
     assert LEDGER in STORE_ONLY_ATTRIBUTES
 
 
-def test_an_item_that_is_not_a_session_is_stored_session_invalid() -> None:
+def test_an_item_that_is_not_a_session_is_corrupt() -> None:
     broken = item()
     del broken["status"]
-    with pytest.raises(StoredSessionInvalid, match=r"cs_1 .*status: Field required"):
+    with pytest.raises(
+        CorruptSession, match=r"^stored session cs_1 is corrupt: status: Field required"
+    ):
         snapshot_from_item(broken, now=NOW)
+
+
+def corrupted(name: str, attribute: dict[str, Any]) -> dict:
+    """`item()` with `name` (`totals.tax`: inside the totals) stored as `attribute`."""
+    values = item()
+    if name.startswith("totals."):
+        values["totals"]["M"][name.removeprefix("totals.")] = attribute
+    else:
+        values[name] = attribute
+    return values
+
+
+@pytest.mark.parametrize(
+    ("name", "stored", "problem"),
+    [
+        ("version", {"S": "7"}, "attribute `version` is a string ('7'), expected an integer"),
+        (
+            "version",
+            {"N": "7.5"},
+            "attribute `version` is a number with a fraction (7.5), expected an integer",
+        ),
+        ("version", {"BOOL": True}, "attribute `version` is a boolean (true), expected an integer"),
+        ("version", {"NULL": True}, "attribute `version` is null, expected an integer"),
+        ("version", {"M": {}}, "attribute `version` is a map, expected an integer"),
+        ("ttl", {"S": str(NOW)}, f"attribute `ttl` is a string ('{NOW}'), expected an integer"),
+        (
+            "ttl",
+            {"N": f"{NOW}.25"},
+            f"attribute `ttl` is a number with a fraction ({NOW}.25), expected an integer",
+        ),
+        ("ttl", {"L": []}, "attribute `ttl` is a list, expected an integer"),
+        ("totals", {"S": "0"}, "attribute `totals` is a string ('0'), expected a map"),
+        (
+            "totals.subtotal",
+            {"S": "100"},
+            "attribute `totals.subtotal` is a string ('100'), expected an integer",
+        ),
+        (
+            "totals.total",
+            {"N": "10.5"},
+            "attribute `totals.total` is a number with a fraction (10.5), expected an integer",
+        ),
+        ("totals.fee", {"NULL": True}, "attribute `totals.fee` is null, expected an integer"),
+        ("totals.tax", {"B": b"\x01"}, "attribute `totals.tax` is binary, expected an integer"),
+        ("currency", {"N": "840"}, "currency: Input should be a valid string"),  # the model's check
+        ("totals.currency", {"BOOL": False}, "totals.currency: Input should be a valid string"),
+    ],
+)
+def test_an_attribute_of_the_wrong_type_makes_the_item_corrupt_naming_it(
+    name, stored, problem
+) -> None:
+    with pytest.raises(CorruptSession) as raised:
+        snapshot_from_item(corrupted(name, stored), now=NOW)
+    assert raised.value.code == "corrupt_session"
+    assert raised.value.message == f"stored session cs_1 is corrupt: {problem}"
+
+
+def test_a_corrupt_value_is_shown_escaped_and_cut_short() -> None:
+    with pytest.raises(CorruptSession) as raised:
+        snapshot_from_item(corrupted("version", {"S": "7\n" + "x" * 100}), now=NOW)
+    shown = repr("7\n" + "x" * 38) + "..."
+    assert raised.value.message.endswith(f"`version` is a string ({shown}), expected an integer")
+
+
+@pytest.mark.parametrize("number", ["7", "7.0", "0.7E1", "-0"])
+def test_an_integral_number_in_any_notation_is_readable(number) -> None:
+    loaded = snapshot_from_item(corrupted("version", {"N": number}), now=NOW)
+    assert loaded.version == int(float(number))
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from schemas.commands import describe_validation_error
 from schemas.session import CheckoutSession
 from worker.domain.rules import Snapshot
-from worker.errors import StoredSessionInvalid
+from worker.errors import CorruptSession
 
 SESSION_KEY = "sessionId"
 TTL = "ttl"
@@ -127,16 +127,17 @@ def snapshot_from_item(
     `loaded_at` is when the item was known to be current (default: now); a copy kept
     since an earlier write passes that write's time, and `fresh=False`.
     """
+    session_id = item.get(SESSION_KEY, {}).get("S")
+    problem = unreadable_attribute(item)
+    if problem:
+        raise CorruptSession(session_id, problem)
     values = from_item(item)
     ttl, version, ledger = values.get(TTL), values.get(VERSION), values.get(LEDGER)
     document = {k: v for k, v in values.items() if k not in STORE_ONLY_ATTRIBUTES}
     try:
         session = CheckoutSession.model_validate(document)
     except ValidationError as error:
-        raise StoredSessionInvalid(
-            f"Stored checkout session {values.get(SESSION_KEY)} is not a valid session: "
-            f"{describe_validation_error(error)}"
-        ) from error
+        raise CorruptSession(session_id, describe_validation_error(error)) from error
     return Snapshot(
         session=session,
         fresh=fresh,
@@ -154,6 +155,78 @@ def snapshot_from_item(
             item=item,
         ),
     )
+
+
+# Read as integers by the store's conditions (`version = :v`, `ttl > :now`) and the
+# rules, whatever the session model allows: any other type fails every conditional
+# write as if another writer had just changed the item, which no retry resolves.
+INTEGER_ATTRIBUTES = (VERSION, TTL)
+TOTALS = "totals"
+TOTALS_AMOUNTS = ("subtotal", "tax", "shipping", "discount", "fee", "total")
+_KINDS = {
+    "S": "a string",
+    "N": "a number",
+    "BOOL": "a boolean",
+    "NULL": "null",
+    "M": "a map",
+    "L": "a list",
+    "B": "binary",
+    "SS": "a string set",
+    "NS": "a number set",
+    "BS": "a binary set",
+}
+_SHOWN_CHARS = 40
+
+
+def unreadable_attribute(item: Item) -> str | None:
+    """What makes `item` unreadable, naming the attribute, or None.
+
+    Checked on the stored types, before anything reads them: `version` and `ttl` must
+    be integral numbers when present, and so must the totals' amounts (a string amount
+    would pass the session model's lax integers). Everything else the session model
+    checks (`snapshot_from_item`).
+    """
+    for name in INTEGER_ATTRIBUTES:
+        if name in item and not _is_integer(item[name]):
+            return _wrong(name, item[name], "an integer")
+    totals = item.get(TOTALS)
+    if totals is None:
+        return None
+    if "M" not in totals:
+        return _wrong(TOTALS, totals, "a map")
+    for name in TOTALS_AMOUNTS:
+        amount = totals["M"].get(name)
+        if amount is not None and not _is_integer(amount):
+            return _wrong(f"{TOTALS}.{name}", amount, "an integer")
+    return None
+
+
+def _is_integer(attribute: AttributeValue) -> bool:
+    number = attribute.get("N")
+    if not isinstance(number, str):
+        return False
+    if number.lstrip("-").isdigit():  # how DynamoDB returns integers: no Decimal needed
+        return True
+    try:
+        value = Decimal(number)
+    except ArithmeticError:
+        return False
+    return value.is_finite() and value == value.to_integral_value()
+
+
+def _wrong(name: str, attribute: AttributeValue, expected: str) -> str:
+    """What is stored instead, in a form safe to log (strings as their repr, cut
+    short): "attribute `version` is a string ('7'), expected an integer"."""
+    ((kind, content),) = attribute.items()
+    found = _KINDS.get(kind, "of an unknown type")
+    if kind == "S":
+        shown = repr(content[:_SHOWN_CHARS]) + ("..." if len(content) > _SHOWN_CHARS else "")
+        found += f" ({shown})"
+    elif kind == "N":
+        found = f"a number with a fraction ({content[:_SHOWN_CHARS]})"
+    elif kind == "BOOL":
+        found += f" ({'true' if content else 'false'})"
+    return f"attribute `{name}` is {found}, expected {expected}"
 
 
 def _decimals(value: Any) -> Any:

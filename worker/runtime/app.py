@@ -10,12 +10,19 @@ from celery import Celery
 from celery.app.amqp import AMQP
 
 from worker.delivery.journal import MAX_COMMANDS_PER_MESSAGE
+from worker.runtime.reprs import REDACTED_KWARGSREPR, command_argsrepr, commands_argsrepr
 from worker.runtime.serialization import SERIALIZER, register_serializer
 from worker.settings import Settings, get_settings
 
 APPLY_COMMAND_TASK = "checkout.apply_command"
 # Several commands in one message (`enqueue_batched` in pipeline.lua: bulk sends).
 APPLY_COMMANDS_TASK = "checkout.apply_commands"
+
+
+# What a message's `argsrepr` shows of each task's arguments (`worker.runtime.reprs`).
+ARGSREPRS = {APPLY_COMMAND_TASK: command_argsrepr, APPLY_COMMANDS_TASK: commands_argsrepr}
+# Any other task (the worker runs none: `worker.runtime.consumer`).
+OTHER_TASK_ARGSREPR = "(redacted)"
 
 
 class RedactingAMQP(AMQP):
@@ -27,22 +34,17 @@ class RedactingAMQP(AMQP):
     """
 
     def as_task_v2(self, task_id: str, name: str, args: Any = None, *rest: Any, **options: Any):
-        if name == APPLY_COMMAND_TASK:
-            options["argsrepr"] = command_summary(args)
-        elif name == APPLY_COMMANDS_TASK:
-            options["argsrepr"] = commands_summary(args)
+        if name in ARGSREPRS:
+            kwargs = rest[0] if rest else options.get("kwargs")
+            options["argsrepr"] = redacted_argsrepr(name, args, kwargs)
+            options["kwargsrepr"] = REDACTED_KWARGSREPR
         return super().as_task_v2(task_id, name, args, *rest, **options)
 
 
-def command_summary(args: Any) -> str:
-    command = args[0] if args and isinstance(args[0], dict) else {}
-    return f"({command.get('type')!r} command {command.get('command_id')!r})"
-
-
-def commands_summary(args: Any) -> str:
-    """What `enqueue_batched` writes too: how many commands, nothing of them."""
-    commands = args[0] if args and isinstance(args[0], list | tuple) else []
-    return f"({len(commands)} commands)"
+def redacted_argsrepr(task: str, args: Any, kwargs: Any) -> str:
+    """What Celery may show of a `task` message's arguments: never the commands."""
+    summary = ARGSREPRS.get(task)
+    return summary(args, kwargs) if summary else OTHER_TASK_ARGSREPR
 
 
 def create_app(settings: Settings) -> Celery:
