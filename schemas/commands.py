@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     StringConstraints,
     TypeAdapter,
     ValidationError,
@@ -23,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.numbers import check_numbers
 from schemas.session import (
     MAX_SAFE_INTEGER,
     Buyer,
@@ -93,6 +95,17 @@ class SessionUpdates(BaseModel):
                 "totals would lose precision"
             )
         return self
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _numbers_the_seed_can_read(
+        cls, data: Any, handler: ModelWrapValidatorHandler[SessionUpdates]
+    ) -> SessionUpdates:
+        # After the fields' own checks, so a declared field keeps its message (Money's
+        # bounds); the open attributes take any JSON, and only this walk sees into them.
+        updates = handler(data)
+        check_numbers(data, cls.__name__)
+        return updates
 
     def given(self) -> dict[str, Any]:
         """The fields the producer set, as model values."""
