@@ -116,7 +116,8 @@ class UpdateSession(_Command):
     type: Literal["update_session"]
     session_id: SessionId
     updates: SessionUpdates
-    expected_version: Annotated[int, Field(ge=1)] | None = None
+    # Bounded like every number the TypeScript side reads (`schemas.numbers`).
+    expected_version: Annotated[int, Field(ge=1, le=MAX_SAFE_INTEGER)] | None = None
 
     def body(self) -> dict[str, Any]:
         body = super().body()

@@ -130,6 +130,15 @@ def test_a_declared_field_keeps_its_own_message():
     )
 
 
+@pytest.mark.parametrize(("version", "ok"), [(MAX_SAFE_INTEGER, True), (2**53, False)])
+def test_expected_version_is_bounded_too(version, ok):
+    command = update_with({"currency": "EUR"}, expected_version=version)
+    if ok:
+        assert parse_command(command).expected_version == version
+    else:
+        assert rejection(command).startswith("expected_version: Input should be less than")
+
+
 def test_a_deeply_nested_number_is_found_without_recursion():
     deep: Any = math.nan
     for _ in range(5000):
