@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     StringConstraints,
     TypeAdapter,
     ValidationError,
@@ -24,6 +25,7 @@ from pydantic import (
 )
 
 from schemas.ids import CommandId, SessionId, escaped
+from schemas.numbers import check_numbers
 from schemas.session import (
     MAX_SAFE_INTEGER,
     Buyer,
@@ -91,6 +93,17 @@ class SessionUpdates(BaseModel):
             )
         return self
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _numbers_the_seed_can_read(
+        cls, data: Any, handler: ModelWrapValidatorHandler[SessionUpdates]
+    ) -> SessionUpdates:
+        # After the fields' own checks, so a declared field keeps its message (Money's
+        # bounds); the open attributes take any JSON, and only this walk sees into them.
+        updates = handler(data)
+        check_numbers(data, cls.__name__)
+        return updates
+
     def given(self) -> dict[str, Any]:
         """The fields the producer set, as model values."""
         return {name: getattr(self, name) for name in self.model_fields_set}
@@ -100,7 +113,8 @@ class UpdateSession(_Command):
     type: Literal["update_session"]
     session_id: SessionId
     updates: SessionUpdates
-    expected_version: Annotated[int, Field(ge=1)] | None = None
+    # Bounded like every number the TypeScript side reads (`schemas.numbers`).
+    expected_version: Annotated[int, Field(ge=1, le=MAX_SAFE_INTEGER)] | None = None
 
     def body(self) -> dict[str, Any]:
         body = super().body()

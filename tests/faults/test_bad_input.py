@@ -421,3 +421,36 @@ def test_a_command_past_the_size_limit_sent_around_the_producer_is_rejected_once
     wait_for(lambda: in_flight_count(redis_client, keys) == 0, what="nothing in flight")
     assert redis_client.xlen(settings.events_stream) == start + 1  # once: no retry
     assert _documents(store) == sessions
+
+
+def test_numbers_the_typescript_side_cannot_read_sent_around_the_producer_are_rejected_once(
+    around_producer, workers, redis_client, settings, store
+):
+    sessions = _documents(store)
+    start = redis_client.xlen(settings.events_stream)
+    serial = {"email": "m@example.com", "x_meta": {"serial": 12345678901234567890}}
+    weighed = [{"type": "product", "total_amount": 1, "weight": float("nan")}]
+    commands = [
+        {"type": "update_session", "command_id": "n-1", "session_id": SESSIONS[0]}
+        | {"updates": {"buyer": serial}},
+        {"type": "update_session", "command_id": "n-2", "session_id": SESSIONS[1]}
+        | {"updates": {"line_items": weighed}},
+    ]
+    # A plain Celery task: kombu's JSON writes NaN as `NaN`, as other clients' encoders do.
+    _push_around_producer(around_producer, redis_client, settings, [("task", c) for c in commands])
+
+    wait_for(lambda: redis_client.xlen(settings.events_stream) >= start + 2, what="both results")
+    keys = RedisKeys(settings.key_prefix)
+    wait_for(lambda: in_flight_count(redis_client, keys) == 0, what="nothing in flight")
+    events = {e["command_id"]: e for e in read_events(redis_client, settings.events_stream)[start:]}
+    assert len(events) == redis_client.xlen(settings.events_stream) - start == 2  # no retry
+    assert {(e["type"], e["error"]["code"]) for e in events.values()} == {
+        ("command.rejected", "validation_error")
+    }
+    assert events["n-1"]["error"]["message"].startswith(
+        "updates.buyer.x_meta.serial: 12345678901234567890 is outside the safe integer range"
+    )
+    assert events["n-2"]["error"]["message"] == (
+        "updates.line_items.0.weight: NaN is not a number JSON or DynamoDB can hold"
+    )
+    assert _documents(store) == sessions

@@ -3,12 +3,13 @@ real worker: every accepted command ends in exactly one outcome, in bounded time
 
 The open fields (a buyer's, an address's, a payment instrument's extra keys) take any
 JSON. Values that look like other systems' type markers (kombu's `__type__` and
-`__value__`, `__class__`), lone surrogates, control characters, integers past 2**64
-and deep nesting must neither change what the worker reads nor leave a command
-looping between the queue and the reaper. For each generated batch: every command a
-producer accepted has exactly one final event, the session's next command (a sentinel
-sent after them) runs, nothing stays in flight, and the dead-letter store holds at
-most one entry per command.
+`__value__`, `__class__`), lone surrogates, control characters, numbers out to
+±(2^53-1) and deep nesting must neither change what the worker reads nor leave a
+command looping between the queue and the reaper (past that range, and NaN or
+Infinity, every producer refuses the command: tests/unit/test_unsafe_numbers.py).
+For each generated batch: every command a producer accepted has exactly one final
+event, the session's next command (a sentinel sent after them) runs, nothing stays
+in flight, and the dead-letter store holds at most one entry per command.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from schemas.session import MAX_SAFE_INTEGER
 from tasks.embedded.stack import CHECKOUT
 from tasks.producer import InvalidCommand
 from tests.faults.checker import read_events
@@ -34,8 +36,9 @@ keys = MARKER_KEYS | st.text(max_size=6)
 scalars = st.one_of(
     st.none(),
     st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False),
+    # Within what the TypeScript side reads: past it, hardly any command would be accepted.
+    st.integers(min_value=-MAX_SAFE_INTEGER, max_value=MAX_SAFE_INTEGER),
+    st.floats(min_value=-MAX_SAFE_INTEGER, max_value=MAX_SAFE_INTEGER, allow_nan=False),
     st.text(max_size=8),  # control characters and lone surrogates among them
     st.sampled_from(["\ud800", "\udfff", "\x00\x1b[2J", "datetime", "nope"]),
 )

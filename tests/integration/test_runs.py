@@ -14,7 +14,8 @@ from tasks.bulk_select import parse_where, scan_sessions
 from tasks.embedded.stack import CHECKOUT
 from tasks.producer import CommandProducer, prepare
 from tests.e2e.builders import create, seed_layout_item, update
-from worker.delivery.journal import Journal
+from worker.delivery.journal import Journal, in_flight_count
+from worker.delivery.keys import RedisKeys
 from worker.delivery.runs import read_run
 
 
@@ -134,6 +135,30 @@ def test_send_reports_bad_lines_enqueues_the_rest_and_times_out_pending(env, tmp
     again = checkout(env, "send", str(path), "--json")
     assert again.returncode == 1
     assert last_json(again)["run_id"] == summary["run_id"]
+
+
+def test_send_refuses_numbers_the_typescript_side_cannot_read_naming_file_line_and_path(
+    env, tmp_path, redis_client, settings
+):
+    path = tmp_path / "numbers.jsonl"
+    serial = {"email": "m@example.com", "x_meta": {"serial": 12345678901234567890}}
+    weighed = '{"type": "update_session", "command_id": "n-2", "session_id": "s-n", '
+    weighed += '"updates": {"line_items": [{"type": "p", "total_amount": 1, "weight": NaN}]}}'
+    path.write_text(json.dumps(update("n-1", "s-n", buyer=serial)) + "\n" + weighed + "\n")
+
+    result = checkout(env, "send", str(path), "--json")
+
+    assert result.returncode == 1, result.stderr
+    assert (
+        f"{path}:1: updates.buyer.x_meta.serial: 12345678901234567890 is outside the safe "
+        "integer range ±(2^53-1) that the TypeScript side can read\n"
+    ) in result.stderr
+    assert (
+        f"{path}:2: updates.line_items.0.weight: NaN is not a number JSON or DynamoDB can hold\n"
+    ) in result.stderr
+    assert (last_json(result)["sent"], last_json(result)["invalid_lines"]) == (0, 2)
+    assert redis_client.llen(settings.commands_queue) == 0
+    assert in_flight_count(redis_client, RedisKeys(settings.key_prefix)) == 0
 
 
 def test_strict_enqueues_nothing_when_a_line_is_bad(env, redis_client, settings):

@@ -11,11 +11,13 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
+from kombu.serialization import loads as kombu_loads
 
 from tests.support.fakes import InMemorySessionStore
 from worker.delivery.journal import Claim, DeadLetter
 from worker.delivery.processor import MISSING_SESSION_RETRIES, CommandProcessor
 from worker.errors import JournalUnavailable, StoreUnavailable
+from worker.runtime.serialization import CONTENT_TYPE, register_serializer
 from worker.service.apply import CheckoutService
 from worker.settings import Settings
 
@@ -39,6 +41,7 @@ class FakeJournal:
     attempts: int = 0
     finished: list[Finished] = field(default_factory=list)
     retries: list[tuple[float, str]] = field(default_factory=list)
+    buried: list[str] = field(default_factory=list)
 
     def claim(self, jid: str, worker: str, *, adopt=None, rest=(), command_id="") -> Claim:
         if self.verdicts:
@@ -55,6 +58,9 @@ class FakeJournal:
     def retry(self, jid: str, worker: str, *, delay: float, error: BaseException) -> None:
         self.attempts += 1
         self.retries.append((delay, type(error).__name__))
+
+    def bury(self, entry_id: str, **_: object) -> None:
+        self.buried.append(entry_id)
 
 
 @pytest.fixture
@@ -189,6 +195,51 @@ def test_a_command_whose_deliveries_keep_dying_is_dead_lettered_as_worker_lost(s
     assert done.event["type"] == "command.dead_lettered"
     assert done.event["error"]["code"] == "worker_lost"
     assert store.save_attempts == []
+
+
+# ─── Numbers the TypeScript side cannot read back (`schemas.numbers`) ───
+
+UNSAFE_TEXT = (
+    '{"type":"update_session","command_id":"cmd-1","session_id":"s-1","updates":'
+    '{"buyer":{"x_meta":{"serial":12345678901234567890}},'
+    '"line_items":[{"type":"p","total_amount":1,"weight":NaN,"depth":1e309}]}}'
+)
+UNSAFE_PROBLEMS = (
+    "updates.buyer.x_meta.serial: 12345678901234567890 is outside the safe integer range "
+    "±(2^53-1) that the TypeScript side can read; "
+    "updates.line_items.0.weight: NaN is not a number JSON or DynamoDB can hold; "
+    "updates.line_items.0.depth: Infinity is not a number JSON or DynamoDB can hold"
+)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", CONTENT_TYPE])
+def test_a_foreign_command_with_unsafe_numbers_is_rejected_once_as_invalid(
+    store, journal, content_type
+):
+    # The body as the worker decodes it: kombu's JSON (another client's plain task) or
+    # the pipeline's own content type; both read NaN, and 1e309 as an infinity.
+    register_serializer()
+    command = kombu_loads(UNSAFE_TEXT, content_type, "utf-8")
+
+    outcome = processor(store, journal).process(command, jid=None, task_id="t", queue="q")
+
+    assert outcome == "rejected:validation_error"
+    (done,) = journal.finished
+    assert done.event["error"] == {"code": "validation_error", "message": UNSAFE_PROBLEMS}
+    assert journal.retries == [] and store.loads == [] and store.save_attempts == []
+
+
+def test_a_journaled_command_holding_nan_is_not_taken_for_a_forged_body(store, journal):
+    # NaN is unequal to itself, yet the body and its journal entry, parsed apart, agree:
+    # json.loads gives its one NaN object for every NaN, and containers compare members
+    # by identity first. A decoder without that would dead-letter the body as forged.
+    journal.verdicts = [Claim("go", 1, 0, command=UNSAFE_TEXT)]
+    delivered = json.loads(UNSAFE_TEXT)
+
+    outcome = processor(store, journal).process(delivered, jid=JID, task_id="t", queue="q")
+
+    assert outcome == "rejected:validation_error"
+    assert journal.buried == []
 
 
 # ─── Batched messages (`checkout.apply_commands`) ───

@@ -450,7 +450,10 @@ def test_an_item_dynamodb_refuses_is_a_rejection_not_a_retry(stub, store) -> Non
 
 def test_a_number_beyond_38_digits_is_refused_before_any_request(stub, store, requests) -> None:
     before = snapshot()
-    change = applied(before, updates={"buyer": {"email": "a@example.com", "ref": 10**40}})
+    change = applied(before, updates={"buyer": {"email": "a@example.com", "ref": 1}})
+    # No command brings such a number now (schemas/numbers.py); the store's own check
+    # stays for whatever else might.
+    change.session.buyer.ref = 10**40
     with pytest.raises(WriteRefused, match="more than 38 significant digits"):
         store.save(before=before, applied=change, ledger_entry=ENTRY)
     assert requests == []

@@ -3,10 +3,13 @@
  * anything is sent. The schema is generated from the pydantic models the workers
  * validate with, so a command this accepts is one the workers accept (except the
  * cart limit, which no schema expresses: a worker rejects that as validation_error).
+ * Numbers the seed's side cannot read back, which the open attributes' schema lets
+ * through, are refused before that, by the workers' rule (`./numbers.ts`).
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 
 import type { CheckoutCommand } from "./commands.js";
+import { unsafeNumbers } from "./numbers.js";
 import { DEFAULT_SCHEMA_PATH, readText } from "./paths.js";
 
 // As many problems as the Python producer names in one message.
@@ -90,10 +93,15 @@ export class CommandValidator {
   }
 
   /**
-   * Validate `command` as it will travel: its JSON text, parsed back (so `undefined`,
-   * `NaN` or a `Date` are judged as what JSON.stringify makes of them).
+   * Validate `command` as it will travel: its JSON text, parsed back (so `undefined`
+   * or a `Date` are judged as what JSON.stringify makes of them). Numbers are judged
+   * before that: JSON.stringify writes NaN and Infinity as null, and throws on a BigInt.
    */
   prepare(command: unknown): Prepared {
+    const unsafe = unsafeNumbers(command);
+    if (unsafe.length > 0) {
+      throw refusal(new Map(unsafe.map(({ field, message }) => [field, `${field}: ${message}`])));
+    }
     const text = JSON.stringify(command);
     if (text === undefined || !text.startsWith("{")) {
       throw new InvalidCommand("command: must be a JSON object", "command");
@@ -123,6 +131,11 @@ function describe(errors: ErrorObject[]): InvalidCommand {
     // anyOf reports each alternative and then itself; the first says enough.
     if (!problems.has(field)) problems.set(field, `${field}: ${messageOf(error)}`);
   }
+  return refusal(problems);
+}
+
+/** One InvalidCommand for problems by field, at most PROBLEM_LIMIT of them spelt out. */
+function refusal(problems: Map<string, string>): InvalidCommand {
   const lines = [...problems.values()];
   const hidden = lines.length - PROBLEM_LIMIT;
   const shown = lines.slice(0, PROBLEM_LIMIT).concat(hidden > 0 ? [`... and ${hidden} more`] : []);

@@ -77,6 +77,25 @@ describe("CheckoutProducer", () => {
     await nothingSent();
   });
 
+  it("refuses a batch with a number the seed's side cannot read back, and sends none", async () => {
+    const withUpdates = (updates: unknown) => untyped({ ...update("c-2", "s-1", 1), updates });
+    const cases: [unknown, string][] = [
+      [{ buyer: { x_meta: { serial: 2 ** 64 } } }, "updates.buyer.x_meta.serial"],
+      [{ line_items: [{ type: "p", total_amount: 1, weight: NaN }] }, "updates.line_items.0.weight"],
+      [{ buyer: { n: 12345678901234567890n } }, "updates.buyer.n"],
+    ];
+    for (const [updates, field] of cases) {
+      await assert.rejects(producer.enqueueMany([create("c-1", "s-1"), withUpdates(updates)]), (error: unknown) => {
+        assert.ok(error instanceof InvalidCommand, String(error));
+        assert.equal(error.position, 1);
+        assert.equal(error.field, field);
+        assert.ok(error.message.startsWith(`command 1: ${field}: `), error.message);
+        return true;
+      });
+    }
+    await nothingSent();
+  });
+
   it("names an unknown field, a missing field and an unknown type", async () => {
     const cases: [unknown, string][] = [
       [{ ...create("c-1", "s-1"), colour: "red" }, "colour"],
