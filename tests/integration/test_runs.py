@@ -232,3 +232,30 @@ def test_producer_api_counts_runs_too(settings, redis_client):
     producer = CommandProducer.from_settings(settings, bulk=True)
     producer.enqueue_many([create("api-1", "s-api")], run_id="r-api")
     assert read_run(redis_client, producer.journal.keys, "r-api").sent == 1
+
+
+# ─── Run ids cannot collide with another run's keys ───
+
+
+@pytest.mark.parametrize("bad", ["rk2:ex", "rk2\n[INFO] forged"])
+def test_a_run_id_that_could_collide_is_refused_before_anything_is_written(
+    bad, env, journal, redis_client, settings, tmp_path
+):
+    enqueue_run(journal, "rk2", [create("c-ok", "s-rk2")])
+    before = sorted(redis_client.keys("*"))
+    with pytest.raises(ValueError, match="run id"):
+        journal.enqueue([[prepare(create("c-1", "s-1"))]], queue="q", run_id=bad)
+    # The script's own check, for a client that calls it around the producers.
+    args = journal.enqueue_args("q", [prepare(create("c-2", "s-2"))], "rk2:ex")
+    with pytest.raises(Exception, match="run id"):
+        journal._script.call("enqueue", journal.keys.prefix, *args)
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps(create("c-3", "s-3")) + "\n")
+    sent = checkout(env, "send", str(path), "--run-id", bad)
+    report = checkout(env, "report", bad)
+
+    for result in (sent, report):
+        assert result.returncode == 2, result.stderr
+        assert "run id" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(redis_client.keys("*")) == before
+    assert read_run(redis_client, journal.keys, "rk2").sent == 1
