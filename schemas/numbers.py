@@ -25,6 +25,10 @@ Location = tuple[int | str, ...]
 _SHOWN_BITS = 256
 
 
+# DynamoDB numbers have at most 38 digits from 1E-130 up: a smaller one is unstorable.
+DYNAMODB_SMALLEST = 1e-130
+
+
 def number_problem(number: int | float) -> str | None:
     """What the TypeScript side or DynamoDB cannot take about `number`, or None."""
     if isinstance(number, float) and not math.isfinite(number):
@@ -34,6 +38,8 @@ def number_problem(number: int | float) -> str | None:
             f"{_shown(number)} is outside the safe integer range ±(2^53-1) "
             "that the TypeScript side can read"
         )
+    if number and abs(number) < DYNAMODB_SMALLEST:
+        return f"{number!r} is closer to 0 than DynamoDB's smallest number (1E-130)"
     return None
 
 
@@ -86,7 +92,9 @@ def _plainly_safe(value: Any) -> bool:
             continue
         if kind is int or kind is float:
             # False for NaN too: every comparison with it is.
-            if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER and (
+                kind is int or not value or abs(value) >= DYNAMODB_SMALLEST
+            ):
                 continue
             return False
         if kind is dict:

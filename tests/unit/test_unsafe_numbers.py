@@ -55,8 +55,9 @@ REFUSED = {
     "NaN": (math.nan, f"NaN {NOT_A_NUMBER}"),
     "inf": (math.inf, f"Infinity {NOT_A_NUMBER}"),
     "-inf": (-math.inf, f"-Infinity {NOT_A_NUMBER}"),
+    "1e-300": (1e-300, "1e-300 is closer to 0 than DynamoDB's smallest number (1E-130)"),
 }
-ACCEPTED = [MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER, 1.5, -0.25, 0, 0.1, 2.0**52]
+ACCEPTED = [MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER, 1.5, -0.25, 0, 0.1, 2.0**52, 1e-130, 0.0]
 
 
 def placed(updates: Any, number: Any) -> Any:
@@ -171,7 +172,9 @@ safe_scalars = st.one_of(
     st.booleans(),
     st.text(max_size=5),
     st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER),
-    st.floats(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER, allow_nan=False),
+    st.floats(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER, allow_nan=False).filter(
+        lambda f: not f or abs(f) >= 1e-130  # DynamoDB's smallest number
+    ),
 )
 open_values = st.recursive(
     safe_scalars,

@@ -17,6 +17,9 @@ const RANGE = "is outside the safe integer range ±(2^53-1) that the TypeScript 
 const NOT_A_NUMBER = "is not a number JSON or DynamoDB can hold";
 
 /** What is wrong with `value` as a number, or undefined (also for what is no number). */
+/** DynamoDB numbers run from 1E-130 up: a smaller one cannot be stored. */
+const DYNAMODB_SMALLEST = 1e-130;
+
 export function numberProblem(value: unknown): string | undefined {
   if (typeof value === "bigint") {
     return `${value}n is a BigInt, which JSON cannot carry: give a number within ±(2^53-1)`;
@@ -26,6 +29,9 @@ export function numberProblem(value: unknown): string | undefined {
   if (!Number.isFinite(value)) return `${value > 0 ? "" : "-"}Infinity ${NOT_A_NUMBER}`;
   // Every double past 2^53 is an integer: this refuses 1e300 as well as 2**53.
   if (Number.isInteger(value) && !Number.isSafeInteger(value)) return `${value} ${RANGE}`;
+  if (value !== 0 && Math.abs(value) < DYNAMODB_SMALLEST) {
+    return `${value} is closer to 0 than DynamoDB's smallest number (1E-130)`;
+  }
   return undefined;
 }
 

@@ -41,8 +41,9 @@ const REFUSED: [unknown, string][] = [
   [5n, `5n ${BIGINT}`],
   [new Number(NaN), `NaN ${NOT_A_NUMBER}`],
   [{ toJSON: () => Infinity }, `Infinity ${NOT_A_NUMBER}`],
+  [1e-300, "1e-300 is closer to 0 than DynamoDB's smallest number (1E-130)"],
 ];
-const ACCEPTED = [Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 1.5, -0.25, 0, 0.1, 2 ** 52];
+const ACCEPTED = [Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 1.5, -0.25, 0, 0.1, 2 ** 52, 1e-130];
 
 const validator = new CommandValidator();
 
