@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo up bench bench-bulk bench-backlog bench-memory test test-unit test-integration test-e2e test-faults lint format compose-check wheel-check clean seed-harness
+.PHONY: install demo up bench bench-bulk bench-backlog bench-memory bench-redis test test-unit test-integration test-e2e test-faults lint format compose-check wheel-check clean seed-harness
 
 install: $(STAMP)
 
@@ -88,6 +88,11 @@ bench-backlog: install
 ## Redis memory per queued and finished command and per session (benchmarks/memory.py).
 bench-memory: install
 	$(BIN)/python -m benchmarks.memory
+
+## Redis's CPU and calls per command where only Redis works: the delivery layer's calls
+## from processes that do nothing else (benchmarks/redis_bound.py).
+bench-redis: install
+	$(BIN)/python -m benchmarks.redis_bound
 
 ## The wheel the Docker image installs, in a fresh virtualenv outside the checkout:
 ## its `checkout worker` applies a command against a real Redis and moto server.

@@ -43,7 +43,9 @@ class FakeJournal:
     retries: list[tuple[float, str]] = field(default_factory=list)
     buried: list[str] = field(default_factory=list)
 
-    def claim(self, jid: str, worker: str, *, adopt=None, rest=(), command_id="") -> Claim:
+    def claim(
+        self, jid: str, worker: str, *, adopt=None, rest=(), command_id="", with_copy=False
+    ) -> Claim:
         if self.verdicts:
             return self.verdicts.pop(0)
         if self.finished:
@@ -51,7 +53,9 @@ class FakeJournal:
         self.deliveries += 1
         return Claim("go", self.deliveries, self.attempts)
 
-    def finish(self, jid, worker, *, event_json, outcome, dead_letter=None) -> bool:
+    def finish(
+        self, jid, worker, *, event_json, outcome, dead_letter=None, session_copy=None
+    ) -> bool:
         self.finished.append(Finished(jid, json.loads(event_json), outcome, dead_letter))
         return True
 
@@ -252,7 +256,9 @@ class BatchJournal(FakeJournal):
     claims: list[tuple[str, list[str]]] = field(default_factory=list)
     refuse_at: int | None = None
 
-    def claim(self, jid: str, worker: str, *, adopt=None, rest=(), command_id="") -> Claim:
+    def claim(
+        self, jid: str, worker: str, *, adopt=None, rest=(), command_id="", with_copy=False
+    ) -> Claim:
         if len(self.claims) == self.refuse_at:
             raise JournalUnavailable("Redis refused the journal (claim): OOM")
         self.claims.append((jid, list(rest)))

@@ -65,6 +65,9 @@ class Claim:
     claimed_ms: int = 0
     # `go`: the command's text as the journal holds it (what the producer sent).
     command: str | None = None
+    # `go` with `with_copy`: the session's copy as its predecessor's finish kept it
+    # (None: no copy, or not asked for).
+    session_copy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,12 +197,14 @@ class Journal:
         adopt: tuple[str, str, str] | None = None,
         rest: Sequence[str] = (),
         command_id: str = "",
+        with_copy: bool = False,
     ) -> Claim:
         """Take a delivery; `adopt` = (text, command_id, queue) journals a message sent
         around `enqueue` (a plain Celery `send_task`). `rest`: the jids after this one in
         a batched message, kept from the reaper for another visibility timeout.
         `command_id`: the journaled message's command id ('' unknown); verdict `forged`
-        when the entry holds another command."""
+        when the entry holds another command. `with_copy`: read the session's copy in
+        the same call (`Claim.session_copy`)."""
         text, adopted_id, queue = adopt or ("", command_id, "")
         values = {
             "jid": jid,
@@ -210,11 +215,14 @@ class Journal:
             "adopt_command": text,
             "adopt_command_id": adopted_id,
             "adopt_queue": queue,
+            "with_copy": 1 if with_copy else 0,
         }
         rows = ({"rest_jid": later} for later in rest)
         reply = self._call("claim", arguments("claim", values, repeated=rows))
         command = as_text(reply[5]) if len(reply) > 5 else None
-        return Claim(as_text(reply[0]), *(int(n) for n in reply[1:5]), command=command)
+        copy = as_text(reply[6]) if len(reply) > 6 and reply[6] else None
+        numbers = (int(n) for n in reply[1:5])
+        return Claim(as_text(reply[0]), *numbers, command=command, session_copy=copy)
 
     def finish(
         self,
@@ -224,8 +232,11 @@ class Journal:
         event_json: str,
         outcome: str,
         dead_letter: DeadLetter | None = None,
+        session_copy: tuple[str, str, int] | None = None,
     ) -> bool:
-        """Publish the result event and forget the entry; False if already finished."""
+        """Publish the result event and forget the entry; False if already finished.
+        `session_copy` = (session id, text, ttl s): keep the session's copy with it."""
+        copy_session, copy_text, copy_ttl = session_copy or ("", "", 0)
         values = {
             "jid": jid,
             "worker": worker,
@@ -235,6 +246,9 @@ class Journal:
             "outcome": outcome,
             "visibility_ms": self._visibility_ms,
             "run_ttl_s": RUN_TTL_SECONDS,
+            "copy_session": copy_session,
+            "copy_text": copy_text,
+            "copy_ttl_s": copy_ttl,
         }
         optional = dead_letter and {
             "dead_letter_code": dead_letter.code,

@@ -37,7 +37,9 @@
 --   run:<run>      hash   command_id -> outcome;  run:<run>:n hash, counts;
 --   run:<run>:ex   list   "<outcome> <command_id>" of the first failures
 --   c:<session>    string the session item as the store last wrote it
---                         (`worker.delivery.session_copies`; not touched here)
+--                         (`worker.delivery.session_copies`): `claim` reads it and
+--                         `finish` writes it when the worker asks, so the store needs no
+--                         round trip of its own
 -- Times are Redis's own clock (TIME), so producers' and workers' clocks never matter.
 
 -- The call's arguments (<op> <prefix> <args...>) and key prefix, set by `run` below.
@@ -381,17 +383,18 @@ end
 -- claim <jid> <worker> <visibility ms> <heartbeat timeout ms> <max deaths>
 --       <cmd> <cid> <queue> (the delivered command: journals a message sent around `enqueue`;
 --       for a journaled message <cmd> is '' and <cid> the message's command_id, or '')
+--       <with copy> ('1': return the session's copy too)
 --       [<jid>...] (the commands after this one in its batched message, see below)
--- -> {'go', deliveries, failed attempts, enqueued ms, now ms, command text}
+-- -> {'go', deliveries, failed attempts, enqueued ms, now ms, command text, copy or ''}
 --    | {'skip'} | {'busy'} | {'park'} | {'forged'}
 --    | {'dead', d, a, enqueued ms, now ms}
 -- The hot path: one read of the entry, the clock, the predecessor's existence, one
--- write of the entry and the `busy` mark. The entry stays listed in `queued:<queue>`
+-- write of the entry and the `busy` mark, and the session's copy if asked. The entry stays listed in `queued:<queue>`
 -- until it finishes (the reaper tells a running entry from a lost one by its state),
 -- so `due` is not written per command; `finish` leaves `busy` to the next beat.
 local function claim()
-  local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10]
-  local first_rest_jid = 11
+  local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue, with_copy = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11]
+  local first_rest_jid = 12
   local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
   max_deaths = tonumber(max_deaths)
   local e = key('j', jid)
@@ -448,19 +451,29 @@ local function claim()
   -- Named at once, so a worker killed mid-command is found by its stale heartbeat
   -- (`reap`), not a visibility timeout later; the next beat or claim replaces it.
   redis.call('HSET', key('busy'), worker, jid)
-  -- The journal's command, not the message's: the worker applies this text.
-  return { 'go', deliveries + 1, attempts, enq, now, entry.cmd }
+  -- The journal's command, not the message's: the worker applies this text. With
+  -- `with_copy`, also the session's copy (c:<session>, '' for none): read here, after
+  -- the gate let this command go, it is the one its predecessor's finish wrote, and
+  -- the store needs no round trip of its own for it.
+  local copy = ''
+  -- The first of a session's sequence has nothing to read: a copy outlives its
+  -- session's order state by far less than a day.
+  if with_copy == '1' and entry.sid ~= '' and seq ~= 1 then
+    copy = redis.call('GET', key('c', entry.sid)) or ''
+  end
+  return { 'go', deliveries + 1, attempts, enq, now, entry.cmd, copy }
 end
 
 -- finish <jid> <worker> <stream> <maxlen> <event json> <outcome> <visibility ms> <run ttl s>
+--        <copy session> <copy text> <copy ttl s> (the session copy to keep; '' for none)
 --        [<dead-letter code> <error type> <error message> <failed attempts>]
 -- Publishes the result event, then forgets the entry (or moves it to the dead-letter
 -- store), advances the session's ordering gate and wakes its parked successor. The
 -- clock is read only for a dead letter or a woken successor.
 -- Returns 0 when another delivery finished the command first (its event is out).
 local function finish()
-  local jid, worker, stream, maxlen, event, outcome, visibility_ms, run_ttl_s = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10]
-  local dead_letter_code, dead_letter_type, dead_letter_message, attempts = argv[11], argv[12], argv[13], argv[14]
+  local jid, worker, stream, maxlen, event, outcome, visibility_ms, run_ttl_s, copy_session, copy_text, copy_ttl_s = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11], argv[12], argv[13]
+  local dead_letter_code, dead_letter_type, dead_letter_message, attempts = argv[14], argv[15], argv[16], argv[17]
   local visibility = tonumber(visibility_ms)
   local e = key('j', jid)
   local entry = fields(e, 'cid', 'sid', 'seq', 'pj', 'wake', 'run', 'q', 'att', 'dlv', 'ff',
@@ -468,6 +481,12 @@ local function finish()
   if not entry.cid then return 0 end
   -- First, so a refused XADD (ACL, OOM) leaves everything else as it was.
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
+  -- The session as the store just wrote it (`copy_session` '' for none): written with
+  -- the event, so the successor's claim, which the gate holds until this entry is
+  -- gone, reads this copy and no older one.
+  if copy_session ~= '' then
+    redis.call('SET', key('c', copy_session), copy_text, 'EX', copy_ttl_s)
+  end
   if dead_letter_code then
     local now = now_ms()
     local d = key('dlq', jid)

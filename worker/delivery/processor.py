@@ -32,6 +32,7 @@ from worker.delivery.retry_policy import (
     dead_letter_event_for,
     dead_letter_for,
 )
+from worker.delivery.session_copies import ClaimedSessionCopies
 from worker.delivery.undeliverable import bury
 from worker.delivery.watchdog import time_limit
 from worker.errors import Transient
@@ -58,9 +59,12 @@ class CommandProcessor:
         worker_id: str,
         *,
         command_time_limit: float | None = None,
+        copies: ClaimedSessionCopies | None = None,
     ) -> None:
         """`command_time_limit`: seconds a command of a batched message may take (default
-        `settings.command_time_limit`, what Celery gives a message of one command)."""
+        `settings.command_time_limit`, what Celery gives a message of one command).
+        `copies`: the store's session copies, read by the claim and kept by `finish`."""
+        self._copies = copies
         self._service = service
         self._journal = journal
         self._settings = settings
@@ -144,7 +148,12 @@ class CommandProcessor:
         queue: str,
     ) -> str:
         claim = self._journal.claim(
-            jid, self.worker_id, adopt=adopt, rest=rest, command_id=_checkable_id(command)
+            jid,
+            self.worker_id,
+            adopt=adopt,
+            rest=rest,
+            command_id=_checkable_id(command),
+            with_copy=self._copies is not None,
         )
         if claim.verdict == "forged":
             return self._bury_forged(jid, command, queue)
@@ -166,19 +175,36 @@ class CommandProcessor:
             return self._finish(jid, command, too_long(command, too_big), claim, time.monotonic())
         self.applying = jid
         self.claimed += 1
+        if self._copies is not None:
+            self._copies.begin(id_field(command, "session_id"), claim.session_copy)
         started = time.monotonic()
         try:
             with time_limit(limit):
                 event = self._service.apply(command, defer_if_missing=self._may_defer(claim))
         except Exception as error:  # every failure is bounded: retried, then dead-lettered
+            self._kept_copy()  # dropped: the next attempt reads the table
             return self._failed(jid, command, error, claim.attempts + 1)
-        return self._finish(jid, command, event, claim, started)
+        return self._finish(jid, command, event, claim, started, copy=self._kept_copy())
+
+    def _kept_copy(self) -> tuple[str, str, int] | None:
+        return self._copies.end() if self._copies is not None else None
 
     def _finish(
-        self, jid: str, command: Any, event: ResultEvent, claim: Any, started: float
+        self,
+        jid: str,
+        command: Any,
+        event: ResultEvent,
+        claim: Any,
+        started: float,
+        *,
+        copy: tuple[str, str, int] | None = None,
     ) -> str:
         if self._journal.finish(
-            jid, self.worker_id, event_json=event.to_json(), outcome=outcome_of(event)
+            jid,
+            self.worker_id,
+            event_json=event.to_json(),
+            outcome=outcome_of(event),
+            session_copy=copy,
         ):
             metrics.observe_outcome(
                 id_field(command, "type"),

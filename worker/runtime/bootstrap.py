@@ -14,18 +14,21 @@ from worker.delivery.heartbeat import Heartbeat
 from worker.delivery.journal import Journal
 from worker.delivery.processor import CommandProcessor, new_worker_id
 from worker.delivery.reaper import Reaper
-from worker.delivery.session_copies import RedisSessionCopies
+from worker.delivery.session_copies import ClaimedSessionCopies, RedisSessionCopies
+from worker.dynamodb.copies import SessionCopies
 from worker.dynamodb.store import DynamoSessionStore
 from worker.redis_client import make_redis_client
 from worker.service.apply import CheckoutService
 from worker.settings import Settings, get_settings
 
 
-def build_service(settings: Settings, journal: Journal | None = None) -> CheckoutService:
+def build_service(
+    settings: Settings, journal: Journal | None = None, copies: SessionCopies | None = None
+) -> CheckoutService:
     """The service on the DynamoDB store; with `journal`, the store keeps its session
-    copies in that journal's Redis (`CHECKOUT_SESSION_COPY_TTL`, 0: none)."""
-    copies = None
-    if journal is not None and settings.session_copy_ttl > 0:
+    copies in that journal's Redis (`CHECKOUT_SESSION_COPY_TTL`, 0: none), or in
+    `copies` when given."""
+    if copies is None and journal is not None and settings.session_copy_ttl > 0:
         copies = RedisSessionCopies(journal.client, journal.keys, ttl=settings.session_copy_ttl)
     store = DynamoSessionStore.from_settings(settings, copies=copies)
     return CheckoutService(
@@ -60,8 +63,11 @@ def _journal_for(pid: int) -> Journal:
 def _processor_for(pid: int) -> CommandProcessor:
     settings = get_settings()
     journal = get_journal()
-    service = build_service(settings, journal)
-    processor = CommandProcessor(service, journal, settings, new_worker_id())
+    copies = None
+    if settings.session_copy_ttl > 0:  # read by each claim and kept by each finish
+        copies = ClaimedSessionCopies(journal.client, journal.keys, ttl=settings.session_copy_ttl)
+    service = build_service(settings, journal, copies)
+    processor = CommandProcessor(service, journal, settings, new_worker_id(), copies=copies)
     timeout = settings.heartbeat_timeout
     Heartbeat(journal, processor, interval=timeout / 5, idle_interval=timeout * 0.6).start()
     return processor
