@@ -367,6 +367,20 @@ local function waits_for_predecessor(entry, seq)
     and redis.call('HEXISTS', s, 'j:' .. (seq - 1)) == 1
 end
 
+-- The session's copy for a claim that asks for it (`with_copy` '1'): (text or '', the
+-- jid of the finish that wrote it or false). `finish` keeps it as "<jid>\n<text>";
+-- one written by the store itself (`RedisSessionCopies`) is the text alone. The
+-- first of a session's sequence has nothing to read: a copy outlives its session's
+-- order state by far less than a day.
+local function session_copy(entry, seq, with_copy)
+  if with_copy ~= '1' or entry.sid == '' or seq == 1 then return '', false end
+  local kept = redis.call('GET', key('c', entry.sid))
+  if not kept then return '', false end
+  local newline = string.find(kept, '\n', 1, true)
+  if not newline or string.sub(kept, 1, 1) == '{' then return kept, false end
+  return string.sub(kept, newline + 1), string.sub(kept, 1, newline - 1)
+end
+
 -- Park <jid> until its predecessor finishes (which pushes it to the front of its
 -- queue), and look at it again a visibility timeout from now in case that is missed.
 local function park(jid, entry, seq, now, visibility)
@@ -439,7 +453,11 @@ local function claim()
     return { 'busy' }
   end
   local seq = tonumber(entry.seq)
-  if seq and seq > 1 and waits_for_predecessor(entry, seq) then
+  local copy, copied_by = session_copy(entry, seq, with_copy)
+  -- A copy its predecessor's finish wrote says that predecessor is done (the same
+  -- call deleted its entry): no need to look for the entry.
+  local after_predecessor = entry.pj and entry.pj ~= '' and copied_by == entry.pj
+  if seq and seq > 1 and not after_predecessor and waits_for_predecessor(entry, seq) then
     park(jid, entry, seq, now, visibility)
     return { 'park' }
   end
@@ -451,16 +469,8 @@ local function claim()
   -- Named at once, so a worker killed mid-command is found by its stale heartbeat
   -- (`reap`), not a visibility timeout later; the next beat or claim replaces it.
   redis.call('HSET', key('busy'), worker, jid)
-  -- The journal's command, not the message's: the worker applies this text. With
-  -- `with_copy`, also the session's copy (c:<session>, '' for none): read here, after
-  -- the gate let this command go, it is the one its predecessor's finish wrote, and
-  -- the store needs no round trip of its own for it.
-  local copy = ''
-  -- The first of a session's sequence has nothing to read: a copy outlives its
-  -- session's order state by far less than a day.
-  if with_copy == '1' and entry.sid ~= '' and seq ~= 1 then
-    copy = redis.call('GET', key('c', entry.sid)) or ''
-  end
+  -- The journal's command, not the message's: the worker applies this text, and the
+  -- store decides on the copy (asked for with `with_copy`) without a round trip.
   return { 'go', deliveries + 1, attempts, enq, now, entry.cmd, copy }
 end
 
@@ -485,7 +495,7 @@ local function finish()
   -- the event, so the successor's claim, which the gate holds until this entry is
   -- gone, reads this copy and no older one.
   if copy_session ~= '' then
-    redis.call('SET', key('c', copy_session), copy_text, 'EX', copy_ttl_s)
+    redis.call('SET', key('c', copy_session), jid .. '\n' .. copy_text, 'EX', copy_ttl_s)
   end
   if dead_letter_code then
     local now = now_ms()

@@ -18,6 +18,13 @@ from worker.delivery.keys import RedisKeys
 logger = logging.getLogger("checkout.worker")
 
 
+def copy_text(kept: str) -> str:
+    """The copy in what `c:<session>` holds: `finish` keeps "<jid>\n<text>" (the jid
+    tells the successor's claim its predecessor is done), the store the text alone."""
+    _jid, newline, text = kept.partition("\n")
+    return text if newline and not kept.startswith("{") else kept
+
+
 class RedisSessionCopies:
     """Copies under `<prefix>:c:<session_id>`, each kept `ttl` seconds after its write."""
 
@@ -28,10 +35,11 @@ class RedisSessionCopies:
 
     def get(self, session_id: str) -> str | None:
         try:
-            return self._client.get(self._keys.session_copy(session_id))
+            kept = self._client.get(self._keys.session_copy(session_id))
         except redis.RedisError as error:
             logger.warning("session copy of %s not read (reading DynamoDB): %s", session_id, error)
             return None
+        return copy_text(kept) if kept is not None else None
 
     def put(self, session_id: str, text: str) -> None:
         try:
