@@ -41,9 +41,16 @@ def run_init(args: argparse.Namespace) -> int:
     from worker.dynamodb.tables import ensure_tables
 
     settings = get_settings()
-    for action in ensure_tables(make_dynamodb_client(settings), settings):
+    report = ensure_tables(make_dynamodb_client(settings), settings)
+    for action in report.done:
         print(action)
-    print(f"table ready: {settings.sessions_table}")
+    ready = f"table ready: {settings.sessions_table}"
+    if report.ttl_unsupported:
+        ready += (
+            f"; this DynamoDB does not support TTL ({report.ttl_unsupported}): expired "
+            "sessions are still treated as gone by the pipeline"
+        )
+    print(ready)
     return 0
 
 

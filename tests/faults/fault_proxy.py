@@ -9,7 +9,11 @@ the mode while they run:
   `ThrottlingException` (HTTP 400), the rest are forwarded;
 - `garbage_for(session_id)`: requests whose body names that session are answered with
   HTTP 200 and a body botocore cannot parse into the operation's output, the rest are
-  forwarded: a command whose handling fails every time.
+  forwarded: a command whose handling fails every time;
+- `refuse(*operations, code=...)`: requests for those DynamoDB operations (the
+  `X-Amz-Target` header, e.g. `UpdateTimeToLive`) are answered with HTTP 400 and that
+  error code, as a DynamoDB implementation that lacks them does (dynalite), the rest
+  are forwarded.
 
 One request per client connection: the proxy answers with `Connection: close`, which
 botocore's connection pool honours, so no request ever needs to be framed after another.
@@ -83,6 +87,9 @@ class FaultProxy:
     def garbage_for(self, session_id: str) -> None:
         self._mode = ("garbage", session_id.encode())
 
+    def refuse(self, *operations: str, code: str = "UnknownOperationException") -> None:
+        self._mode = ("refuse", (frozenset(operations), code))
+
     # ─── Serving ───
 
     def _accept_loop(self) -> None:
@@ -117,6 +124,11 @@ class FaultProxy:
         if mode == "garbage" and argument in request.partition(b"\r\n\r\n")[2]:
             self._count("garbled")
             return _response(200, "OK", GARBAGE_BODY)
+        if mode == "refuse":
+            operations, code = argument  # type: ignore[misc]
+            if _operation(request) in operations:
+                self._count("refused")
+                return _response(400, "Bad Request", _error_body(code))
         self._count("forwarded")
         return self._forward(request)
 
@@ -163,6 +175,19 @@ def _content_length(head: bytes) -> int:
         if name.strip().lower() == b"content-length":
             return int(value.strip())
     return 0
+
+
+def _operation(request: bytes) -> str:
+    """The DynamoDB operation a request asks for (`X-Amz-Target: DynamoDB_20120810.Op`)."""
+    for line in request.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"x-amz-target":
+            return value.strip().decode().rpartition(".")[2]
+    return ""
+
+
+def _error_body(code: str) -> bytes:
+    return f'{{"__type":"com.amazon.coral.service#{code}","message":"{code}"}}'.encode()
 
 
 def _with_connection_close(request: bytes) -> bytes:

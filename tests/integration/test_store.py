@@ -263,7 +263,7 @@ def test_load_reports_an_expired_item_still_in_the_table(service, store, dynamod
 
 
 def test_ensure_tables_is_idempotent_and_enables_ttl(dynamodb, tables):
-    assert ensure_tables(dynamodb, tables) == []
+    assert ensure_tables(dynamodb, tables).done == []
 
     table = tables.sessions_table
     description = dynamodb.describe_table(TableName=table)["Table"]
@@ -274,9 +274,10 @@ def test_ensure_tables_is_idempotent_and_enables_ttl(dynamodb, tables):
 
 
 def test_ensure_tables_reports_what_it_created(settings, dynamodb):
-    done = ensure_tables(dynamodb, settings)
+    report = ensure_tables(dynamodb, settings)
 
-    assert done == [
+    assert report.ttl_unsupported is None
+    assert report.done == [
         f"created table {settings.sessions_table}",
         f"enabled TTL on {settings.sessions_table}.ttl",
     ]

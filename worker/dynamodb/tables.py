@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -9,22 +10,44 @@ from botocore.exceptions import ClientError
 from worker.dynamodb.items import SESSION_KEY, TTL
 from worker.settings import Settings
 
+# What a DynamoDB implementation without TTL (dynalite) answers DescribeTimeToLive and
+# UpdateTimeToLive with. Any other error (AccessDeniedException, throttling) is a real
+# failure and still raises: only a server that lacks the operation is let through.
+TTL_UNSUPPORTED_CODES = frozenset({"UnknownOperationException"})
 
-def ensure_tables(client: Any, settings: Settings) -> list[str]:
+
+@dataclass
+class TablesReport:
+    """What `ensure_tables` did (for the CLI), and why TTL is off if the server lacks it."""
+
+    done: list[str] = field(default_factory=list)
+    # "<Operation>: <error code>" when this DynamoDB does not support TTL, else None.
+    ttl_unsupported: str | None = None
+
+
+def ensure_tables(client: Any, settings: Settings) -> TablesReport:
     """Create the sessions table if missing and enable TTL on `ttl`.
 
-    Idempotent: running it again changes nothing. Returns what it did, for the CLI.
+    Idempotent: running it again changes nothing. A DynamoDB without TTL support is
+    no error: the pipeline treats an item whose `ttl` has passed as gone whether or not
+    DynamoDB deletes it, so TTL only saves storage (`TablesReport.ttl_unsupported`).
     """
-    done = []
+    report = TablesReport()
     table = settings.sessions_table
     if _create_table(client, table, SESSION_KEY):
-        done.append(f"created table {table}")
+        report.done.append(f"created table {table}")
     client.get_waiter("table_exists").wait(
         TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )
-    if _enable_ttl(client, table):
-        done.append(f"enabled TTL on {table}.{TTL}")
-    return done
+    try:
+        if _enable_ttl(client, table):
+            report.done.append(f"enabled TTL on {table}.{TTL}")
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code not in TTL_UNSUPPORTED_CODES:
+            raise
+        report.ttl_unsupported = f"{error.operation_name}: {code}"
+    return report
 
 
 def _create_table(client: Any, table: str, key: str) -> bool:
