@@ -11,6 +11,7 @@ same script, so what it enqueues is indistinguishable from this.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 from typing import Any
@@ -51,6 +52,14 @@ class EnqueueFailed(RuntimeError):
     def __init__(self, sent: int, cause: Exception) -> None:
         super().__init__(f"Redis failed after {sent} commands were enqueued: {cause}")
         self.sent = sent
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What `CommandProducer.send_counted` handed to Redis."""
+
+    handed: int  # commands handed to the enqueue script
+    skipped: int = 0  # of those, commands the run had already finished (not enqueued again)
 
 
 def prepare(command: CommandInput) -> Pending:
@@ -140,16 +149,22 @@ class CommandProducer:
         Raises `EnqueueFailed` saying how many were enqueued when Redis fails, and
         `ValueError` before anything is sent for a run id `schemas.ids` refuses.
         """
-        sent = 0
+        return self.send_counted(pending, run_id=run_id).handed
+
+    def send_counted(self, pending: Iterable[Pending], *, run_id: str | None = None) -> Sent:
+        """`send_prepared`, also counting the commands the run had already finished
+        (the enqueue script's '' jids): `checkout send` of a finished file says so."""
+        handed = skipped = 0
         for round_trip in _chunks(_chunks(pending, SCRIPT_BATCH), PIPELINE_CALLS):
             try:
-                self.journal.enqueue(
+                replies = self.journal.enqueue(
                     round_trip, queue=self.queue, run_id=run_id, per_message=self.per_message
                 )
             except (JournalUnavailable, OSError) as error:
-                raise EnqueueFailed(sent, error) from error
-            sent += sum(len(batch) for batch in round_trip)
-        return sent
+                raise EnqueueFailed(handed, error) from error
+            handed += sum(len(batch) for batch in round_trip)
+            skipped += sum(1 for jids in replies for jid in jids if not jid)
+        return Sent(handed, skipped)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -91,20 +91,31 @@ def run_send(args: argparse.Namespace) -> int:
             if invalid:
                 print(f"{args.file}: {invalid} invalid lines; nothing enqueued", file=sys.stderr)
                 return 1
-        print(f"run {run_id}", file=sys.stderr, flush=True)
+        if not args.quiet:
+            print(f"run {run_id}", file=sys.stderr, flush=True)
         outcome = _send_lines(path, args, producer, run_id)
     if outcome.failure is not None:
         print(outcome.failure, file=sys.stderr)
         return EXIT_BROKER
-    print(
-        f"run {run_id}: enqueued {outcome.sent} commands, {outcome.invalid} invalid lines",
-        file=sys.stderr,
-    )
+    if not args.quiet:
+        print(f"run {run_id}: {_sent_text(outcome)}", file=sys.stderr)
     keys = producer.journal.keys
     summary, done = follow_run(producer.journal.client, keys, run_id, args)
     if args.wait or args.json:
         print_summary(summary, as_json=args.json, extra={"invalid_lines": outcome.invalid})
     return exit_code(summary, waited=args.wait, done=done, invalid=outcome.invalid)
+
+
+def _sent_text(outcome: _Outcome) -> str:
+    """What was enqueued, and what the run had already finished (sent again: skipped)."""
+    invalid = f"{outcome.invalid} invalid lines"
+    if outcome.sent and outcome.skipped == outcome.sent:
+        also = f", {invalid}" if outcome.invalid else ""
+        return f"{outcome.sent} commands already finished; nothing to send{also}"
+    enqueued = f"enqueued {outcome.sent - outcome.skipped} commands"
+    if outcome.skipped:
+        enqueued += f", {outcome.skipped} skipped (already finished)"
+    return f"{enqueued}, {invalid}"
 
 
 @contextmanager
@@ -175,7 +186,8 @@ def _report_invalid(path: str, shown: str) -> int:
 
 @dataclass
 class _Outcome:
-    sent: int = 0
+    sent: int = 0  # handed to Redis, skipped ones included
+    skipped: int = 0  # the run had already finished them
     invalid: int = 0
     failure: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -269,7 +281,7 @@ def _sender(
         while (item := batches.get()) is not None:
             numbers, pending = item
             try:
-                sent = producer.send_prepared(pending, run_id=run_id)
+                sent = producer.send_counted(pending, run_id=run_id)
             except EnqueueFailed as failure:
                 with outcome.lock:
                     outcome.sent += failure.sent
@@ -282,7 +294,8 @@ def _sender(
                 outcome.stop.set()
                 return
             with outcome.lock:
-                outcome.sent += sent
+                outcome.sent += sent.handed
+                outcome.skipped += sent.skipped
     except BaseException:
         outcome.stop.set()
         raise
