@@ -79,8 +79,8 @@ class PaymentDisplay:
     def document(self, document: Mapping[str, Any]) -> dict[str, Any]:
         """A session document (or a command's `updates`) with its instruments redacted."""
         instruments = document.get("payment_instruments")
-        if not isinstance(instruments, list):
-            return dict(document)
+        if not isinstance(instruments, list):  # nothing to redact: no copy made per event
+            return document if isinstance(document, dict) else dict(document)
         return {**document, "payment_instruments": [self.instrument(i) for i in instruments]}
 
     def anywhere(self, value: Any) -> Any:

@@ -61,8 +61,8 @@ def record(message: str, *args: object, exc: bool = False) -> logging.LogRecord:
     exc_info = None
     if exc:
         try:
-            raise KeyError(FORGED_LINE)
-        except KeyError:
+            raise ValueError(FORGED_LINE)  # str() keeps the newline, as KeyError's does not
+        except ValueError:
             exc_info = sys.exc_info()
     return logging.LogRecord("checkout", logging.INFO, __file__, 1, message, args, exc_info)
 

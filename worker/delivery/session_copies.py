@@ -62,7 +62,6 @@ class ClaimedSessionCopies(RedisSessionCopies):
 
     def __init__(self, client: redis.Redis, keys: RedisKeys, *, ttl: int) -> None:
         super().__init__(client, keys, ttl=ttl)
-        self.ttl = ttl
         self._applying = False
         self._claimed: tuple[str, str | None] | None = None
         self._written: tuple[str, str] | None = None
@@ -77,7 +76,7 @@ class ClaimedSessionCopies(RedisSessionCopies):
         """(session id, text, ttl) for `finish` to keep, if the store wrote one."""
         written = self._written
         self._applying, self._claimed, self._written = False, None, None
-        return (*written, self.ttl) if written else None
+        return (*written, self._ttl) if written else None
 
     def get(self, session_id: str) -> str | None:
         if self._claimed and self._claimed[0] == session_id:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,7 +56,8 @@ class EscapingFormatter(logging.Formatter):
     reach the terminal of whoever tails the log.
 
     Wraps the formatter Celery set up (its colours and layout stay): the message is
-    escaped whole; a traceback keeps its own line breaks, every other control escaped.
+    escaped whole; a traceback keeps its layout's line breaks, and each exception's
+    own text is escaped onto one line (`safe_traceback`).
     """
 
     def __init__(self, inner: logging.Formatter) -> None:
@@ -65,11 +67,44 @@ class EscapingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         safe = logging.makeLogRecord(record.__dict__)
         safe.msg, safe.args = escaped(record.getMessage()), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.inner.formatException(record.exc_info)
-        if record.exc_text:
-            safe.exc_info, safe.exc_text = None, _escaped_lines(record.exc_text)
+        if record.exc_info and record.exc_info[1] is not None:
+            safe.exc_info, safe.exc_text = None, safe_traceback(record.exc_info[1])
+        elif record.exc_text:
+            safe.exc_text = _escaped_lines(record.exc_text)
         return self.inner.format(safe)
+
+
+def safe_traceback(error: BaseException) -> str:
+    """`error`'s traceback, chained ones first, as Python prints it, except that each
+    exception's own text (which may hold user input) is escaped onto its one line:
+    only the traceback's layout breaks lines."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        stack = "".join(traceback.format_tb(link.__traceback__))
+        head = "Traceback (most recent call last):\n" if stack else ""
+        summary = "".join(traceback.format_exception_only(type(link), link)).rstrip("\n")
+        parts.append(head + _escaped_lines(stack) + escaped(summary))
+        link, joint = _cause(link)
+        if link is not None:
+            parts.append(joint)
+    return "".join(reversed(parts))
+
+
+def _cause(error: BaseException) -> tuple[BaseException | None, str]:
+    if error.__cause__ is not None:
+        return error.__cause__, _JOINTS[0]
+    if error.__context__ is not None and not error.__suppress_context__:
+        return error.__context__, _JOINTS[1]
+    return None, ""
+
+
+_JOINTS = (
+    "\n\nThe above exception was the direct cause of the following exception:\n\n",
+    "\n\nDuring handling of the above exception, another exception occurred:\n\n",
+)
 
 
 def _escaped_lines(text: str) -> str:
