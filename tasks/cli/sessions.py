@@ -1,6 +1,6 @@
-"""`checkout sessions`: find sessions by --where.
+"""`checkout sessions` (find sessions by --where) and `checkout history SESSION_ID`.
 
-It prints ids, statuses, versions, times and amounts only: never payment instruments,
+Both print ids, statuses, versions, times and amounts only: never payment instruments,
 and a buyer's email masked (`tasks.session_list`). A table on a terminal, tab-separated
 lines when piped (`tasks.cli.tables`), JSON lines with --json.
 """
@@ -53,6 +53,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     sessions.set_defaults(run=run_sessions)
 
+    history = commands.add_parser(
+        "history",
+        help="a session's commands and their outcomes, oldest first",
+        description="From the event stream (every outcome, while its entry is within\n"
+        "CHECKOUT_EVENTS_MAXLEN) and the session's ledger (its last 8 applied commands,\n"
+        "as digests of their ids). The source column says which holds each line.",
+        epilog=exit_codes.codes_help(
+            exit_codes.FAILED, exit_codes.REDIS, exit_codes.DYNAMODB, exit_codes.TABLES_MISSING
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    history.add_argument("session_id", metavar="SESSION_ID")
+    history.add_argument("--json", action="store_true", help="one JSON object per line")
+    history.set_defaults(run=run_history)
+
 
 def _positive(text: str) -> int:
     value = int(text) if text.isdigit() else 0
@@ -100,3 +115,60 @@ def _print_json(objects: Iterable[dict[str, Any]]) -> None:
     for value in objects:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         print(terminal_json(text), flush=True)
+
+
+# ─── checkout history ───
+
+
+def run_history(args: argparse.Namespace) -> int:
+    from tasks.session_history import COLUMNS, read_stored, stream_lines, with_ledger
+    from worker.dynamodb.clients import make_dynamodb_client
+    from worker.redis_client import make_redis_client
+    from worker.streams.reader import parse_event, read_events, session_entries
+
+    settings = get_settings()
+    stored = read_stored(
+        make_dynamodb_client(settings),
+        settings.sessions_table,
+        args.session_id,
+        now=int(time.time()),
+    )
+    client = make_redis_client(settings.redis_url)
+    entries = session_entries(read_events(client, settings.events_stream), args.session_id)
+    lines = stream_lines((entry_id, parse_event(text) or {}) for entry_id, text in entries)
+    stream_count = len(lines)
+    if stored is not None:
+        lines = with_ledger(lines, stored.ledger, stored.version)
+    if not lines and stored is None:
+        print(
+            f"checkout history: no session {args.session_id!r} in {settings.sessions_table} "
+            f"and no event of it in {settings.events_stream}",
+            file=sys.stderr,
+        )
+        return exit_codes.FAILED
+    if args.json:
+        _print_json(line.to_json() for line in lines)
+    else:
+        print_rows(COLUMNS, (line.cells() for line in lines))
+    _print_coverage(settings, client.xlen(settings.events_stream), stream_count, stored)
+    return exit_codes.OK
+
+
+def _print_coverage(settings: Any, stream_length: int, found: int, stored: Any) -> None:
+    """What each source covered, on stderr (stdout stays the lines)."""
+    from worker.domain.ledger import LEDGER_SIZE
+
+    print(
+        f"stream {settings.events_stream}: {found} of its {stream_length} entries are this "
+        f"session's (it keeps about the last {settings.events_maxlen}; older ones are trimmed)",
+        file=sys.stderr,
+    )
+    if stored is None:
+        print("ledger: no session item (expired and deleted, or never created)", file=sys.stderr)
+        return
+    state = f"{stored.status}, expired" if stored.expired else str(stored.status)
+    print(
+        f"ledger: {len(stored.ledger)} applied commands (it keeps the last {LEDGER_SIZE}, "
+        f"ids as digests); the session is at version {stored.version} ({state})",
+        file=sys.stderr,
+    )

@@ -1,5 +1,6 @@
-"""`checkout sessions --where` against the real moto server, over sessions the seed's own
-TypeScript store made (under node) and sessions the pipeline made (the service)."""
+"""`checkout sessions --where` and `checkout history` against the real moto server and
+redis-server, over sessions the seed's own TypeScript store made (under node) and sessions
+the pipeline made (the service, publishing its events as a worker does)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import time
 
 from tasks.embedded.stack import CHECKOUT
 from tests.e2e.builders import seed_layout_item
-from tests.integration.helpers import create, transition, update
+from tests.integration.helpers import complete, create, new_id, transition, update
 from tests.integration.seed_harness import op, seed, seed_harness  # noqa: F401
+from worker.service.results import dead_letter_event
 
 BUYER_EMAIL = "mary.buyer@example.com"
 CARD_TOKEN = "tok_never_listed"
@@ -140,3 +142,85 @@ def test_sessions_refuses_a_bad_where_in_one_line(env, tables):
     assert result.stderr.strip().splitlines() == [
         "checkout sessions: --where updated_after=yesterday: not an ISO 8601 time"
     ]
+
+
+# ─── checkout history ───
+
+
+def history(env, session_id: str) -> list[tuple]:
+    lines = json_lines(checkout(env, "history", session_id, "--json"))
+    return [
+        (line["command_id"], line["outcome"], line["version"], line["sources"]) for line in lines
+    ]
+
+
+def test_history_lists_outcomes_oldest_first_from_stream_and_ledger(
+    env, settings, service, publisher, redis_client
+):
+    session_id = new_id("hist")
+    commands = [create(session_id), update(session_id, currency="EUR"), complete(session_id)]
+    for command in commands:
+        service.handle(command)
+    dead = dead_letter_event(
+        "d-1",
+        command_id="c-dead",
+        session_id=session_id,
+        code="retries_exhausted",
+        message="DynamoDB unreachable",
+        error_type="StoreUnavailable",
+    )
+    publisher.publish(dead.to_json())
+    escalate = transition(session_id, "requires_escalation")
+    service.handle(escalate)
+    service.handle(create(new_id("other")))  # another session's event: not listed
+    created, updated, refused = (command["command_id"] for command in commands)
+
+    both = ["stream", "ledger"]
+    assert history(env, session_id) == [
+        (created, "session.created", 1, both),
+        (updated, "session.updated", 2, both),
+        (refused, "rejected:invalid_transition", 2, ["stream"]),
+        ("c-dead", "dead_lettered:retries_exhausted", None, ["stream"]),
+        (escalate["command_id"], "session.status_changed", 3, both),
+    ]
+
+    # MAXLEN trims the oldest entries: the ledger still has the writes, not their ids.
+    redis_client.xtrim(settings.events_stream, maxlen=3, approximate=False)
+    assert history(env, session_id) == [
+        (None, "applied", 1, ["ledger"]),
+        (None, "applied", 2, ["ledger"]),
+        ("c-dead", "dead_lettered:retries_exhausted", None, ["stream"]),
+        (escalate["command_id"], "session.status_changed", 3, both),
+    ]
+
+
+def test_history_of_a_seed_made_session_and_what_it_says_of_its_sources(env, settings, service):
+    (made,) = seed(env, [op("create", settings.sessions_table)])
+    command = update(made["id"], currency="EUR")
+    service.handle(command)
+
+    result = checkout(env, "history", made["id"])
+
+    assert result.returncode == 0, result.stderr
+    header, line = result.stdout.splitlines()
+    assert header.split("\t") == ["time", "command_id", "outcome", "version", "source"]
+    time_, command_id, outcome, version, source = line.split("\t")
+    assert (command_id, outcome, version, source) == (
+        command["command_id"],
+        "session.updated",
+        "2",
+        "stream+ledger",
+    )
+    assert time_.endswith("Z")
+    # The seed's own create is in neither source; stderr says what each one covers.
+    assert "1 of its 1 entries are this session's" in result.stderr
+    assert "ledger: 1 applied commands (it keeps the last 8" in result.stderr
+    assert "version 2 (incomplete)" in result.stderr
+
+
+def test_history_of_an_unknown_session_is_one_line_and_exit_1(env, tables):
+    result = checkout(env, "history", "nobody")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "no session 'nobody'" in result.stderr
