@@ -41,11 +41,13 @@ def print_rows(
 
 
 def _print_table(columns: Sequence[str], rows: list[Sequence[str]], title: str | None) -> int:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title)
+    # Rules under the header only: the width of a full grid's borders goes to the cells.
+    table = Table(title=title, box=box.SIMPLE_HEAD)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
