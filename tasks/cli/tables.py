@@ -32,11 +32,14 @@ def print_rows(
         if table_order is not None:
             held.sort(key=table_order)
         return _print_table(columns, held, title(len(held)) if title else None)
-    print("\t".join(columns), flush=True)
     count = 0
     for row in rows:
+        if not count:  # the header once there is something: a read failing first prints nothing
+            print("\t".join(columns))
         print("\t".join(escaped(value) for value in row), flush=True)
         count += 1
+    if not count:
+        print("\t".join(columns), flush=True)
     return count
 
 

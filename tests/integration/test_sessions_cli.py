@@ -144,6 +144,13 @@ def test_sessions_refuses_a_bad_where_in_one_line(env, tables):
     ]
 
 
+def test_sessions_without_the_table_prints_nothing_on_stdout_and_exits_6(env):
+    result = checkout(env, "sessions")  # no `tables` fixture: the table was never created
+    assert result.returncode == 6
+    assert result.stdout == ""
+    assert "run `checkout init`" in result.stderr
+
+
 # ─── checkout history ───
 
 
