@@ -14,7 +14,7 @@ import hashlib
 import json
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, get_args
@@ -25,7 +25,8 @@ from schemas.commands import SessionUpdates, describe_validation_error
 from schemas.session import CheckoutStatus
 from worker.domain.js import js_iso
 
-WHERE_KEYS = ("status", "currency", "updated_before", "line_item")
+WHERE_KEYS = ("status", "currency", "updated_before", "updated_after", "line_item")
+TIME_KEYS = ("updated_before", "updated_after")
 MAX_COMMAND_ID = 255
 
 
@@ -84,9 +85,15 @@ class Where:
     currency: str | None = None
     updated_before: str | None = None  # as the seed stamps it: 2026-11-01T00:00:00.000Z
     line_item: str | None = None
+    updated_after: str | None = None  # the same format; added later, so last
 
     def canonical(self) -> str:
-        return json.dumps(self.__dict__, sort_keys=True)
+        """The selection as text, for the default run id. A key added later is left out
+        while unset, so a selection written before it keeps its run id (and resumes)."""
+        values = dict(self.__dict__)
+        if values["updated_after"] is None:
+            del values["updated_after"]
+        return json.dumps(values, sort_keys=True)
 
     def matches_line_items(self, line_items: Any) -> bool:
         if self.line_item is None:
@@ -96,7 +103,8 @@ class Where:
 
 
 def parse_where(conditions: Iterable[str]) -> Where:
-    """`key=value` conditions: status=, currency=, updated_before=, line_item=."""
+    """`key=value` conditions: status=, currency=, updated_before=, updated_after=,
+    line_item=. The times are ISO 8601 instants (UTC if no offset), both bounds exclusive."""
     values: dict[str, str] = {}
     for condition in conditions:
         key, sep, value = condition.partition("=")
@@ -109,18 +117,18 @@ def parse_where(conditions: Iterable[str]) -> Where:
     status = values.get("status")
     if status is not None and status not in get_args(CheckoutStatus):
         raise SelectionError(f"--where status={status}: not a checkout status")
-    before = values.get("updated_before")
-    if before is not None:
-        values["updated_before"] = _seed_timestamp(before)
+    for key in TIME_KEYS:
+        if key in values:
+            values[key] = _seed_timestamp(key, values[key])
     return Where(**values)
 
 
-def _seed_timestamp(text: str) -> str:
+def _seed_timestamp(key: str, text: str) -> str:
     """An ISO 8601 instant as the seed writes `updated_at`, so strings compare as times."""
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise SelectionError(f"--where updated_before={text}: not an ISO 8601 time") from None
+        raise SelectionError(f"--where {key}={text}: not an ISO 8601 time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return js_iso(moment.astimezone(UTC))
@@ -131,15 +139,16 @@ def scan_request(table: str, where: Where, segment: int, segments: int) -> dict[
     names = {"#id": "sessionId"}
     values: dict[str, Any] = {}
     filters = []
-    for attribute, value, op in (
-        ("status", where.status, "="),
-        ("currency", where.currency, "="),
-        ("updated_at", where.updated_before, "<"),
+    for attribute, placeholder, value, op in (
+        ("status", "status", where.status, "="),
+        ("currency", "currency", where.currency, "="),
+        ("updated_at", "updated_at", where.updated_before, "<"),
+        ("updated_at", "updated_after", where.updated_after, ">"),
     ):
         if value is not None:
             names[f"#{attribute}"] = attribute
-            values[f":{attribute}"] = {"S": value}
-            filters.append(f"#{attribute} {op} :{attribute}")
+            values[f":{placeholder}"] = {"S": value}
+            filters.append(f"#{attribute} {op} :{placeholder}")
     projection = "#id"
     if where.line_item is not None:
         names["#li"] = "line_items"
@@ -160,14 +169,28 @@ def scan_request(table: str, where: Where, segment: int, segments: int) -> dict[
 
 def scan_sessions(client: Any, table: str, where: Where, *, segments: int = 4) -> Iterator[str]:
     """Session ids matching `where`, from `segments` parallel Scans (any order)."""
-    pages: queue.Queue[list[str] | BaseException | None] = queue.Queue(maxsize=segments * 2)
+    items = parallel_scan(
+        client, lambda segment: scan_request(table, where, segment, segments), segments
+    )
+    return (session_id for item in items if (session_id := _matching_id(item, where)))
+
+
+def parallel_scan(
+    client: Any, request_for: Callable[[int], dict[str, Any]], segments: int
+) -> Iterator[dict[str, Any]]:
+    """The items of `segments` Scans in parallel threads, segment n's request being
+    `request_for(n)` (any order). Closing the iterator early stops the scans."""
+    pages: queue.Queue[list[dict[str, Any]] | BaseException | None] = queue.Queue(
+        maxsize=segments * 2
+    )
+    stop = threading.Event()
 
     def scan(segment: int) -> None:
         try:
-            request = scan_request(table, where, segment, segments)
-            while True:
+            request = request_for(segment)
+            while not stop.is_set():
                 page = client.scan(**request)
-                pages.put([_matching_id(item, where) for item in page.get("Items", [])])
+                pages.put(page.get("Items", []))
                 if "LastEvaluatedKey" not in page:
                     break
                 request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -176,18 +199,25 @@ def scan_sessions(client: Any, table: str, where: Where, *, segments: int = 4) -
         finally:
             pages.put(None)
 
-    threads = [threading.Thread(target=scan, args=(n,), daemon=True) for n in range(segments)]
-    for thread in threads:
-        thread.start()
+    for segment in range(segments):
+        threading.Thread(target=scan, args=(segment,), daemon=True).start()
     running = segments
-    while running:
-        page = pages.get()
-        if page is None:
-            running -= 1
-        elif isinstance(page, BaseException):
-            raise page
-        else:
-            yield from (session_id for session_id in page if session_id)
+    try:
+        while running:
+            page = pages.get()
+            if page is None:
+                running -= 1
+            elif isinstance(page, BaseException):
+                raise page
+            else:
+                yield from page
+    finally:
+        # A reader that stopped early (--limit, an error): each thread finishes the page
+        # in hand and exits, instead of staying blocked on a full queue.
+        stop.set()
+        while running:
+            if pages.get() is None:
+                running -= 1
 
 
 def _matching_id(item: dict[str, Any], where: Where) -> str:

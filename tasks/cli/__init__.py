@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tasks.cli import bench, bulk, dlq, read, schema, send, setup, status, up
+from tasks.cli import bench, bulk, dlq, read, schema, send, sessions, setup, status, up
 from tasks.cli.errors import EPILOG, run_friendly
 
-GROUPS = (setup, send, read, schema, dlq, bulk, status, up, bench)
+GROUPS = (setup, send, read, sessions, schema, dlq, bulk, status, up, bench)
 
 
 def main(argv: list[str] | None = None) -> int:

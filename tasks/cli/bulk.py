@@ -57,8 +57,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--where",
         action="append",
         metavar="KEY=VALUE",
-        help="status=S, currency=C, updated_before=ISO-TIME, line_item=ID (repeatable: all "
-        "must hold)",
+        help="status=S, currency=C, updated_before=ISO-TIME, updated_after=ISO-TIME, line_item=ID "
+        "(repeatable: all must hold)",
     )
     bulk.add_argument("--segments", type=int, default=4, help="parallel Scan segments")
     bulk.add_argument(

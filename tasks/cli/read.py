@@ -13,15 +13,26 @@ from typing import Any
 from schemas.ids import escaped
 from worker.settings import get_settings
 
+# The key each printed event carries its stream entry id under (what --after takes).
+STREAM_ID = "stream_id"
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     get = commands.add_parser("get", help="print a session as JSON")
     get.add_argument("session_id", metavar="SESSION_ID")
     get.set_defaults(run=run_get)
 
-    events = commands.add_parser("events", help="print result events as JSON lines")
+    events = commands.add_parser(
+        "events",
+        help="print result events as JSON lines",
+        description="Each line is an event with its stream entry id added as `stream_id`, "
+        "which --after takes to resume after it.",
+    )
     events.add_argument("--follow", "-f", action="store_true", help="wait for new events")
-    events.add_argument("--after", default="0-0", help="stream entry id to start after")
+    events.add_argument(
+        "--after", default="0-0", help="stream entry id (a printed `stream_id`) to start after"
+    )
+    events.add_argument("--session", metavar="ID", help="only this session's events")
     events.add_argument("--count", type=int, default=None, help="stop after this many")
     events.add_argument(
         "--group",
@@ -29,7 +40,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "acknowledge what was printed, take over what dead consumers left pending",
     )
     events.add_argument(
-        "--consumer", help="with --group: this reader's name in it (default: HOSTNAME-PID)"
+        "--consumer",
+        help="with --group: this reader's name in it (default: the host name, the same on "
+        "every run; give each reader its own when several run at once on one host)",
     )
     events.add_argument(
         "--claim-idle-ms",
@@ -66,6 +79,10 @@ def run_events(args: argparse.Namespace) -> int:
     if args.group is None and (args.consumer is not None or args.claim_idle_ms is not None):
         print("checkout events: --consumer and --claim-idle-ms need --group", file=sys.stderr)
         return 2
+    if args.group is not None and args.session is not None:
+        # The group would acknowledge the other sessions' events without printing them.
+        print("checkout events: --session cannot be used with --group", file=sys.stderr)
+        return 2
     settings = get_settings()
     client = make_redis_client(settings.redis_url)
     try:
@@ -82,11 +99,13 @@ def run_events(args: argparse.Namespace) -> int:
 
 
 def _print_stream(args: argparse.Namespace, client: Any, stream: str) -> None:
-    from worker.streams.reader import read_events
+    from worker.streams.reader import read_events, session_entries
 
     entries = read_events(client, stream, after=args.after, follow=args.follow)
-    for _, event_json in _limit(entries, args.count):
-        print(terminal_json(event_json), flush=True)
+    if args.session is not None:
+        entries = session_entries(entries, args.session)
+    for entry_id, event_json in _limit(entries, args.count):
+        print(terminal_json(with_stream_id(entry_id, event_json)), flush=True)
 
 
 def _print_group(args: argparse.Namespace, client: Any, stream: str) -> None:
@@ -99,6 +118,7 @@ def _print_group(args: argparse.Namespace, client: Any, stream: str) -> None:
         group=args.group,
         consumer=args.consumer or default_consumer_name(),
         claim_idle_ms=args.claim_idle_ms or DEFAULT_CLAIM_IDLE_MS,
+        entry_id_field=STREAM_ID,
     )
     consumer.ensure_group(args.after)
     remaining = args.count
@@ -121,6 +141,16 @@ def _print_event(event: dict[str, Any]) -> None:
         )
     except BrokenPipeError:
         raise _OutputClosed from None
+
+
+def with_stream_id(entry_id: str, event_json: str) -> str:
+    """The event's JSON with `"stream_id"` first, the rest exactly as stored (no re-encoding)."""
+    body = event_json.lstrip()
+    if not body.startswith("{"):  # not an object: wrapped, so every line is still one
+        return json.dumps({STREAM_ID: entry_id, "unparsed": event_json}, ensure_ascii=False)
+    rest = body[1:].lstrip()
+    separator = "" if rest.startswith("}") else ","
+    return f'{{"{STREAM_ID}":{json.dumps(entry_id)}{separator}{rest}'
 
 
 # JSON escapes what is below U+0020 anyway; DEL, the C1 controls (U+0080-U+009F: some

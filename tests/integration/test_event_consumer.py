@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -232,8 +234,20 @@ def checkout_events(env, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def printed(result: subprocess.CompletedProcess[str]) -> list[dict]:
+    """The printed events, each without the `stream_id` the CLI adds to it."""
     assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
+    return [without_stream_id(json.loads(line)) for line in result.stdout.splitlines()]
+
+
+def without_stream_id(printed_event: dict) -> dict:
+    stream_id = printed_event.pop("stream_id")
+    assert re.fullmatch(r"\d+-\d+", stream_id), stream_id
+    return printed_event
+
+
+def stream_ids(result: subprocess.CompletedProcess[str]) -> list[str]:
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line)["stream_id"] for line in result.stdout.splitlines()]
 
 
 def test_cli_takes_over_what_a_dead_consumer_left_pending(env, publish, settings, redis_client):
@@ -287,9 +301,9 @@ def test_cli_follow_waits_for_new_events(env, publish):
     )
     try:
         published = publish(event())
-        first = json.loads(process.stdout.readline())
+        first = without_stream_id(json.loads(process.stdout.readline()))
         published += publish(event())
-        second = json.loads(process.stdout.readline())
+        second = without_stream_id(json.loads(process.stdout.readline()))
         assert process.wait(timeout=TIMEOUT_SECONDS) == 0
     finally:
         if process.poll() is None:
@@ -305,3 +319,52 @@ def test_cli_consumer_options_need_a_group(env):
 
     assert result.returncode == 2
     assert "need --group" in result.stderr
+
+
+# ─── Stream ids, --session, the default consumer ───
+
+
+def test_each_printed_event_carries_its_entry_id_and_after_resumes_from_it(
+    env, publish, settings, redis_client
+):
+    published = publish(*(event() for _ in range(4)))
+
+    first = checkout_events(env, "--count", "2")
+    rest = checkout_events(env, "--after", stream_ids(first)[-1])
+
+    assert stream_ids(first) + stream_ids(rest) == entry_ids(redis_client, settings)
+    assert printed(first) + printed(rest) == published
+    # Through a group, too.
+    grouped = checkout_events(env, "--group", GROUP)
+    assert stream_ids(grouped) == entry_ids(redis_client, settings)
+
+
+def test_session_prints_only_that_sessions_events(env, publish):
+    ours = [event() | {"session_id": "s-ours"}, event() | {"session_id": "s-ours"}]
+    others = [event() | {"session_id": "s-ours-not"}, event() | {"session_id": "s-other"}]
+    publish(ours[0], *others, ours[1])
+
+    assert printed(checkout_events(env, "--session", "s-ours")) == ours
+    assert printed(checkout_events(env, "--session", "s-ours", "--count", "1")) == ours[:1]
+    assert printed(checkout_events(env, "--session", "s-none")) == []
+
+
+def test_session_with_a_group_is_refused_before_anything_is_acknowledged(env, publish):
+    publish(event())
+    result = checkout_events(env, "--group", GROUP, "--session", "s-1")
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == "checkout events: --session cannot be used with --group"
+    assert printed(checkout_events(env, "--group", GROUP)) != []
+
+
+def test_a_group_reader_without_consumer_is_the_same_consumer_on_every_run(
+    env, publish, settings, redis_client
+):
+    publish(event())
+    printed(checkout_events(env, "--group", GROUP))
+    publish(event())
+    printed(checkout_events(env, "--group", GROUP))
+
+    consumers = redis_client.xinfo_consumers(settings.events_stream, GROUP)
+    assert [consumer["name"] for consumer in consumers] == [socket.gethostname()]

@@ -79,6 +79,17 @@ def find_applied(
     return None
 
 
+def entry_digest(entry: str) -> str:
+    """The digest of the command id a ledger entry records (see `command_digest`)."""
+    return entry.split(":", 1)[0]
+
+
+def command_digest(command_id: str) -> str:
+    """How the ledger records `command_id`: a digest, so a ledger cannot name its commands,
+    only recognise one whose id is known (`checkout history` matches events with it)."""
+    return _id_digest(command_id)
+
+
 def _unchanged(parts: list[str], updated_at: str | None) -> bool:
     stamp = parts[3] if len(parts) > 3 else ""
     return not stamp or updated_at is None or stamp == _stamp_digest(updated_at)

@@ -22,16 +22,14 @@ a handler should keep event data out of its exception messages for the same reas
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import socket
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
-from worker.streams.reader import EVENT_FIELD
+from worker.streams.reader import EVENT_FIELD, parse_event
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +42,13 @@ Entry = tuple[str, dict[str, str]]
 
 
 def default_consumer_name() -> str:
-    """`HOSTNAME-PID`: unique among live consumers; a restarted process is a new consumer."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """The host's name: one consumer per host, the same across runs and restarts.
+
+    A per-process name (host and pid) would add a consumer to the group on every run,
+    each holding whatever it left pending until another claims it. Two readers of one
+    group running at once on the same host should each pass their own name.
+    """
+    return socket.gethostname()
 
 
 class EventConsumer:
@@ -54,6 +57,8 @@ class EventConsumer:
     `client` must decode responses (see `worker.redis_client.make_redis_client`).
     `batch` caps the entries taken per poll; keep a batch's handling time well
     under `claim_idle_ms`, or other consumers take over entries still in hand.
+    With `entry_id_field`, each event handed to the handler also carries its stream
+    entry id under that key (first), for readers that print or resume from it.
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class EventConsumer:
         claim_idle_ms: int = DEFAULT_CLAIM_IDLE_MS,
         batch: int = 100,
         block_ms: int = 1000,
+        entry_id_field: str | None = None,
     ) -> None:
         self._client = client
         self.stream = stream
@@ -74,6 +80,7 @@ class EventConsumer:
         self.claim_idle_ms = claim_idle_ms
         self.batch = batch
         self.block_ms = block_ms
+        self.entry_id_field = entry_id_field
 
     def ensure_group(self, start_id: str = "0") -> bool:
         """Create the group, and the stream if missing; False if the group existed.
@@ -148,7 +155,7 @@ class EventConsumer:
         return len(entries)
 
     def _handle(self, handler: Handler, entry_id: str, fields: dict[str, str]) -> None:
-        event = _parse_event(fields.get(EVENT_FIELD))
+        event = parse_event(fields.get(EVENT_FIELD))
         if event is None:
             logger.error(
                 "stream %s entry %s holds no event JSON object; acknowledged unhandled",
@@ -156,6 +163,8 @@ class EventConsumer:
                 entry_id,
             )
         else:
+            if self.entry_id_field is not None:
+                event = {self.entry_id_field: entry_id, **event}
             try:
                 handler(event)
             except Exception:
@@ -178,13 +187,3 @@ class EventConsumer:
 def describe_event(event: Event) -> str:
     """The event's identifying fields, for logs: never its session or error body."""
     return " ".join(f"{key}={event.get(key)}" for key in LOGGED_KEYS)
-
-
-def _parse_event(text: str | None) -> Event | None:
-    if text is None:
-        return None
-    try:
-        event = json.loads(text)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None
