@@ -22,6 +22,7 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from schemas.commands import SessionUpdates, describe_validation_error
+from schemas.ids import escaped
 from schemas.session import CheckoutStatus
 from worker.domain.js import js_iso
 
@@ -69,7 +70,9 @@ def validate_updates(updates: dict[str, Any]) -> dict[str, Any]:
     try:
         model = SessionUpdates.model_validate(updates)
     except ValidationError as error:
-        raise SelectionError(f"updates: {describe_validation_error(error)}") from None
+        raise SelectionError(
+            f"updates: {describe_validation_error(error, model=SessionUpdates)}"
+        ) from None
     return model.model_dump(mode="json", exclude_unset=True)
 
 
@@ -108,7 +111,10 @@ def parse_where(conditions: Iterable[str]) -> Where:
         values[key] = value
     status = values.get("status")
     if status is not None and status not in get_args(CheckoutStatus):
-        raise SelectionError(f"--where status={status}: not a checkout status")
+        raise SelectionError(
+            f"--where status={escaped(status)}: not a checkout status; expected one of "
+            f"{', '.join(get_args(CheckoutStatus))}"
+        )
     before = values.get("updated_before")
     if before is not None:
         values["updated_before"] = _seed_timestamp(before)
