@@ -27,9 +27,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from tasks.cli.arguments import add_command, usage_error
+from tasks.cli.exit_codes import FAILED, PENDING, REDIS
 from tasks.cli.progress import (
     EXIT_BROKER,
-    EXIT_CODES_HELP,
     Progress,
     add_per_message_option,
     add_wait_options,
@@ -47,11 +48,13 @@ PIPE_CHUNK = 1 << 16
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    send = commands.add_parser(
+    send = add_command(
+        commands,
         "send",
+        FAILED,
+        PENDING,
+        REDIS,
         help="enqueue JSON-lines commands from FILE or - (stdin)",
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     send.add_argument("file", metavar="FILE|-")
     send.add_argument(
@@ -82,6 +85,8 @@ def run_send(args: argparse.Namespace) -> int:
     from tasks.producer import CommandProducer
     from worker.settings import get_settings
 
+    if args.file != "-" and (problem := _unreadable(args.file)):
+        return usage_error("send", f"cannot read {args.file}: {problem}")
     producer = CommandProducer.from_settings(
         get_settings(), bulk=args.bulk, per_message=args.per_message
     )
@@ -122,11 +127,7 @@ def _sent_text(outcome: _Outcome) -> str:
 def _input(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
     """(path to read, run id); stdin is spooled to a file only for --strict (two passes)."""
     if args.file != "-":
-        try:
-            run_id = args.run_id or file_run_id(args.file)
-        except OSError as error:
-            raise SystemExit(f"checkout send: cannot read {args.file}: {error.strerror}") from None
-        yield args.file, run_id
+        yield args.file, args.run_id or file_run_id(args.file)
         return
     run_id = args.run_id or f"send-{uuid.uuid4().hex[:24]}"
     if not args.strict:
@@ -136,6 +137,15 @@ def _input(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
         shutil.copyfileobj(sys.stdin, spool)
         spool.flush()
         yield spool.name, run_id
+
+
+def _unreadable(path: str) -> str | None:
+    """Why FILE cannot be read (a usage error, found before anything is sent), or None."""
+    try:
+        with open(path, "rb"):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)
 
 
 def _lines(path: str) -> IO[str]:
