@@ -12,7 +12,6 @@ command is counted under a run id; sending the same file again resumes the run
 from __future__ import annotations
 
 import argparse
-import codecs
 import hashlib
 import os
 import queue
@@ -133,8 +132,8 @@ def _input(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
     if not args.strict:
         yield "-", run_id
         return
-    with tempfile.NamedTemporaryFile("w+", encoding="utf-8", suffix=".jsonl") as spool:
-        shutil.copyfileobj(sys.stdin, spool)
+    with tempfile.NamedTemporaryFile("w+b", suffix=".jsonl") as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool)
         spool.flush()
         yield spool.name, run_id
 
@@ -148,11 +147,26 @@ def _unreadable(path: str) -> str | None:
         return error.strerror or str(error)
 
 
-def _lines(path: str) -> IO[str]:
-    return sys.stdin if path == "-" else open(path, encoding="utf-8")  # closed by the caller
+def _lines(path: str) -> IO[bytes]:
+    # Bytes: each line is decoded by itself, so a line that is not UTF-8 is one invalid
+    # line (`_text`), not the end of the send.
+    return sys.stdin.buffer if path == "-" else open(path, "rb")  # closed by the caller
 
 
-def _numbered_until_idle(lines: IO[str]) -> Iterator[tuple[int, str | None]]:
+def _text(line: bytes) -> str:
+    """The line as text; `InvalidCommand` saying where if it is not UTF-8."""
+    from tasks.producer import InvalidCommand
+
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        column = len(line[: error.start].decode("utf-8")) + 1  # in characters, as editors count
+        raise InvalidCommand(
+            f"not UTF-8 text (byte 0x{line[error.start]:02x} at column {column})"
+        ) from None
+
+
+def _numbered_until_idle(lines: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
     """(line number, line), and (0, None) whenever a pipe has nothing more right now.
 
     Batches are sent when full; a producer piping commands slowly (`tail -f ... |
@@ -162,16 +176,16 @@ def _numbered_until_idle(lines: IO[str]) -> Iterator[tuple[int, str | None]]:
     if lines.seekable():  # a file is never idle
         yield from enumerate(lines, start=1)
         return
-    fd, number, rest = lines.fileno(), 0, ""
-    decoder = codecs.getincrementaldecoder("utf-8")()
+    fd, number, rest = lines.fileno(), 0, b""
     while True:
         if not select.select([fd], [], [], 0)[0]:
             yield 0, None
         chunk = os.read(fd, PIPE_CHUNK)
-        *complete, rest = (rest + decoder.decode(chunk, final=not chunk)).split("\n")
+        # A newline byte is never part of a multi-byte UTF-8 character: split, then decode.
+        *complete, rest = (rest + chunk).split(b"\n")
         for line in complete:
             number += 1
-            yield number, line + "\n"
+            yield number, line + b"\n"
         if not chunk:
             if rest:
                 yield number + 1, rest
@@ -187,7 +201,7 @@ def _report_invalid(path: str, shown: str) -> int:
         for number, line in enumerate(lines, start=1):
             if line.strip():
                 try:
-                    prepare(line)
+                    prepare(_text(line))
                 except InvalidCommand as error:
                     invalid += 1
                     print(f"{shown}:{number}: {error}", file=sys.stderr)
@@ -232,7 +246,7 @@ def _send_lines(path: str, args: argparse.Namespace, producer: Any, run_id: str)
             if not line.strip():
                 continue
             try:
-                command = prepare(line)
+                command = prepare(_text(line))
             except InvalidCommand as error:
                 outcome.invalid += 1
                 print(f"{args.file}:{number}: {error}", file=sys.stderr)
