@@ -10,6 +10,7 @@ session that changed or closed since the scan is an ordinary rejection.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import queue
@@ -56,7 +57,11 @@ def load_patch(path: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as source:
             document = json.load(source)
-    except (OSError, json.JSONDecodeError) as error:
+    except OSError as error:
+        raise SelectionError(f"--patch {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise SelectionError(f"--patch {path}: {not_utf8(error)}") from None
+    except json.JSONDecodeError as error:
         raise SelectionError(f"--patch {path}: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("updates"), dict):
         raise SelectionError(f'--patch {path}: expected {{"updates": {{...}}}}')
@@ -219,14 +224,25 @@ def read_ids(path: str) -> Iterator[str]:
 
 
 def ids_digest(path: str) -> str:
+    """The digest of an --ids file, which is checked to be UTF-8 text on the way: `read_ids`
+    reads it only as the run goes, too late to refuse it in one line."""
     digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         with open(path, "rb") as source:
             while chunk := source.read(1 << 20):
                 digest.update(chunk)
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
     except OSError as error:
         raise SelectionError(f"--ids {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise SelectionError(f"--ids {path}: {not_utf8(error)}") from None
     return digest.hexdigest()
+
+
+def not_utf8(error: UnicodeDecodeError) -> str:
+    return f"not UTF-8 text (byte 0x{error.object[error.start]:02x})"
 
 
 # ─── The commands ───

@@ -245,6 +245,23 @@ def test_bulk_update_with_a_misspelt_update_field(env):
     )
 
 
+@pytest.mark.parametrize("option", ["--ids", "--patch"])
+@pytest.mark.parametrize("kind", ["not utf-8", "directory", "missing"])
+def test_bulk_update_with_a_file_it_cannot_use(env, tmp_path, option, kind):
+    path = tmp_path if kind == "directory" else tmp_path / "given"  # missing: never written
+    if kind == "not utf-8":
+        latin1 = b'{"updates": {"currency": "\xff"}}' if option == "--patch" else b"s-\xff"
+        path.write_bytes(latin1 + b"\n")
+    usable = {"--ids": ["--set", "currency=EUR"], "--patch": ["--ids", "/dev/null"]}[option]
+    result = run(env, "bulk-update", option, str(path), *usable, "--dry-run")
+    why = {
+        "not utf-8": "not UTF-8 text (byte 0xff)",
+        "directory": "Is a directory",
+        "missing": "No such file or directory",
+    }[kind]
+    assert one_line(result, USAGE) == f"checkout bulk-update: {option} {path}: {why}"
+
+
 # ─── Things that are not there ───
 
 
