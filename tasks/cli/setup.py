@@ -13,6 +13,7 @@ from tasks.cli.exit_codes import DYNAMODB, FAILED
 from worker.settings import get_settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -32,7 +33,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     worker.add_argument(
         "--concurrency", "-c", type=whole_number(1), default=None, help="worker processes"
     )
-    worker.add_argument("--loglevel", "-l", default="INFO")
+    worker.add_argument(
+        "--loglevel",
+        "-l",
+        type=str.upper,  # Celery takes either case, and refuses others with a traceback
+        choices=LOG_LEVELS,
+        default="INFO",
+    )
     worker.add_argument(
         "--queues",
         "-Q",
