@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from schemas.ids import CommandId, SessionId, escaped
+from schemas.known_fields import closest_field
 from schemas.numbers import check_numbers
 from schemas.session import (
     MAX_SAFE_INTEGER,
@@ -172,16 +173,29 @@ def canonical_digest(value: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def describe_validation_error(error: ValidationError, *, limit: int = 5) -> str:
-    """One line per problem, each naming where it is: `updates.line_items.0.total_amount: ...`."""
+def describe_validation_error(error: ValidationError, *, limit: int = 5, model: Any = None) -> str:
+    """One line per problem, each naming where it is: `updates.line_items.0.total_amount: ...`.
+
+    With `model` (what was validated: `Command`, `SessionUpdates`), an unknown key
+    names the known field closest to it: `sesion_id: not a known field; did you mean
+    session_id?`.
+    """
     problems = []
     for detail in error.errors(include_url=False)[:limit]:
         location = ".".join(_printable(part) for part in _without_tag(detail["loc"])) or "command"
-        problems.append(f"{location}: {_printable(detail['msg'])}")
+        problems.append(f"{location}: {_printable(_message(detail, model))}")
     hidden = error.error_count() - limit
     if hidden > 0:
         problems.append(f"... and {hidden} more")
     return "; ".join(problems)
+
+
+def _message(detail: Any, model: Any) -> str:
+    if detail["type"] == "extra_forbidden" and model is not None:
+        near = closest_field(model, detail["loc"])
+        if near is not None:
+            return f"not a known field; did you mean {near}?"
+    return detail["msg"]
 
 
 def _printable(part: object) -> str:

@@ -10,6 +10,7 @@ session that changed or closed since the scan is an ordinary rejection.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import queue
@@ -22,6 +23,7 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from schemas.commands import SessionUpdates, describe_validation_error
+from schemas.ids import escaped
 from schemas.session import CheckoutStatus
 from worker.domain.js import js_iso
 
@@ -56,7 +58,11 @@ def load_patch(path: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as source:
             document = json.load(source)
-    except (OSError, json.JSONDecodeError) as error:
+    except OSError as error:
+        raise SelectionError(f"--patch {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise SelectionError(f"--patch {path}: {not_utf8(error)}") from None
+    except json.JSONDecodeError as error:
         raise SelectionError(f"--patch {path}: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("updates"), dict):
         raise SelectionError(f'--patch {path}: expected {{"updates": {{...}}}}')
@@ -70,7 +76,9 @@ def validate_updates(updates: dict[str, Any]) -> dict[str, Any]:
     try:
         model = SessionUpdates.model_validate(updates)
     except ValidationError as error:
-        raise SelectionError(f"updates: {describe_validation_error(error)}") from None
+        raise SelectionError(
+            f"updates: {describe_validation_error(error, model=SessionUpdates)}"
+        ) from None
     return model.model_dump(mode="json", exclude_unset=True)
 
 
@@ -116,7 +124,10 @@ def parse_where(conditions: Iterable[str]) -> Where:
         values[key] = value
     status = values.get("status")
     if status is not None and status not in get_args(CheckoutStatus):
-        raise SelectionError(f"--where status={status}: not a checkout status")
+        raise SelectionError(
+            f"--where status={escaped(status)}: not a checkout status; expected one of "
+            f"{', '.join(get_args(CheckoutStatus))}"
+        )
     for key in TIME_KEYS:
         if key in values:
             values[key] = _seed_timestamp(key, values[key])
@@ -243,14 +254,25 @@ def read_ids(path: str) -> Iterator[str]:
 
 
 def ids_digest(path: str) -> str:
+    """The digest of an --ids file, which is checked to be UTF-8 text on the way: `read_ids`
+    reads it only as the run goes, too late to refuse it in one line."""
     digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         with open(path, "rb") as source:
             while chunk := source.read(1 << 20):
                 digest.update(chunk)
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
     except OSError as error:
         raise SelectionError(f"--ids {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise SelectionError(f"--ids {path}: {not_utf8(error)}") from None
     return digest.hexdigest()
+
+
+def not_utf8(error: UnicodeDecodeError) -> str:
+    return f"not UTF-8 text (byte 0x{error.object[error.start]:02x})"
 
 
 # ─── The commands ───

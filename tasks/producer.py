@@ -79,7 +79,7 @@ def prepare(command: CommandInput) -> Pending:
         try:
             command = parse_command(command)
         except ValidationError as error:
-            raise InvalidCommand(describe_validation_error(error)) from None
+            raise InvalidCommand(describe_validation_error(error, model=Command)) from None
     if text is None:
         # exclude_unset keeps the seed's partial-update meaning: absent is not null.
         try:

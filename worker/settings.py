@@ -5,13 +5,21 @@ boto3 reads the usual `AWS_*` variables (region, credentials) itself.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DAY_SECONDS = 24 * 60 * 60
+# What the forms below expect, in the words a settings error prints (`checkout` names
+# the variable: CHECKOUT_REDIS_URL=localhost:6379: expected redis://host:port/db ...).
+REDIS_URL_FORM = "expected redis://[:password@]host:port/db (or rediss:// for TLS, unix:///path)"
+ENDPOINT_URL_FORM = "expected http://host:port or https://host (unset: AWS's own endpoint)"
+TABLE_NAME_FORM = "expected a DynamoDB table name: 3-255 letters, digits, '_', '.' or '-'"
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}\Z")
 
 
 class Settings(BaseSettings):
@@ -77,12 +85,12 @@ class Settings(BaseSettings):
 
     # ─── Operations (README "Seeing it run") ───
     # Port of the worker's Prometheus endpoint (`/metrics`); unset: no endpoint.
-    metrics_port: int | None = None
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # The address it listens on: this host only unless a deployment says otherwise
     # (a container publishing the port needs 0.0.0.0).
     metrics_host: str = "127.0.0.1"
     # `text` (Celery's format) or `json`: one JSON object per log line.
-    log_format: str = "text"
+    log_format: Literal["text", "json"] = "text"
 
     # ─── Data (README "Data and secrets") ───
     # The only fields of a payment instrument that leave the table (events, dead-letter
@@ -90,6 +98,29 @@ class Settings(BaseSettings):
     # key, every other value reads `[redacted]`. Unset: the documented default
     # (`schemas.payments`). Widen it knowingly.
     payment_display_fields: Annotated[tuple[str, ...] | None, NoDecode] = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_form(cls, value: str) -> str:
+        # The form redis-py and Celery parse; refused here, a mistyped URL is one
+        # settings error instead of a ValueError deep in the first connection.
+        if not _url_form_ok(value, ("redis", "rediss", "unix")):
+            raise ValueError(REDIS_URL_FORM)
+        return value
+
+    @field_validator("dynamodb_endpoint_url")
+    @classmethod
+    def _endpoint_url_form(cls, value: str | None) -> str | None:
+        if value and not _url_form_ok(value, ("http", "https"), needs_host=True):
+            raise ValueError(ENDPOINT_URL_FORM)
+        return value
+
+    @field_validator("sessions_table")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        if not _TABLE_NAME.match(value):
+            raise ValueError(TABLE_NAME_FORM)
+        return value
 
     @field_validator("payment_display_fields", mode="before")
     @classmethod
@@ -103,6 +134,16 @@ class Settings(BaseSettings):
         """Seconds one command may take in a worker process before it is stopped: five
         visibility timeouts, at least five minutes (a stuck call, not a slow one)."""
         return max(300, int(self.visibility_timeout * 5))
+
+
+def _url_form_ok(url: str, schemes: tuple[str, ...], *, needs_host: bool = False) -> bool:
+    """A URL with one of `schemes` and, if it names a port, a numeric one."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in schemes and (bool(parts.hostname) or not needs_host)
 
 
 @lru_cache(maxsize=1)

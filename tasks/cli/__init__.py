@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from tasks.cli import bench, bulk, dlq, read, schema, send, sessions, setup, status, up
+from tasks.cli.arguments import Parser
 from tasks.cli.errors import EPILOG, run_friendly
 
 GROUPS = (setup, send, read, sessions, schema, dlq, bulk, status, up, bench)
@@ -22,14 +23,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="checkout",
         description=__doc__.splitlines()[0],
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--debug", action="store_true", help="show the traceback of an unreachable service"
+        "--debug",
+        action="store_true",
+        help="show the traceback of any error instead of its one line (the exit code is then 1)",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND", dest="command")
     for group in GROUPS:

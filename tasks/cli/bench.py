@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import sys
@@ -17,23 +18,36 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tasks.cli.arguments import add_command, seconds, usage_error, whole_number
+from tasks.cli.exit_codes import DYNAMODB, FAILED, REDIS
+
 SWEEP_WORKERS = (1, 2, 4)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    bench = commands.add_parser(
-        "bench", help="benchmark the pipeline against direct DynamoDB work (BENCHMARKS.md)"
+    bench = add_command(
+        commands,
+        "bench",
+        FAILED,
+        REDIS,
+        DYNAMODB,
+        help="benchmark the pipeline against direct DynamoDB work (BENCHMARKS.md)",
     )
     bench.add_argument("--quick", action="store_true", help="smaller sizes: under three minutes")
     bench.add_argument("--json", action="store_true", help="one JSON object on the last line")
-    bench.add_argument("--workers", type=int, default=2, help="worker processes (default: 2)")
+    count = whole_number(1)
+    bench.add_argument("--workers", type=count, default=2, help="worker processes (default: 2)")
     bench.add_argument(
-        "--concurrency", type=int, default=1, help="pool processes per worker (default: 1)"
+        "--concurrency", type=count, default=1, help="pool processes per worker (default: 1)"
     )
-    bench.add_argument("--sessions", type=int, help="order-flow sessions (7 commands each)")
-    bench.add_argument("--commands", type=int, help="bulk update commands")
-    bench.add_argument("--contention", type=int, help="commands on the hot sessions")
-    bench.add_argument("--paced-seconds", type=float, help="length of the half-saturation run")
+    bench.add_argument("--sessions", type=count, help="order-flow sessions (7 commands each)")
+    bench.add_argument("--commands", type=count, help="bulk update commands")
+    bench.add_argument("--contention", type=count, help="commands on the hot sessions")
+    bench.add_argument(
+        "--paced-seconds",
+        type=seconds(allow_zero=False),
+        help="length of the half-saturation run",
+    )
     bench.add_argument(
         "--sweep",
         action=argparse.BooleanOptionalAction,
@@ -41,7 +55,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="order flow with 1, 2 and 4 workers (default: on with --write-markdown)",
     )
     bench.add_argument(
-        "--soak", type=int, default=0, metavar="N", help="also send N updates, sampling worker RSS"
+        "--soak",
+        type=whole_number(0),
+        default=0,
+        metavar="N",
+        help="also send N updates, sampling worker RSS",
     )
     bench.add_argument(
         "--write-markdown",
@@ -68,6 +86,9 @@ def _sizes(args: argparse.Namespace) -> Any:
 def run_bench(args: argparse.Namespace) -> int:
     from tasks.bench import report
 
+    if args.write_markdown and (problem := _unwritable(args.output_dir)):
+        # Found now, not after the minutes of measuring it would have thrown away.
+        return usage_error("bench", f"--output-dir {args.output_dir}: {problem}")
     # SIGTERM unwinds like Ctrl-C, so the workers and services this run started are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     results = measure(args)
@@ -79,6 +100,14 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, separators=(",", ":")))
     return 0
+
+
+def _unwritable(directory: Path) -> str | None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return error.strerror or str(error)
+    return None if os.access(directory, os.W_OK) else "not writable"
 
 
 def _progress(text: str) -> None:

@@ -8,9 +8,10 @@ import sys
 from itertools import islice
 from typing import Any
 
+from tasks.cli.arguments import add_command, usage_error, whole_number
+from tasks.cli.exit_codes import DYNAMODB, FAILED, PENDING, REDIS, TABLES_MISSING
 from tasks.cli.progress import (
     EXIT_BROKER,
-    EXIT_CODES_HELP,
     EXIT_FAILURES,
     EXIT_PENDING,
     Progress,
@@ -24,24 +25,22 @@ from tasks.cli.progress import (
 
 DRY_RUN_SHOWN = 10
 SEND_BATCH = 1000
-REPORT_EXIT_HELP = """exit codes:
-  0  every command of the run was applied
-  1  some were rejected or dead-lettered, or Redis knows no such run (expired after a week)
-  3  some are still pending
-"""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    bulk = commands.add_parser(
+    bulk = add_command(
+        commands,
         "bulk-update",
+        FAILED,
+        PENDING,
+        REDIS,
+        DYNAMODB,
+        TABLES_MISSING,
         help="apply one patch to many sessions (bulk queue)",
         description="Enqueue an update_session command with the same updates for every "
         "selected session, on the bulk queue. Rerunning the same patch on the same "
-        "selection (same --run-id) skips the sessions the run already finished.",
-        epilog=EXIT_CODES_HELP.replace(
-            "some lines were invalid", "the patch or selection is invalid (nothing enqueued)"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "selection (same --run-id) skips the sessions the run already finished. A patch "
+        "or selection it cannot use is a usage error (exit 2): nothing is enqueued.",
     )
     patch = bulk.add_mutually_exclusive_group(required=True)
     patch.add_argument(
@@ -60,7 +59,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="status=S, currency=C, updated_before=ISO-TIME, updated_after=ISO-TIME, line_item=ID "
         "(repeatable: all must hold)",
     )
-    bulk.add_argument("--segments", type=int, default=4, help="parallel Scan segments")
+    bulk.add_argument("--segments", type=whole_number(1), default=4, help="parallel Scan segments")
     bulk.add_argument(
         "--run-id", type=run_id_arg, help="default: derived from the patch and the selection"
     )
@@ -71,11 +70,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_wait_options(bulk)
     bulk.set_defaults(run=run_bulk_update)
 
-    report = commands.add_parser(
+    report = add_command(
+        commands,
         "report",
+        FAILED,
+        PENDING,
+        REDIS,
         help="print the summary of a run (send or bulk-update)",
-        epilog=REPORT_EXIT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Exit 0 when every command of the run was applied, 1 when some were "
+        "rejected or dead-lettered, or Redis knows no such run (a run expires a week after "
+        "its last command), 3 while some are pending.",
     )
     report.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
     report.add_argument("--json", action="store_true", help="one JSON object")
@@ -88,8 +92,7 @@ def run_bulk_update(args: argparse.Namespace) -> int:
     try:
         updates, selection, session_ids = _plan(args)
     except SelectionError as error:
-        print(f"checkout bulk-update: {error}", file=sys.stderr)
-        return EXIT_FAILURES
+        return usage_error("bulk-update", str(error))
     if args.dry_run:
         return _dry_run(session_ids, args)
     return _enqueue(updates, selection, session_ids, args)
@@ -116,7 +119,7 @@ def _plan(args: argparse.Namespace) -> tuple[dict[str, Any], str, Any]:
 
     settings = get_settings()
     client = make_dynamodb_client(settings)
-    ids = scan_sessions(client, settings.sessions_table, where, segments=max(args.segments, 1))
+    ids = scan_sessions(client, settings.sessions_table, where, segments=args.segments)
     return updates, f"where:{where.canonical()}", ids
 
 
@@ -185,7 +188,11 @@ def run_report(args: argparse.Namespace) -> int:
         make_redis_client(settings.redis_url), RedisKeys(settings.key_prefix), args.run_id
     )
     if not summary.sent:
-        print(f"no run {args.run_id} (never sent, or expired)", file=sys.stderr)
+        print(
+            f"checkout report: no run {args.run_id} in Redis (never sent, or expired a week "
+            "after its last command): check the id `checkout send` printed",
+            file=sys.stderr,
+        )
         return EXIT_FAILURES
     print_summary(summary, as_json=args.json)
     if summary.pending:

@@ -13,21 +13,29 @@ from collections.abc import Callable
 from typing import Any
 
 from schemas.ids import escaped
+from tasks.cli.arguments import add_command, whole_number
+from tasks.cli.exit_codes import FAILED, REDIS
 from worker.settings import get_settings
 
 COLUMNS = ("id", "command_id", "type", "session", "code", "attempts", "last failure")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    dlq = commands.add_parser("dlq", help="list, show, replay or purge dead-lettered commands")
+    dlq = add_command(
+        commands, "dlq", FAILED, REDIS, help="list, show, replay or purge dead-lettered commands"
+    )
     actions = dlq.add_subparsers(required=True, metavar="ACTION")
 
-    listing = actions.add_parser("list", help="list entries, oldest first")
+    listing = add_command(actions, "list", REDIS, help="list entries, oldest first")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    listing.add_argument("--limit", type=int, default=None, help="at most this many entries")
+    listing.add_argument(
+        "--limit", type=whole_number(1), default=None, help="at most this many entries"
+    )
     listing.set_defaults(run=run_list)
 
-    show = actions.add_parser("show", help="print one entry as JSON, command included")
+    show = add_command(
+        actions, "show", FAILED, REDIS, help="print one entry as JSON, command included"
+    )
     show.add_argument("id", metavar="ID", help="dead-letter id or command_id")
     show.set_defaults(run=run_show)
 
@@ -35,7 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         ("replay", run_replay, "enqueue the command again (applied once, whatever the order)"),
         ("purge", run_purge, "delete the entry"),
     ):
-        action = actions.add_parser(name, help=text)
+        action = add_command(actions, name, FAILED, REDIS, help=text)
         target = action.add_mutually_exclusive_group(required=True)
         target.add_argument("id", metavar="ID", nargs="?", help="dead-letter id or command_id")
         target.add_argument("--all", action="store_true", help="every entry")
@@ -43,7 +51,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _guarded(action: Callable[[Any, argparse.Namespace], int]) -> Callable[..., int]:
-    """Run `action` with a store; a Redis failure is one line on stderr and exit 2."""
+    """Run `action` with a store; Redis refusing it is one line on stderr and exit 4."""
 
     def run(args: argparse.Namespace) -> int:
         from worker.errors import JournalUnavailable
@@ -52,7 +60,7 @@ def _guarded(action: Callable[[Any, argparse.Namespace], int]) -> Callable[..., 
             return action(_store(), args)
         except JournalUnavailable as error:
             print(f"checkout dlq: {error}", file=sys.stderr)
-            return 2
+            return REDIS
 
     return run
 
@@ -171,5 +179,9 @@ def run_purge(store: Any, args: argparse.Namespace) -> int:
 
 
 def _unknown(entry_id: str) -> int:
-    print(f"no dead-letter entry {entry_id} (replayed or purged already?)", file=sys.stderr)
-    return 1
+    print(
+        f"checkout dlq: no dead-letter entry {escaped(entry_id)} (replayed or purged already? "
+        "`checkout dlq list` shows the ids)",
+        file=sys.stderr,
+    )
+    return FAILED

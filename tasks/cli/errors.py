@@ -1,37 +1,32 @@
-"""One line, and a documented exit code, when a CLI command cannot reach what it needs.
+"""One line, and a documented exit code, when a CLI command cannot do what it was asked.
 
 `main()` runs every command through `run_friendly`. An unreachable Redis or
-DynamoDB, missing AWS settings or missing tables are the operator's to fix, so
-the traceback (shown with `checkout --debug`) would only hide the one thing to do.
+DynamoDB, missing AWS settings, missing tables or a CHECKOUT_* setting that does not
+validate are the operator's to fix, so the traceback (shown with `checkout --debug`)
+would only hide the one thing to do. The codes are `tasks.cli.exit_codes`.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
-# Exit codes (also in `checkout --help`). 1 and 2 stay the commands' own
-# (a refused input, a usage error).
-REDIS_UNREACHABLE = 4
-DYNAMODB_UNREACHABLE = 5
-TABLES_MISSING = 6
+from tasks.cli.exit_codes import DYNAMODB, MEANINGS, REDIS, TABLES_MISSING, USAGE, codes_help
 
 # Commands that need Redis and would otherwise meet its absence inside their own error
 # handling (a partial-send report, a dead-letter store error): Redis is pinged first.
 NEEDS_REDIS = frozenset({"send", "events", "status", "dlq", "bulk-update", "report"})
+# Commands that read no CHECKOUT_* setting: the others check every setting first, so a
+# wrong one is named before anything starts (`up` and `bench` pass them to workers).
+NO_SETTINGS = frozenset({"schema"})
 PREFLIGHT_TIMEOUT_SECONDS = 5.0
 
-EPILOG = f"""exit codes:
-  0  done
-  1  the command's own failure (a session not found, invalid input lines)
-  2  usage error
-  {REDIS_UNREACHABLE}  Redis unreachable or refusing us (CHECKOUT_REDIS_URL)
-  {DYNAMODB_UNREACHABLE}  DynamoDB unreachable or not configured (CHECKOUT_DYNAMODB_ENDPOINT_URL, \
-AWS_DEFAULT_REGION, AWS credentials)
-  {TABLES_MISSING}  tables missing: run `checkout init`
-Add --debug (before the command) to see the traceback."""
+EPILOG = f"""{codes_help(*MEANINGS)}
+Add --debug (before the command) to see the traceback of any of them."""
+# `user:password@` in a URL (the password may hold an unescaped `@`, not a `/`).
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@:]*):[^/]*@")
 
 
 class Friendly(Exception):
@@ -47,7 +42,10 @@ def run_friendly(run: Callable[[argparse.Namespace], int], args: argparse.Namesp
     if getattr(args, "debug", False):
         return run(args)
     try:
-        if getattr(args, "command", None) in NEEDS_REDIS:
+        command = getattr(args, "command", None)
+        if command not in NO_SETTINGS:
+            check_settings()
+        if command in NEEDS_REDIS:
             ping_redis()
         return run(args)
     except Exception as error:
@@ -56,6 +54,13 @@ def run_friendly(run: Callable[[argparse.Namespace], int], args: argparse.Namesp
             raise
         print(f"checkout: {friendly}", file=sys.stderr)
         return friendly.code
+
+
+def check_settings() -> None:
+    """Raise the settings' ValidationError, if any, before a command starts its work."""
+    from worker.settings import get_settings
+
+    get_settings()
 
 
 def ping_redis() -> None:
@@ -78,7 +83,9 @@ def ping_redis() -> None:
 def explain(error: BaseException) -> Friendly | None:
     """The friendly form of `error` or of any error it was raised from; None if none fits."""
     for cause in _chain(error):
-        for explainer in (_redis, _kombu, _dynamodb):
+        if isinstance(cause, Friendly):  # a command's own one line
+            return cause
+        for explainer in (_settings, _redis, _kombu, _dynamodb):
             friendly = explainer(cause)
             if friendly is not None:
                 return friendly
@@ -95,6 +102,14 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+def _settings(error: BaseException) -> Friendly | None:
+    from tasks.cli.settings_errors import describe_settings_error, is_settings_error
+
+    if not is_settings_error(error):
+        return None
+    return Friendly(describe_settings_error(error), USAGE)
+
+
 def _redis_url() -> str:
     from worker.settings import get_settings
 
@@ -108,7 +123,7 @@ def _redis(error: BaseException) -> Friendly | None:
         return Friendly(
             f"Redis at {_redis_url()} refused us ({error}): check the user and password in "
             "CHECKOUT_REDIS_URL",
-            REDIS_UNREACHABLE,
+            REDIS,
         )
     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
         return _redis_unreachable()
@@ -126,7 +141,7 @@ def _redis_unreachable() -> Friendly:
     return Friendly(
         f"cannot reach Redis at {_redis_url()}: start it (`checkout up` runs one) or set "
         "CHECKOUT_REDIS_URL",
-        REDIS_UNREACHABLE,
+        REDIS,
     )
 
 
@@ -143,19 +158,19 @@ def _dynamodb(error: BaseException) -> Friendly | None:
         return Friendly(
             "no AWS region for DynamoDB: set AWS_DEFAULT_REGION (or "
             "CHECKOUT_DYNAMODB_ENDPOINT_URL for a local DynamoDB)",
-            DYNAMODB_UNREACHABLE,
+            DYNAMODB,
         )
     if isinstance(error, NoCredentialsError | PartialCredentialsError):
         return Friendly(
             "no AWS credentials for DynamoDB: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
             "(any values for a local DynamoDB) or AWS_PROFILE",
-            DYNAMODB_UNREACHABLE,
+            DYNAMODB,
         )
     if isinstance(error, EndpointConnectionError):
         return Friendly(
             f"cannot reach DynamoDB at {error.kwargs.get('endpoint_url')}: start it "
             "(`checkout up` runs one) or set CHECKOUT_DYNAMODB_ENDPOINT_URL",
-            DYNAMODB_UNREACHABLE,
+            DYNAMODB,
         )
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
@@ -165,7 +180,7 @@ def _dynamodb(error: BaseException) -> Friendly | None:
             return Friendly(
                 f"DynamoDB refused our AWS credentials ({code}): check AWS_ACCESS_KEY_ID "
                 "and AWS_SECRET_ACCESS_KEY",
-                DYNAMODB_UNREACHABLE,
+                DYNAMODB,
             )
     return None
 
@@ -183,11 +198,5 @@ def _tables_missing() -> Friendly:
 
 def mask_password(url: str) -> str:
     """`redis://user:secret@host` -> `redis://user:***@host`: the URL is worth showing, not
-    its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    its password (also in a URL too malformed to parse)."""
+    return _URL_PASSWORD.sub(r"\1:***@", url, count=1)

@@ -13,15 +13,12 @@ import sys
 import time
 from typing import Any
 
+from tasks.cli.arguments import seconds, whole_number
+from tasks.cli.exit_codes import FAILED, OK, PENDING, REDIS
 from worker.delivery.runs import RunSummary, read_run, wait_for_run
 
-EXIT_OK, EXIT_FAILURES, EXIT_BROKER, EXIT_PENDING = 0, 1, 2, 3
-EXIT_CODES_HELP = """exit codes:
-  0  every command sent was applied (without --wait: every line was enqueued)
-  1  some lines were invalid, or some commands were rejected or dead-lettered
-  2  the broker (Redis) failed; the message says which lines were not enqueued
-  3  --timeout passed with commands still pending (see `checkout report RUN_ID`)
-"""
+# A broker failure mid-way is a Redis failure like any other (not 2, a usage error).
+EXIT_OK, EXIT_FAILURES, EXIT_BROKER, EXIT_PENDING = OK, FAILED, REDIS, PENDING
 PLAIN_EVERY_SECONDS = 5.0
 POLL_SECONDS = 0.25
 
@@ -31,7 +28,11 @@ def add_wait_options(parser: argparse.ArgumentParser) -> None:
         "--wait", action="store_true", help="follow the run until every command has an outcome"
     )
     parser.add_argument(
-        "--timeout", type=float, default=None, metavar="S", help="with --wait: give up after S s"
+        "--timeout",
+        type=seconds(allow_zero=True),
+        default=None,
+        metavar="S",
+        help="with --wait: give up after S s",
     )
     parser.add_argument(
         "--json", action="store_true", help="print the summary as one JSON object (last line)"
@@ -43,15 +44,9 @@ def add_per_message_option(parser: argparse.ArgumentParser, *, default: str) -> 
     """`--per-message N`: commands per queue message (`enqueue_batched`), 1-100."""
     from worker.delivery.journal import MAX_COMMANDS_PER_MESSAGE
 
-    def count(text: str) -> int:
-        value = int(text) if text.isdigit() else 0
-        if not 1 <= value <= MAX_COMMANDS_PER_MESSAGE:
-            raise argparse.ArgumentTypeError(f"a whole number 1-{MAX_COMMANDS_PER_MESSAGE}")
-        return value
-
     parser.add_argument(
         "--per-message",
-        type=count,
+        type=whole_number(1, MAX_COMMANDS_PER_MESSAGE),
         default=None,
         metavar="N",
         help=f"commands per queue message, 1-{MAX_COMMANDS_PER_MESSAGE} (default: {default})",

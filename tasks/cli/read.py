@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from schemas.ids import escaped
+from tasks.cli.arguments import add_command, session_id, stream_id, usage_error, whole_number
+from tasks.cli.exit_codes import DYNAMODB, FAILED, REDIS, TABLES_MISSING
 from worker.settings import get_settings
 
 # The key each printed event carries its stream entry id under (what --after takes).
@@ -18,22 +20,31 @@ STREAM_ID = "stream_id"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    get = commands.add_parser("get", help="print a session as JSON")
-    get.add_argument("session_id", metavar="SESSION_ID")
+    get = add_command(
+        commands, "get", FAILED, DYNAMODB, TABLES_MISSING, help="print a session as JSON"
+    )
+    get.add_argument("session_id", metavar="SESSION_ID", type=session_id)
     get.set_defaults(run=run_get)
 
-    events = commands.add_parser(
+    events = add_command(
+        commands,
         "events",
+        REDIS,
         help="print result events as JSON lines",
         description="Each line is an event with its stream entry id added as `stream_id`, "
         "which --after takes to resume after it.",
     )
     events.add_argument("--follow", "-f", action="store_true", help="wait for new events")
     events.add_argument(
-        "--after", default="0-0", help="stream entry id (a printed `stream_id`) to start after"
+        "--after",
+        type=stream_id,
+        default="0-0",
+        help="stream entry id (a printed `stream_id`) to start after: <ms>-<seq>, 0 or $ (now)",
     )
-    events.add_argument("--session", metavar="ID", help="only this session's events")
-    events.add_argument("--count", type=int, default=None, help="stop after this many")
+    events.add_argument(
+        "--session", metavar="ID", type=session_id, help="only this session's events"
+    )
+    events.add_argument("--count", type=whole_number(1), default=None, help="stop after this many")
     events.add_argument(
         "--group",
         help="read through this consumer group (a new group starts after --after), "
@@ -46,7 +57,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     events.add_argument(
         "--claim-idle-ms",
-        type=int,
+        type=whole_number(0),
         default=None,
         help="with --group: take over entries pending this long (default: 30000)",
     )
@@ -62,7 +73,7 @@ def run_get(args: argparse.Namespace) -> int:
     if snapshot is None or snapshot.expired:
         state = "expired" if snapshot else "not found"
         print(f"Checkout session {state}: {escaped(args.session_id)}", file=sys.stderr)
-        return 1
+        return FAILED
     # What the seed's `get` returns (the item without its key and ttl), with payment
     # instruments reduced to their display fields, as events show them.
     document = PaymentDisplay.of(settings.payment_display_fields).document(
@@ -77,12 +88,10 @@ def run_events(args: argparse.Namespace) -> int:
     from worker.redis_client import make_redis_client
 
     if args.group is None and (args.consumer is not None or args.claim_idle_ms is not None):
-        print("checkout events: --consumer and --claim-idle-ms need --group", file=sys.stderr)
-        return 2
+        return usage_error("events", "--consumer and --claim-idle-ms need --group")
     if args.group is not None and args.session is not None:
         # The group would acknowledge the other sessions' events without printing them.
-        print("checkout events: --session cannot be used with --group", file=sys.stderr)
-        return 2
+        return usage_error("events", "--session cannot be used with --group")
     settings = get_settings()
     client = make_redis_client(settings.redis_url)
     try:

@@ -6,11 +6,14 @@ import argparse
 import sys
 
 from schemas.jsonschema import SCHEMAS, render
+from tasks.cli.arguments import add_command
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    schema = commands.add_parser(
-        "schema", help="print the JSON Schema (draft 2020-12) of the commands or the events"
+    schema = add_command(
+        commands,
+        "schema",
+        help="print the JSON Schema (draft 2020-12) of the commands or the events",
     )
     schema.add_argument("contract", choices=sorted(SCHEMAS), help="which contract")
     schema.set_defaults(run=run_schema)

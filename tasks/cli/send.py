@@ -12,7 +12,6 @@ command is counted under a run id; sending the same file again resumes the run
 from __future__ import annotations
 
 import argparse
-import codecs
 import hashlib
 import os
 import queue
@@ -27,9 +26,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from tasks.cli.arguments import add_command, usage_error
+from tasks.cli.exit_codes import FAILED, PENDING, REDIS
 from tasks.cli.progress import (
     EXIT_BROKER,
-    EXIT_CODES_HELP,
     Progress,
     add_per_message_option,
     add_wait_options,
@@ -47,11 +47,13 @@ PIPE_CHUNK = 1 << 16
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    send = commands.add_parser(
+    send = add_command(
+        commands,
         "send",
+        FAILED,
+        PENDING,
+        REDIS,
         help="enqueue JSON-lines commands from FILE or - (stdin)",
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     send.add_argument("file", metavar="FILE|-")
     send.add_argument(
@@ -82,6 +84,8 @@ def run_send(args: argparse.Namespace) -> int:
     from tasks.producer import CommandProducer
     from worker.settings import get_settings
 
+    if args.file != "-" and (problem := _unreadable(args.file)):
+        return usage_error("send", f"cannot read {args.file}: {problem}")
     producer = CommandProducer.from_settings(
         get_settings(), bulk=args.bulk, per_message=args.per_message
     )
@@ -122,27 +126,47 @@ def _sent_text(outcome: _Outcome) -> str:
 def _input(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
     """(path to read, run id); stdin is spooled to a file only for --strict (two passes)."""
     if args.file != "-":
-        try:
-            run_id = args.run_id or file_run_id(args.file)
-        except OSError as error:
-            raise SystemExit(f"checkout send: cannot read {args.file}: {error.strerror}") from None
-        yield args.file, run_id
+        yield args.file, args.run_id or file_run_id(args.file)
         return
     run_id = args.run_id or f"send-{uuid.uuid4().hex[:24]}"
     if not args.strict:
         yield "-", run_id
         return
-    with tempfile.NamedTemporaryFile("w+", encoding="utf-8", suffix=".jsonl") as spool:
-        shutil.copyfileobj(sys.stdin, spool)
+    with tempfile.NamedTemporaryFile("w+b", suffix=".jsonl") as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool)
         spool.flush()
         yield spool.name, run_id
 
 
-def _lines(path: str) -> IO[str]:
-    return sys.stdin if path == "-" else open(path, encoding="utf-8")  # closed by the caller
+def _unreadable(path: str) -> str | None:
+    """Why FILE cannot be read (a usage error, found before anything is sent), or None."""
+    try:
+        with open(path, "rb"):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)
 
 
-def _numbered_until_idle(lines: IO[str]) -> Iterator[tuple[int, str | None]]:
+def _lines(path: str) -> IO[bytes]:
+    # Bytes: each line is decoded by itself, so a line that is not UTF-8 is one invalid
+    # line (`_text`), not the end of the send.
+    return sys.stdin.buffer if path == "-" else open(path, "rb")  # closed by the caller
+
+
+def _text(line: bytes) -> str:
+    """The line as text; `InvalidCommand` saying where if it is not UTF-8."""
+    from tasks.producer import InvalidCommand
+
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        column = len(line[: error.start].decode("utf-8")) + 1  # in characters, as editors count
+        raise InvalidCommand(
+            f"not UTF-8 text (byte 0x{line[error.start]:02x} at column {column})"
+        ) from None
+
+
+def _numbered_until_idle(lines: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
     """(line number, line), and (0, None) whenever a pipe has nothing more right now.
 
     Batches are sent when full; a producer piping commands slowly (`tail -f ... |
@@ -152,16 +176,16 @@ def _numbered_until_idle(lines: IO[str]) -> Iterator[tuple[int, str | None]]:
     if lines.seekable():  # a file is never idle
         yield from enumerate(lines, start=1)
         return
-    fd, number, rest = lines.fileno(), 0, ""
-    decoder = codecs.getincrementaldecoder("utf-8")()
+    fd, number, rest = lines.fileno(), 0, b""
     while True:
         if not select.select([fd], [], [], 0)[0]:
             yield 0, None
         chunk = os.read(fd, PIPE_CHUNK)
-        *complete, rest = (rest + decoder.decode(chunk, final=not chunk)).split("\n")
+        # A newline byte is never part of a multi-byte UTF-8 character: split, then decode.
+        *complete, rest = (rest + chunk).split(b"\n")
         for line in complete:
             number += 1
-            yield number, line + "\n"
+            yield number, line + b"\n"
         if not chunk:
             if rest:
                 yield number + 1, rest
@@ -177,7 +201,7 @@ def _report_invalid(path: str, shown: str) -> int:
         for number, line in enumerate(lines, start=1):
             if line.strip():
                 try:
-                    prepare(line)
+                    prepare(_text(line))
                 except InvalidCommand as error:
                     invalid += 1
                     print(f"{shown}:{number}: {error}", file=sys.stderr)
@@ -222,7 +246,7 @@ def _send_lines(path: str, args: argparse.Namespace, producer: Any, run_id: str)
             if not line.strip():
                 continue
             try:
-                command = prepare(line)
+                command = prepare(_text(line))
             except InvalidCommand as error:
                 outcome.invalid += 1
                 print(f"{args.file}:{number}: {error}", file=sys.stderr)

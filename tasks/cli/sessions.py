@@ -16,6 +16,7 @@ from itertools import islice
 from typing import Any
 
 from tasks.cli import exit_codes
+from tasks.cli.arguments import add_command, session_id, whole_number
 from tasks.cli.read import terminal_json
 from tasks.cli.tables import print_rows
 from worker.settings import get_settings
@@ -24,14 +25,15 @@ UPDATED_AT_CELL = 3  # tasks.session_list.COLUMNS
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    sessions = commands.add_parser(
+    sessions = add_command(
+        commands,
         "sessions",
+        exit_codes.DYNAMODB,
+        exit_codes.TABLES_MISSING,
         help="list the sessions a --where selects",
-        description="List sessions: a parallel, strongly consistent Scan, in no particular\n"
-        "order (the terminal table is sorted by updated_at). Sessions whose ttl has\n"
+        description="List sessions: a parallel, strongly consistent Scan, in no particular "
+        "order (the terminal table is sorted by updated_at). Sessions whose ttl has "
         "passed are left out unless --include-expired.",
-        epilog=exit_codes.codes_help(exit_codes.DYNAMODB, exit_codes.TABLES_MISSING),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sessions.add_argument(
         "--where",
@@ -42,38 +44,32 @@ def register(commands: argparse._SubParsersAction) -> None:
         "updated_after=ISO-TIME, line_item=ID (repeatable: all must hold; none: every session)",
     )
     sessions.add_argument(
-        "--limit", type=_positive, metavar="N", help="stop after this many sessions"
+        "--limit", type=whole_number(1), metavar="N", help="stop after this many sessions"
     )
     sessions.add_argument("--json", action="store_true", help="one JSON object per line")
     sessions.add_argument(
         "--include-expired", action="store_true", help="also sessions whose ttl has passed"
     )
     sessions.add_argument(
-        "--segments", type=_positive, default=4, metavar="N", help="parallel Scan segments"
+        "--segments", type=whole_number(1), default=4, metavar="N", help="parallel Scan segments"
     )
     sessions.set_defaults(run=run_sessions)
 
-    history = commands.add_parser(
+    history = add_command(
+        commands,
         "history",
+        exit_codes.FAILED,
+        exit_codes.REDIS,
+        exit_codes.DYNAMODB,
+        exit_codes.TABLES_MISSING,
         help="a session's commands and their outcomes, oldest first",
-        description="From the event stream (every outcome, while its entry is within\n"
-        "CHECKOUT_EVENTS_MAXLEN) and the session's ledger (its last 8 applied commands,\n"
+        description="From the event stream (every outcome, while its entry is within "
+        "CHECKOUT_EVENTS_MAXLEN) and the session's ledger (its last 8 applied commands, "
         "as digests of their ids). The source column says which holds each line.",
-        epilog=exit_codes.codes_help(
-            exit_codes.FAILED, exit_codes.REDIS, exit_codes.DYNAMODB, exit_codes.TABLES_MISSING
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    history.add_argument("session_id", metavar="SESSION_ID")
+    history.add_argument("session_id", metavar="SESSION_ID", type=session_id)
     history.add_argument("--json", action="store_true", help="one JSON object per line")
     history.set_defaults(run=run_history)
-
-
-def _positive(text: str) -> int:
-    value = int(text) if text.isdigit() else 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
-    return value
 
 
 # ─── checkout sessions ───

@@ -8,18 +8,38 @@ import os
 import shutil
 import tempfile
 
+from tasks.cli.arguments import add_command, whole_number
+from tasks.cli.exit_codes import DYNAMODB, FAILED
 from worker.settings import get_settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    init = commands.add_parser("init", help="create the tables and enable TTL (idempotent)")
+    init = add_command(
+        commands, "init", DYNAMODB, help="create the tables and enable TTL (idempotent)"
+    )
     init.set_defaults(run=run_init)
 
-    worker = commands.add_parser("worker", help="run a Celery worker that applies commands")
-    worker.add_argument("--concurrency", "-c", type=int, default=None, help="worker processes")
-    worker.add_argument("--loglevel", "-l", default="INFO")
+    worker = add_command(
+        commands,
+        "worker",
+        FAILED,
+        help="run a Celery worker that applies commands",
+        description="Runs until SIGTERM or Ctrl-C. An unreachable Redis is retried, not an "
+        "exit: the worker connects once it can. Exit 1: Celery stopped on an error.",
+    )
+    worker.add_argument(
+        "--concurrency", "-c", type=whole_number(1), default=None, help="worker processes"
+    )
+    worker.add_argument(
+        "--loglevel",
+        "-l",
+        type=str.upper,  # Celery takes either case, and refuses others with a traceback
+        choices=LOG_LEVELS,
+        default="INFO",
+    )
     worker.add_argument(
         "--queues",
         "-Q",
@@ -29,7 +49,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     worker.add_argument(
         "--metrics-port",
-        type=int,
+        type=whole_number(1, 65535),
         default=None,
         help="serve Prometheus metrics on this port (default: CHECKOUT_METRICS_PORT; unset: none)",
     )

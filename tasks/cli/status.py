@@ -10,6 +10,8 @@ import argparse
 import json
 from typing import Any
 
+from tasks.cli.arguments import add_command, seconds
+from tasks.cli.exit_codes import REDIS
 from worker.delivery.journal import entry_states, in_flight_count
 from worker.redis_client import as_text
 from worker.settings import Settings, get_settings
@@ -20,13 +22,16 @@ PING_TIMEOUT_SECONDS = 1.0
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    status = commands.add_parser(
-        "status", help="queue depths, commands in flight, dead letters, stream lag, workers"
+    status = add_command(
+        commands,
+        "status",
+        REDIS,
+        help="queue depths, commands in flight, dead letters, stream lag, workers",
     )
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.add_argument(
         "--ping-timeout",
-        type=float,
+        type=seconds(allow_zero=False),
         default=PING_TIMEOUT_SECONDS,
         help="seconds to wait for workers to answer Celery's ping (default: %(default)s)",
     )

@@ -20,6 +20,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
+from tasks.cli.arguments import add_command, usage_error, whole_number
+from tasks.cli.exit_codes import FAILED
+
 # Settings another shell must not copy: they belong to this worker only.
 WORKER_ONLY = {"CHECKOUT_METRICS_PORT", "CHECKOUT_LOG_FORMAT"}
 AWS_LOCAL = {
@@ -31,15 +34,23 @@ CHECK_INTERVAL_SECONDS = 0.5
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    up = commands.add_parser(
-        "up", help="run the embedded Redis, a moto DynamoDB and one worker until Ctrl-C"
+    up = add_command(
+        commands,
+        "up",
+        FAILED,
+        help="run the embedded Redis, a moto DynamoDB and one worker until Ctrl-C",
+        description="Exit 1: a service it started exited, or `checkout init` failed (the "
+        "message names the log).",
     )
     up.add_argument(
         "--workdir", type=Path, default=None, help="data and logs (default: a new temp directory)"
     )
-    up.add_argument("--concurrency", "-c", type=int, default=2, help="worker processes")
+    up.add_argument("--concurrency", "-c", type=whole_number(1), default=2, help="worker processes")
     up.add_argument(
-        "--metrics-port", type=int, default=None, help="the worker's metrics port (default: free)"
+        "--metrics-port",
+        type=whole_number(1, 65535),
+        default=None,
+        help="the worker's metrics port (default: free)",
     )
     up.set_defaults(run=run_up)
 
@@ -52,7 +63,12 @@ def run_up(args: argparse.Namespace) -> int:
     from tasks.embedded.stack import free_port
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="checkout-up-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return usage_error("up", f"--workdir {workdir}: not a directory")
+    except OSError as error:
+        return usage_error("up", f"--workdir {workdir}: {error.strerror}")
     metrics_port = args.metrics_port or free_port()
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
@@ -117,6 +133,7 @@ def _environment(redis_url: str, dynamodb_url: str) -> dict[str, str]:
 
 
 def _create_tables(env: dict[str, str], workdir: Path) -> None:
+    from tasks.cli.errors import Friendly
     from tasks.embedded.stack import CHECKOUT
 
     result = subprocess.run(
@@ -124,7 +141,7 @@ def _create_tables(env: dict[str, str], workdir: Path) -> None:
     )
     (workdir / "init.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
-        raise RuntimeError(f"`checkout init` failed; see {workdir / 'init.log'}")
+        raise Friendly(f"`checkout init` failed; see {workdir / 'init.log'}", FAILED)
 
 
 def export_lines(env: dict[str, str]) -> list[str]:

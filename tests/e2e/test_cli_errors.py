@@ -6,7 +6,9 @@ import subprocess
 
 import pytest
 
-from tasks.cli.errors import DYNAMODB_UNREACHABLE, REDIS_UNREACHABLE, TABLES_MISSING
+from tasks.cli.exit_codes import DYNAMODB as DYNAMODB_UNREACHABLE
+from tasks.cli.exit_codes import REDIS as REDIS_UNREACHABLE
+from tasks.cli.exit_codes import TABLES_MISSING
 from tasks.embedded.stack import CHECKOUT, free_port
 
 COMMAND = '{"type":"create_session","command_id":"e-1","session_id":"s-e"}\n'

@@ -213,7 +213,7 @@ def test_bulk_update_dry_run_and_a_bad_patch_enqueue_nothing(env, tables, dynamo
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith("12 sessions match")
     bad = checkout(env, "bulk-update", "--set", "currency=euro", "--where", "currency=USD")
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # a patch it cannot use is a usage error: nothing enqueued
     assert "updates: currency: " in bad.stderr
     assert redis_client.llen(env["CHECKOUT_BULK_QUEUE"]) == 0
 

@@ -94,7 +94,7 @@ def invalid_event(
     producer that fixes its command can still use the command id.
     """
     if isinstance(error, ValidationError):
-        error = describe_validation_error(error)
+        error = describe_validation_error(error, model=Command)
     command_id = id_field(payload, "command_id")
     return ResultEvent(
         event_id=event_id_for(command_id or "", canonical_digest(payload)),

@@ -8,6 +8,7 @@
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 
+import { closest } from "./closest.js";
 import type { CheckoutCommand } from "./commands.js";
 import { unsafeNumbers } from "./numbers.js";
 import { DEFAULT_SCHEMA_PATH, readText } from "./paths.js";
@@ -79,7 +80,9 @@ export class CommandValidator {
   ) {
     this.maxBytes = maxBytes;
     const schema = JSON.parse(readText(schemaPath)) as SchemaDocument;
-    const ajv = new Ajv2020({ allErrors: true, strict: true });
+    // verbose: an error carries the schema it broke, so an unknown field can be matched
+    // against the properties beside it (`messageOf`).
+    const ajv = new Ajv2020({ allErrors: true, strict: true, verbose: true });
     ajv.addSchema(schema);
     // Pick the branch by `type` (the schema's discriminator), so errors name the
     // wrong field of that command instead of every branch's complaints.
@@ -144,8 +147,15 @@ function refusal(problems: Map<string, string>): InvalidCommand {
 
 function messageOf(error: ErrorObject): string {
   if (error.keyword === "required") return "is required";
-  if (error.keyword === "additionalProperties") return "is not a known field";
+  if (error.keyword === "additionalProperties") return unknownField(error);
   return error.message ?? "is invalid";
+}
+
+/** `is not a known field`, and the known one it is closest to, as the Python producer says. */
+function unknownField(error: ErrorObject): string {
+  const known = Object.keys((error.parentSchema?.properties as object | undefined) ?? {});
+  const near = closest(String(error.params.additionalProperty), known);
+  return near === undefined ? "is not a known field" : `is not a known field; did you mean ${near}?`;
 }
 
 function fieldOf(error: ErrorObject): string {
