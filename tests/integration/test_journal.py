@@ -185,6 +185,45 @@ def test_a_successor_parks_until_its_predecessor_finishes_then_goes_first(
     assert journal.claim(second, "w2").verdict == "go"
 
 
+def test_every_delivery_of_a_command_is_one_celery_task_with_a_tag_of_its_own(
+    journal, redis_client, settings
+):
+    """Flower keys tasks by id: a parked, woken or retried command stays one task."""
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-ids"), command("s-ids"))
+    journal.claim(second, "w2")  # parked
+    journal.claim(first, "w1")
+    finish(journal, first, "w1")  # wakes `second`: pushed again, at the front
+    journal.claim(second, "w2")
+    journal.retry(second, "w2", delay=0.0, error=TimeoutError("DynamoDB timed out"))
+    poll(lambda: journal.reap()[0] == 1, "the retry is re-enqueued")
+
+    sent = [json.loads(raw) for raw in redis_client.lrange(queue, 0, -1)]
+    of_second = [m for m in sent if json.loads(m["body"])[1]["jid"] == second]
+    assert len(of_second) == 3  # enqueued, woken, retried
+    for message in of_second:
+        headers, properties = message["headers"], message["properties"]
+        assert headers["id"] == headers["root_id"] == properties["correlation_id"] == second
+    tags = [m["properties"]["delivery_tag"] for m in of_second]
+    assert len(set(tags)) == 3 and all(tag.startswith(second + ".") for tag in tags)
+
+
+def test_an_adopted_command_keeps_its_senders_task_id_when_delivered_again(
+    journal, redis_client, settings
+):
+    cmd = command("s-adopted")
+    adopt = (json.dumps(cmd), cmd["command_id"], settings.commands_queue)
+    journal.claim('Tsent-by"someone', "w1", adopt=adopt)
+
+    journal.retry('Tsent-by"someone', "w1", delay=0.0, error=TimeoutError("timed out"))
+    poll(lambda: journal.reap()[0] == 1, "the retry is re-enqueued")
+
+    (raw,) = redis_client.lrange(settings.commands_queue, 0, -1)
+    message = json.loads(raw)  # a quote in a foreign task id is escaped, not injected
+    assert message["headers"]["id"] == 'sent-by"someone'
+    assert json.loads(message["body"])[1] == {"jid": 'Tsent-by"someone'}
+
+
 def test_a_predecessor_that_is_not_journaled_does_not_hold_its_successor(
     journal, redis_client, settings
 ):

@@ -90,9 +90,10 @@ end
 -- `repr` are already JSON string literals (`quoted`, `argsrepr`). The header
 -- `checkout_journaled` tells the worker's transport that the journal covers the message
 -- (`worker.transport.JournaledQoS`: no kombu unacked copy in Redis).
-local function celery_message(task, args, repr, queue, tag)
+-- `task_id` is what Celery and Flower know the task by, `tag` this delivery of it.
+local function celery_message(task, args, repr, queue, task_id, tag)
   local body = '[' .. args .. ',{"callbacks":null,"errbacks":null,"chain":null,"chord":null}]'
-  local id = '"' .. tag .. '"'
+  local id = quoted(task_id)
   return '{"body":' .. cjson.encode(body) ..
     ',"content-encoding":"utf-8","content-type":"application/vnd.checkout.command+json"' ..
     ',"headers":' ..
@@ -105,19 +106,29 @@ local function celery_message(task, args, repr, queue, tag)
     ',"checkout_journaled":true}' ..
     ',"properties":{"correlation_id":' .. id .. ',"reply_to":null,"delivery_mode":2' ..
     ',"delivery_info":{"exchange":"","routing_key":' .. queue ..
-    '},"priority":0,"body_encoding":"utf-8","delivery_tag":' .. id .. '}}'
+    '},"priority":0,"body_encoding":"utf-8","delivery_tag":' .. quoted(tag) .. '}}'
+end
+
+-- The Celery task id of a journal entry: one per command however often it is delivered,
+-- so a parked, retried or re-pushed command is one task in Flower, whose last event
+-- says its outcome. An entry adopted from a plain `send_task` ('T' .. its task id,
+-- `claim`) keeps that task's id.
+local function task_id_of(jid)
+  if string.sub(jid, 1, 1) == 'T' then return string.sub(jid, 2) end
+  return jid
 end
 
 -- The message of one command: `checkout.apply_command(cmd, jid=jid)`.
 local function envelope(cmd, cid, jid, queue, tag)
-  return celery_message(TASK, '[' .. cmd .. '],{"jid":"' .. jid .. '"}', argsrepr(cid), queue, tag)
+  return celery_message(TASK, '[' .. cmd .. '],{"jid":' .. quoted(jid) .. '}', argsrepr(cid), queue,
+    task_id_of(jid), tag)
 end
 
 -- The message of several: `checkout.apply_commands([cmd, ...], [jid, ...])`. Its
 -- `argsrepr` only counts them (no bodies; ids would make headers long).
 local function batch_envelope(cmds, jids, queue, tag)
   local args = '[[' .. table.concat(cmds, ',') .. '],["' .. table.concat(jids, '","') .. '"]],{}'
-  return celery_message(BATCH_TASK, args, '"(' .. #cmds .. ' commands)"', queue, tag)
+  return celery_message(BATCH_TASK, args, '"(' .. #cmds .. ' commands)"', queue, tag, tag)
 end
 
 -- Put the entry's command on its queue (again), listed in `queued:<queue>` (what the

@@ -73,7 +73,7 @@ def _finish(journal: Journal, jid: str, named: list[Any] | None, dead_letter: De
 
 def _jids_of(text: str) -> list[str]:
     """The jids a message of the delivery script names: its `jid` keyword (one command),
-    its list of jids (a batched message), or else its id (`<jid>.<queue position>`)."""
+    its list of jids (a batched message), or else its delivery tag."""
     message = _json(text)
     if not isinstance(message, dict):
         return []
@@ -85,9 +85,12 @@ def _jids_of(text: str) -> list[str]:
             found.append(kwargs.get("jid"))
         if isinstance(args, list) and len(args) >= 2 and isinstance(args[1], list):
             found += args[1]
-    headers = message.get("headers")
-    if not any(found) and isinstance(headers, dict) and isinstance(headers.get("id"), str):
-        found.append(headers["id"].rsplit(".", 1)[0])
+    # The delivery tag is '<jid>.<queue position>' (`push` in pipeline.lua); the task id
+    # is the jid's task id, which an adopted entry's is not.
+    properties = message.get("properties")
+    tag = properties.get("delivery_tag") if isinstance(properties, dict) else None
+    if not any(found) and isinstance(tag, str):
+        found.append(tag.rsplit(".", 1)[0])
     return list(dict.fromkeys(jid for jid in found if isinstance(jid, str) and jid))
 
 
