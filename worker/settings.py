@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     # `text` (Celery's format) or `json`: one JSON object per log line.
     log_format: Literal["text", "json"] = "text"
+    # Celery task events (what Flower and `celery events` show) from the start: three
+    # Redis PUBLISHes per command, so off unless asked (`checkout worker --events`).
+    # Flower's remote `enable_events` turns them on for `task_events_lease` seconds,
+    # renewed by each call (Flower calls every 5 s), so they stop once Flower has gone.
+    task_events: bool = False
+    task_events_lease: float = Field(default=60.0, gt=0)
 
     # ─── Data (README "Data and secrets") ───
     # The only fields of a payment instrument that leave the table (events, dead-letter

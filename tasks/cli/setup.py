@@ -53,6 +53,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="serve Prometheus metrics on this port (default: CHECKOUT_METRICS_PORT; unset: none)",
     )
+    worker.add_argument(
+        "--events",
+        "-E",
+        action="store_true",
+        help="send Celery task events (Flower, `celery events`) from the start "
+        "(default: CHECKOUT_TASK_EVENTS; otherwise only while Flower asks, see README)",
+    )
     worker.set_defaults(run=run_worker)
 
 
@@ -95,13 +102,15 @@ def run_worker(args: argparse.Namespace) -> int:
         argv += ["--hostname", f"checkout-{os.getpid()}@%h"]
         # Mingle asks every other worker for its revoked tasks at start (a second of
         # waiting for answers) and gossip follows their events: this pipeline revokes
-        # nothing and sends no task events, so both only slow a start down.
+        # nothing and does not read other workers' events, so both only slow a start down.
         argv += ["--without-mingle", "--without-gossip"]
         # Celery's own worker-heartbeat event (for Flower and `celery events`) every 10 s,
         # not 2: a Redis PUBLISH each, idle or not. Flower allows twice that.
         argv += ["--heartbeat-interval", "10"]
         if args.concurrency:
             argv.append(f"--concurrency={args.concurrency}")
+        if args.events or settings.task_events:
+            argv.append("--task-events")
         if json_logs:
             argv.insert(0, "--quiet")  # no startup banner: every line is for the log pipeline
         app.worker_main(argv)

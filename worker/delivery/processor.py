@@ -26,6 +26,7 @@ from typing import Any
 from schemas.commands import id_field, size_problem
 from schemas.events import ResultEvent
 from worker.delivery.journal import DeadLetter, Journal
+from worker.delivery.outcomes import Outcome
 from worker.delivery.retry_policy import (
     MISSING_SESSION_RETRIES,
     backoff,
@@ -237,7 +238,7 @@ class CommandProcessor:
             self._journal, _as_text({"body": body}), queue=queue, reason=reason, error_type="Forged"
         )
         metrics.count_dead_letter("undeliverable")
-        return "dead_lettered"
+        return Outcome("dead_lettered", f"undeliverable: {reason}")
 
     def _may_defer(self, claim: Any) -> bool:
         return claim.attempts < min(MISSING_SESSION_RETRIES, self._settings.max_retries)
@@ -269,7 +270,9 @@ class CommandProcessor:
             )
         self._journal.retry(jid, self.worker_id, delay=delay, error=error)
         metrics.count_retry()
-        return "retry"
+        return Outcome(
+            "retry", f"attempt {attempts} failed ({type(error).__name__}); again in {delay:.1f}s"
+        )
 
     def _dead_letter(self, jid: str, command: Any, reason: DeadLetter) -> str:
         event = dead_letter_event_for(jid, command, reason)
@@ -282,7 +285,7 @@ class CommandProcessor:
         ):
             metrics.count_dead_letter(reason.code)
             metrics.observe_outcome(id_field(command, "type"), "dead_lettered", None)
-        return "dead_lettered"
+        return Outcome("dead_lettered", f"{reason.code}: {reason.message}")
 
 
 def too_long(command: Any, problem: str) -> ResultEvent:

@@ -73,7 +73,7 @@ def _finish(journal: Journal, jid: str, named: list[Any] | None, dead_letter: De
 
 def _jids_of(text: str) -> list[str]:
     """The jids a message of the delivery script names: its `jid` keyword (one command),
-    its list of jids (a batched message), or else its delivery tag."""
+    its list of jids (a batched message), or else its task id or delivery tag."""
     message = _json(text)
     if not isinstance(message, dict):
         return []
@@ -85,12 +85,12 @@ def _jids_of(text: str) -> list[str]:
             found.append(kwargs.get("jid"))
         if isinstance(args, list) and len(args) >= 2 and isinstance(args[1], list):
             found += args[1]
-    # The delivery tag is '<jid>.<queue position>' (`push` in pipeline.lua); the task id
-    # is the jid's task id, which an adopted entry's is not.
-    properties = message.get("properties")
-    tag = properties.get("delivery_tag") if isinstance(properties, dict) else None
-    if not any(found) and isinstance(tag, str):
-        found.append(tag.rsplit(".", 1)[0])
+    # The task id is the jid (`task_id_of` in pipeline.lua; '<jid>.<queue position>' in
+    # messages queued before that), and the delivery tag '<jid>.<queue position>'.
+    for part, key in (("headers", "id"), ("properties", "delivery_tag")):
+        named = message.get(part)
+        if not any(found) and isinstance(named, dict) and isinstance(named.get(key), str):
+            found.append(named[key].rsplit(".", 1)[0])
     return list(dict.fromkeys(jid for jid in found if isinstance(jid, str) and jid))
 
 

@@ -52,7 +52,7 @@ def create_app(settings: Settings) -> Celery:
     app = Celery(
         "checkout",
         broker=settings.redis_url,
-        include=["worker.runtime.tasks", "worker.runtime.signals"],
+        include=["worker.runtime.tasks", "worker.runtime.signals", "worker.runtime.task_events"],
         amqp=RedactingAMQP,
     )
     visibility = settings.visibility_timeout
@@ -101,7 +101,8 @@ def create_app(settings: Settings) -> Celery:
         },
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # Redis restarting: reconnect until it is back
-        worker_send_task_events=False,
+        # Off unless asked: see `Settings.task_events` and `worker.runtime.task_events`.
+        worker_send_task_events=settings.task_events,
         worker_consumer="worker.runtime.consumer:DeadLetteringConsumer",
         enable_utc=True,
         **_transport_settings(settings.redis_url),
