@@ -147,9 +147,12 @@ def render(report: dict[str, Any]) -> str:
             f"{group['consumers']} consumers"
         )
     workers = report["workers"]
+    beating = workers["processes_heartbeating"]
+    # A pool process beats from its first command on: a worker just started has none yet.
+    idle_note = " (a worker's processes beat from their first command)" if not beating else ""
     lines.append(
         f"workers: {len(workers['nodes'])} answering ping"
         f"{': ' + ', '.join(workers['nodes']) if workers['nodes'] else ''}; "
-        f"{workers['processes_heartbeating']} processes heartbeating"
+        f"{beating} processes heartbeating{idle_note}"
     )
     return "\n".join(lines)

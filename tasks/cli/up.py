@@ -1,9 +1,12 @@
-"""`checkout up`: the embedded services and a worker in the foreground, until Ctrl-C.
+"""`checkout up` and `checkout down`: the embedded services and a worker, for trying
+the CLI by hand.
 
-For trying the CLI by hand: it starts a redis-server (append-only file on, so a
-restart of the worker loses nothing) and a moto DynamoDB server on free ports,
-creates the tables, starts one worker, and prints the `export` lines that point
-another shell at them. SIGINT or SIGTERM stops everything it started, by PID.
+`up` starts a redis-server (append-only file on, so a restart of the worker loses
+nothing) and a moto DynamoDB server on free ports, creates the tables, starts one
+worker, and prints the `export` lines that point another shell at them. In the
+foreground it shows the worker's output (`--quiet`: not) until Ctrl-C; with
+`--detach` it returns once everything is ready and `checkout down` stops it. Either
+way SIGINT or SIGTERM stops everything it started, by PID.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +26,7 @@ from types import FrameType
 
 from tasks.cli.arguments import add_command, usage_error, whole_number
 from tasks.cli.exit_codes import FAILED
+from tasks.embedded import background
 
 # Settings another shell must not copy: they belong to this worker only.
 WORKER_ONLY = {"CHECKOUT_METRICS_PORT", "CHECKOUT_LOG_FORMAT"}
@@ -31,19 +36,28 @@ AWS_LOCAL = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 CHECK_INTERVAL_SECONDS = 0.5
+START_TIMEOUT_SECONDS = 180.0
+STOP_TIMEOUT_SECONDS = 60.0
+WORKER_PREFIX = "worker | "
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    state_dir = background.default_state_dir()
     up = add_command(
         commands,
         "up",
         FAILED,
-        help="run the embedded Redis, a moto DynamoDB and one worker until Ctrl-C",
-        description="Exit 1: a service it started exited, or `checkout init` failed (the "
-        "message names the log).",
+        help="run the embedded Redis, a moto DynamoDB and one worker (until Ctrl-C, "
+        "or in the background with --detach)",
+        description="Exit 1: a service it started exited, `checkout init` failed (the "
+        "message names the log), or a stack already runs from the --workdir.",
     )
     up.add_argument(
-        "--workdir", type=Path, default=None, help="data and logs (default: a new temp directory)"
+        "--workdir",
+        type=Path,
+        default=None,
+        help="data and logs, kept (default: a temporary directory removed on exit; "
+        f"with --detach: {state_dir})",
     )
     up.add_argument("--concurrency", "-c", type=whole_number(1), default=2, help="worker processes")
     up.add_argument(
@@ -52,7 +66,32 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="the worker's metrics port (default: free)",
     )
+    up.add_argument(
+        "--quiet", "-q", action="store_true", help="do not show the worker's output (only its log)"
+    )
+    up.add_argument(
+        "--detach",
+        "-d",
+        action="store_true",
+        help="start in the background, print the export lines once ready, and return; "
+        "`checkout down` stops it",
+    )
     up.set_defaults(run=run_up)
+    down = add_command(
+        commands,
+        "down",
+        FAILED,
+        help="stop the stack `checkout up --detach` started",
+        description="Exit 0 also when nothing runs from the --workdir; 1: it did not stop "
+        f"within {STOP_TIMEOUT_SECONDS:.0f}s.",
+    )
+    down.add_argument(
+        "--workdir",
+        type=Path,
+        default=state_dir,
+        help=f"the stack's --workdir (default: {state_dir})",
+    )
+    down.set_defaults(run=run_down)
 
 
 class _Stop(BaseException):
@@ -60,21 +99,99 @@ class _Stop(BaseException):
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from tasks.embedded.stack import free_port
+    from tasks.cli.errors import Friendly
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="checkout-up-"))
+    temporary = args.workdir is None and not args.detach
+    workdir = args.workdir or (
+        background.default_state_dir()
+        if args.detach
+        else Path(tempfile.mkdtemp(prefix="checkout-up-"))
+    )
     try:
         workdir.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
         return usage_error("up", f"--workdir {workdir}: not a directory")
     except OSError as error:
         return usage_error("up", f"--workdir {workdir}: {error.strerror}")
+    pid = background.running_pid(workdir)
+    if pid is not None:
+        raise Friendly(
+            f"a stack already runs from {workdir} (pid {pid}): use it, stop it with "
+            f"`checkout down --workdir {workdir}`, or give another --workdir",
+            FAILED,
+        )
+    if args.detach:
+        return _detach(args, workdir)
+    code = FAILED
+    try:
+        code = _foreground(args, workdir, temporary=temporary)
+        return code
+    finally:
+        if temporary and code == 0:  # after a failure its logs are what says why: kept
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_down(args: argparse.Namespace) -> int:
+    from tasks.cli.errors import Friendly
+
+    pid = background.running_pid(args.workdir)
+    if pid is None:
+        print(f"nothing runs from {args.workdir}")
+        return 0
+    if not background.stop(pid, timeout=STOP_TIMEOUT_SECONDS):
+        raise Friendly(
+            f"`checkout up` (pid {pid}) still running after {STOP_TIMEOUT_SECONDS:.0f}s; "
+            f"see {args.workdir / 'up.log'}",
+            FAILED,
+        )
+    print(f"stopped the stack from {args.workdir} (pid {pid})")
+    return 0
+
+
+def _detach(args: argparse.Namespace, workdir: Path) -> int:
+    """Start `checkout up` in the foreground as a background process; return once ready."""
+    from tasks.cli.errors import Friendly
+    from tasks.embedded.stack import CHECKOUT
+
+    argv = [CHECKOUT, "up", "--quiet", "--workdir", str(workdir), "-c", str(args.concurrency)]
+    if args.metrics_port:
+        argv += ["--metrics-port", str(args.metrics_port)]
+    background.clear(workdir)
+    log = workdir / "up.log"
+    with log.open("ab") as output:
+        child = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True
+        )
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while (exports := background.ready_exports(workdir)) is None:
+        if child.poll() is not None:
+            raise Friendly(f"`checkout up` exited with {child.returncode}; see {log}", FAILED)
+        if time.monotonic() > deadline:
+            background.stop(child.pid, timeout=STOP_TIMEOUT_SECONDS)
+            raise Friendly(f"not ready after {START_TIMEOUT_SECONDS:.0f}s; see {log}", FAILED)
+        time.sleep(CHECK_INTERVAL_SECONDS)
+    for line in exports:
+        print(line)
+    sys.stdout.flush()
+    _say(f"running in the background (pid {child.pid}); logs in {workdir}")
+    _say(f"`checkout down{_workdir_flag(args)}` stops it")
+    return 0
+
+
+def _workdir_flag(args: argparse.Namespace) -> str:
+    return f" --workdir {shlex.quote(str(args.workdir))}" if args.workdir else ""
+
+
+def _foreground(args: argparse.Namespace, workdir: Path, *, temporary: bool) -> int:
+    from tasks.embedded.stack import free_port
+
     metrics_port = args.metrics_port or free_port()
     previous = signal.signal(signal.SIGTERM, _raise_stop)
+    background.claim(workdir)
     try:
         with ExitStack() as started:
             try:
-                return _run(started, workdir, args.concurrency, metrics_port)
+                return _run(started, workdir, args, metrics_port, temporary=temporary)
             except (KeyboardInterrupt, _Stop):
                 return 0
             finally:
@@ -83,12 +200,21 @@ def run_up(args: argparse.Namespace) -> int:
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 _say("stopping")
     finally:
+        background.clear(workdir)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run(started: ExitStack, workdir: Path, concurrency: int, metrics_port: int) -> int:
+def _run(
+    started: ExitStack,
+    workdir: Path,
+    args: argparse.Namespace,
+    metrics_port: int,
+    *,
+    temporary: bool,
+) -> int:
     """Start the services (each stopped by `started`), then wait; returns the exit code."""
+    from tasks.embedded.follow import LogFollower
     from tasks.embedded.stack import start_moto, start_redis, start_worker
 
     redis, redis_url = start_redis(workdir, appendonly=True)
@@ -97,20 +223,25 @@ def _run(started: ExitStack, workdir: Path, concurrency: int, metrics_port: int)
     started.callback(moto.stop)
     env = _environment(redis_url, dynamodb_url)
     _create_tables(env, workdir)
+    if not args.quiet:  # stopped last: it prints the worker's last lines
+        started.callback(LogFollower(workdir / "worker.log", WORKER_PREFIX).start().stop)
     worker = start_worker(
         env,
         log=workdir / "worker.log",
-        concurrency=concurrency,
+        concurrency=args.concurrency,
         loglevel="INFO",
         extra_args=["--metrics-port", str(metrics_port)],
     )
     started.callback(worker.stop)
-    for line in export_lines(env):
+    exports = export_lines(env)
+    for line in exports:
         print(line)
     sys.stdout.flush()
+    background.announce(workdir, exports)
+    kept = "removed on exit; --workdir keeps them" if temporary else "kept"
     _say(
         f"redis-server pid {redis.pid}, moto server pid {moto.pid}, checkout worker pid "
-        f"{worker.pid}; metrics http://127.0.0.1:{metrics_port}/metrics; logs in {workdir}"
+        f"{worker.pid}; metrics http://127.0.0.1:{metrics_port}/metrics; logs in {workdir} ({kept})"
     )
     _say("paste the export lines above into another shell; Ctrl-C here stops everything")
     processes = (redis, moto, worker)

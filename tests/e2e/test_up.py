@@ -80,10 +80,37 @@ def first_event(env: dict[str, str]) -> dict:
         time.sleep(0.2)
 
 
-def test_up_serves_another_shell_and_stops_everything_on_ctrl_c(tmp_path):
+def clean_shell(tmp_path: Path) -> dict[str, str]:
+    """A user's shell: no pipeline settings, temporary files and state under `tmp_path`."""
     shell = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKOUT_", "AWS_"))}
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return {**shell, "TMPDIR": str(tmp_path / "tmp"), "XDG_STATE_HOME": str(tmp_path / "state")}
+
+
+def send_one(env: dict[str, str], command_id: str) -> None:
+    command = {"type": "create_session", "command_id": command_id, "session_id": f"s-{command_id}"}
+    sent = subprocess.run(
+        [CHECKOUT, "send", "-"],
+        env=env,
+        input=json.dumps(command) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_SECONDS,
+    )
+    assert sent.returncode == 0, sent.stderr
+
+
+def wait_gone(pids: set[int]) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if alive(pid)]
+
+
+def test_up_serves_another_shell_shows_the_worker_and_stops_everything_on_ctrl_c(tmp_path):
+    shell = clean_shell(tmp_path)
     up = subprocess.Popen(
-        [CHECKOUT, "up", "--concurrency", "1", "--workdir", str(tmp_path / "up")],
+        [CHECKOUT, "up", "--concurrency", "1"],  # no --workdir: a temporary one
         env=shell,
         stdout=subprocess.PIPE,
         stderr=(tmp_path / "up.err").open("w"),
@@ -93,16 +120,9 @@ def test_up_serves_another_shell_and_stops_everything_on_ctrl_c(tmp_path):
         exports = read_exports(up)
         started = descendants(up.pid)
         other_shell = {**shell, **exports}
-        command = {"type": "create_session", "command_id": "up-1", "session_id": "s-up"}
-        sent = subprocess.run(
-            [CHECKOUT, "send", "-"],
-            env=other_shell,
-            input=json.dumps(command) + "\n",
-            capture_output=True,
-            text=True,
-            timeout=DEADLINE_SECONDS,
-        )
-        assert sent.returncode == 0, sent.stderr
+        (workdir,) = (tmp_path / "tmp").glob("checkout-up-*")
+        assert (workdir / "up.pid").read_text().strip() == str(up.pid)
+        send_one(other_shell, "up-1")
         assert first_event(other_shell)["type"] == "session.created"
 
         up.send_signal(signal.SIGINT)
@@ -117,8 +137,52 @@ def test_up_serves_another_shell_and_stops_everything_on_ctrl_c(tmp_path):
                     os.kill(pid, signal.SIGKILL)
     # redis-server, moto server, the worker and its pool process at least.
     assert len(started) >= 4, started
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while any(alive(pid) for pid in started) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [pid for pid in started if alive(pid)]
+    wait_gone(started)
     assert {"AWS_DEFAULT_REGION", "CHECKOUT_DYNAMODB_ENDPOINT_URL"} <= set(exports)
+    # The worker's own lines, prefixed, in the `up` terminal; its directory is gone.
+    shown = (tmp_path / "up.err").read_text()
+    assert "worker | " in shown and "ready." in shown, shown
+    assert not workdir.exists()
+
+
+def test_up_detach_returns_once_ready_and_down_stops_it(tmp_path):
+    shell = clean_shell(tmp_path)
+    detached = subprocess.run(
+        [CHECKOUT, "up", "--detach", "-c", "1"],
+        env=shell,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_SECONDS * 2,
+    )
+    assert detached.returncode == 0, detached.stderr
+    workdir = tmp_path / "state" / "checkout" / "up"  # the documented default
+    pid = int((workdir / "up.pid").read_text())
+    started = descendants(pid)
+    try:
+        exports = dict(
+            line.removeprefix("export ").split("=", 1) for line in detached.stdout.splitlines()
+        )
+        assert "checkout down" in detached.stderr
+        other_shell = {**shell, **exports}
+        send_one(other_shell, "up-detached")
+        assert first_event(other_shell)["type"] == "session.created"
+
+        again = subprocess.run(
+            [CHECKOUT, "up", "--detach"], env=shell, capture_output=True, text=True, timeout=60
+        )
+        assert again.returncode == 1
+        assert f"a stack already runs from {workdir} (pid {pid})" in again.stderr
+
+        down = subprocess.run(
+            [CHECKOUT, "down"], env=shell, capture_output=True, text=True, timeout=DEADLINE_SECONDS
+        )
+        assert down.returncode == 0, down.stderr
+        assert f"stopped the stack from {workdir} (pid {pid})" in down.stdout
+        wait_gone({pid, *started})
+        assert not (workdir / "up.pid").exists() and (workdir / "worker.log").exists()
+        idle = subprocess.run([CHECKOUT, "down"], env=shell, capture_output=True, text=True)
+        assert (idle.returncode, idle.stdout.strip()) == (0, f"nothing runs from {workdir}")
+    finally:
+        for leftover in {pid, *started}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(leftover, signal.SIGKILL)

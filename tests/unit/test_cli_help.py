@@ -30,6 +30,7 @@ CODES = {
     "report": {1, 3, 4},
     "status": {4},
     "up": {1},
+    "down": {1},
     "bench": {1, 4, 5},
     "sessions": {5, 6},
     "history": {1, 4, 5, 6},
