@@ -115,7 +115,7 @@ def tasks_by_command(events: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 def test_task_states_name_each_outcome_and_a_command_is_one_task(
-    env, tables, proxy, start_workers, send, events, event_log
+    env, tables, proxy, start_workers, send, events, event_log, redis_client, settings
 ):
     env.update(
         CHECKOUT_TASK_EVENTS="true",
@@ -136,9 +136,10 @@ def test_task_states_name_each_outcome_and_a_command_is_one_task(
     events(2)
     proxy.garbage_for(dead)  # every DynamoDB call about this session fails: dead letters
     send([create("te-dead", dead), update("te-parked", dead, currency="EUR")])
+    redis_client.lpush(settings.commands_queue, "not a message {")  # dead-lettered untasked
     poll(
-        lambda: len([e for e in events(4) if e["type"] == "command.dead_lettered"]) == 2,
-        "2 dead letters",
+        lambda: len([e for e in events(5) if e["type"] == "command.dead_lettered"]) == 3,
+        "3 dead letters",
     )
 
     ids = ("te-applied", "te-rejected", "te-dead", "te-parked")
@@ -180,9 +181,18 @@ def test_task_states_name_each_outcome_and_a_command_is_one_task(
     }
     assert retried["te-dead"] and all("Retrying(" in r for r in retried["te-dead"])
     assert any("Parked(" in r for r in retried["te-parked"])
-    # Flower's failed count (tasks in FAILURE) is the number of dead letters.
-    failed = [t for t in state.tasks.values() if t.state == states.FAILURE]
-    assert len(failed) == 2
+    # Flower's failed count (tasks in FAILURE) is the number of dead letters, the
+    # message that never became a task included.
+    poll(lambda: len(failed_tasks(event_log.of(host))) == 3, "3 failed tasks")
+    (raw,) = [t for t in failed_tasks(event_log.of(host)) if t.uuid.startswith("raw-")]
+    assert raw.exception.startswith("DeadLettered('undeliverable: not a kombu message")
+
+
+def failed_tasks(events: list[dict[str, Any]]) -> list[Any]:
+    state = State()
+    for event in events:
+        state.event(event)
+    return [task for task in state.tasks.values() if task.state == states.FAILURE]
 
 
 def test_remote_enable_events_hold_only_for_their_lease(

@@ -29,7 +29,7 @@ from worker.delivery.undeliverable import bury
 from worker.runtime.app import APPLY_COMMAND_TASK, APPLY_COMMANDS_TASK, redacted_argsrepr
 from worker.runtime.bootstrap import get_journal
 from worker.runtime.reprs import REDACTED_KWARGSREPR
-from worker.runtime.task_states import DeadLettered, one_line
+from worker.runtime.task_states import report_undeliverable
 
 # The tasks a checkout worker runs (`worker.runtime.tasks`).
 PROJECT_TASKS = frozenset({APPLY_COMMAND_TASK, APPLY_COMMANDS_TASK})
@@ -76,22 +76,12 @@ class DeadLetteringConsumer(Consumer):
         raw = json.dumps({"headers": message.headers, "body": _text(message.body)}, default=str)
         error_type = type(exc).__name__ if exc else "UnknownMessage"
         entry_id = bury(get_journal(), raw, queue=queue, reason=reason[:500], error_type=error_type)
-        self._report_failed(message, entry_id, reason)
-        message.ack()
-
-    def _report_failed(self, message: Any, entry_id: str, reason: str) -> None:
-        """A message dead-lettered before it became a task is a failed task too, so
-        Flower's failed count stays the number of dead letters (sent only while task
-        events are on: the dispatcher drops it otherwise)."""
-        dispatcher = self.event_dispatcher
-        if dispatcher is None:
-            return
         headers = message.headers if isinstance(message.headers, dict) else {}
         task_id = headers.get("id")
         if not isinstance(task_id, str) or not task_id:
             task_id = task_id_of(entry_id)
-        failure = DeadLettered(one_line(f"undeliverable: {reason}"))
-        dispatcher.send("task-failed", uuid=task_id, exception=repr(failure), traceback="")
+        report_undeliverable(self.event_dispatcher, task_id, reason)
+        message.ack()
 
 
 def _redacting(task: str, strategy: Any) -> Any:

@@ -48,14 +48,19 @@ def serve_metrics_when_ready(port: int, host: str = "127.0.0.1") -> None:
 
 
 @worker_ready.connect
-def _start_reaper(**_: Any) -> None:
-    # In the worker's main process only; prefork children do the applying.
+def _start_reaper(sender: Any = None, **_: Any) -> None:
+    # In the worker's main process only; prefork children do the applying. `sender`
+    # is the worker's consumer, whose dispatcher sends task events.
+    from worker.delivery.outcomes import task_id_of
     from worker.delivery.undeliverable import bury
     from worker.runtime import transport
     from worker.runtime.bootstrap import get_journal, start_reaper
+    from worker.runtime.task_states import report_undeliverable
 
     def undeliverable(raw: bytes | str, queue: str, reason: str, error_type: str) -> None:
-        bury(get_journal(), raw, queue=queue, reason=reason, error_type=error_type)
+        entry_id = bury(get_journal(), raw, queue=queue, reason=reason, error_type=error_type)
+        dispatcher = getattr(sender, "event_dispatcher", None)
+        report_undeliverable(dispatcher, task_id_of(entry_id), reason)
 
     transport.on_undeliverable = undeliverable
     start_reaper()

@@ -20,6 +20,7 @@ or raising; the message is acked either way (the journal, not Celery, redelivers
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from celery.exceptions import Ignore, Retry
 
@@ -71,6 +72,16 @@ def report_many(outcomes: Sequence[str]) -> list[str]:
     if dead:
         raise DeadLettered(f"{len(dead)} of {len(outcomes)} commands dead-lettered: {dead[0]}")
     return [str(outcome) for outcome in outcomes]
+
+
+def report_undeliverable(dispatcher: Any, task_id: str, reason: str) -> None:
+    """Send `task-failed` for a message dead-lettered before it became a task (it could
+    not be decoded, or names no task of ours), so Flower's failed count stays the number
+    of dead letters. Only while task events are on: the dispatcher drops it otherwise."""
+    if dispatcher is None:
+        return
+    failure = DeadLettered(one_line(f"undeliverable: {reason}"))
+    dispatcher.send("task-failed", uuid=task_id, exception=repr(failure), traceback="")
 
 
 def journal_refused(error: Exception) -> Retry:
