@@ -8,10 +8,12 @@ STAMP  := $(VENV)/.installed-stamp
 
 install: $(STAMP)
 
+# Not --quiet: pip's lines (a package each) are the progress of the slow first install.
 $(STAMP): pyproject.toml
+	@echo "==> setting up $(VENV): the package and its dev tools (first time: a minute or two)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --progress-bar off -e '.[dev]'
 	touch $(STAMP)
 
 ## The main job on embedded defaults: local redis-server + moto server, one worker, an order flow.

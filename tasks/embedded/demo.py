@@ -16,14 +16,21 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress
+from rich.rule import Rule
 from rich.table import Table
 
 from tasks.embedded.stack import CHECKOUT, EmbeddedStack, start_worker
 
 BULK_SESSIONS = 200
+PIPED_WIDTH = 1000
+RULE_WIDTH = 88
+PROGRESS_EVERY_SECONDS = 2.0
 console = Console()
-if not console.is_terminal:  # piped or in CI: don't squeeze the tables into 80 columns
-    console = Console(width=120)
+if not console.is_terminal:
+    # Piped or in CI: as wide as the tables need (they size to their content), so no
+    # cell is wrapped or cut to fit an imagined 80-column terminal.
+    console = Console(width=PIPED_WIDTH)
 
 MUG = {"id": "li-mug", "type": "product", "total_amount": 1250, "title": "Mug"}
 TEE = {"id": "li-tee", "type": "product", "total_amount": 2000, "title": "T-shirt"}
@@ -90,8 +97,9 @@ def main() -> int:
     with EmbeddedStack(appendonly=True) as stack:
         env = stack.env()
         os.environ.update(env)
-        console.rule("checkout pipeline demo")
+        console.print(Rule("checkout pipeline demo"), width=min(console.width, RULE_WIDTH))
         console.print(f"redis  {stack.redis_url}  (pid-managed)\nmoto   {stack.dynamodb_url}")
+        console.print("creating the table, starting a worker ...")
         subprocess.run([CHECKOUT, "init"], env=env, check=True, capture_output=True)
         worker = start_worker(env, log=stack.workdir / "worker.log", concurrency=2)
         try:
@@ -126,13 +134,14 @@ def measure_bulk() -> None:
         cmd("update_session", f"bulk-update-{n}", f"bulk-{n}", updates={"line_items": [MUG]})
         for n in range(BULK_SESSIONS)
     ]
+    console.print(f"\n[bold]→ bulk[/bold] ({len(commands)} commands)")
     started = time.perf_counter()
     enqueue_many(commands)  # each update waits for its session's create (per-session order)
-    wait_for_events(before + len(commands), timeout=300)
+    wait_with_progress(before, len(commands), timeout=300)
     elapsed = time.perf_counter() - started
     rate = len(commands) / elapsed
     console.print(
-        f"\nbulk: {BULK_SESSIONS} creates and {BULK_SESSIONS} updates, applied in "
+        f"bulk: {BULK_SESSIONS} creates and {BULK_SESSIONS} updates, applied in "
         f"{elapsed:.1f}s: [bold]{rate:.0f} commands/s[/bold] (1 worker x 2 processes, "
         "sharing this machine's cores with the moto server and Redis)"
     )
@@ -160,6 +169,28 @@ def wait_for_events(count: int, *, timeout: float = 60.0) -> list[dict[str, Any]
             raise RuntimeError(f"only {have} of {count} events after {timeout:.0f}s")
         time.sleep(0.05)
     return read_events()
+
+
+def wait_with_progress(before: int, count: int, *, timeout: float) -> None:
+    """Wait for `count` events after the first `before`, showing how many have come:
+    a progress bar on a terminal, a line every few seconds when piped."""
+    from worker.redis_client import make_redis_client
+    from worker.settings import get_settings
+
+    settings = get_settings()
+    client = make_redis_client(settings.redis_url)
+    deadline = time.monotonic() + timeout
+    next_line = time.monotonic() + PROGRESS_EVERY_SECONDS
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("applied", total=count)
+        while (done := client.xlen(settings.events_stream) - before) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {done} of {count} events after {timeout:.0f}s")
+            bar.update(task, completed=done)
+            if not console.is_terminal and time.monotonic() >= next_line:
+                console.print(f"  {done}/{count} applied")
+                next_line += PROGRESS_EVERY_SECONDS
+            time.sleep(0.05)
 
 
 def events_table(events: list[dict[str, Any]]) -> Table:
