@@ -68,7 +68,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_per_message_option(bulk, default="50")
     add_wait_options(bulk)
-    bulk.set_defaults(run=run_bulk_update)
+    bulk.set_defaults(run=run_bulk_update, check_arguments=_check_plan)
 
     report = add_command(
         commands,
@@ -96,6 +96,31 @@ def run_bulk_update(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(session_ids, args)
     return _enqueue(updates, selection, session_ids, args)
+
+
+def _check_plan(args: argparse.Namespace) -> int:
+    """The patch and selection checked before any service is asked: a usage error stays
+    one (exit 2) when Redis or DynamoDB is down too."""
+    from tasks.bulk_select import (
+        SelectionError,
+        load_patch,
+        parse_set,
+        parse_where,
+        validate_updates,
+    )
+
+    try:
+        validate_updates(load_patch(args.patch) if args.patch else parse_set(args.set))
+        if args.ids:
+            with open(args.ids, "rb"):
+                pass
+        else:
+            parse_where(args.where)
+    except SelectionError as error:
+        return usage_error("bulk-update", str(error))
+    except OSError as error:
+        return usage_error("bulk-update", f"--ids {args.ids}: {error.strerror}")
+    return 0
 
 
 def _plan(args: argparse.Namespace) -> tuple[dict[str, Any], str, Any]:

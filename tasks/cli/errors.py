@@ -45,6 +45,10 @@ def run_friendly(run: Callable[[argparse.Namespace], int], args: argparse.Namesp
         command = getattr(args, "command", None)
         if command not in NO_SETTINGS:
             check_settings()
+        # A usage error is reported as one, whatever state the services are in.
+        check_arguments = getattr(args, "check_arguments", None)
+        if check_arguments is not None and (code := check_arguments(args)):
+            return code
         if command in NEEDS_REDIS:
             ping_redis()
         return run(args)

@@ -68,7 +68,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     send.add_argument("--bulk", action="store_true", help="send to the bulk queue")
     add_per_message_option(send, default="50 with --bulk, else 1")
     add_wait_options(send)
-    send.set_defaults(run=run_send)
+    send.set_defaults(run=run_send, check_arguments=_check_file)
+
+
+def _check_file(args: argparse.Namespace) -> int:
+    """A FILE it cannot read is a usage error, found before Redis is asked anything."""
+    if args.file != "-" and (problem := _unreadable(args.file)):
+        return usage_error("send", f"cannot read {args.file}: {problem}")
+    return 0
 
 
 def file_run_id(path: str) -> str:

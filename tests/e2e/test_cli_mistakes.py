@@ -105,6 +105,21 @@ def test_send_of_a_file_it_cannot_read(env, tmp_path, kind):
         assert line == f"checkout send: cannot read {path}: {why}"
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["send", "/nonexistent.jsonl"], "checkout send: cannot read /nonexistent.jsonl"),
+        (["bulk-update", "--where", "bogus=1", "--set", "currency=EUR"], "--where 'bogus=1'"),
+        (["bulk-update", "--ids", "/nonexistent", "--set", "currency=EUR"], "--ids /nonexistent"),
+        (["bulk-update", "--ids", "/dev/null", "--set", "curency=EUR"], "did you mean currency?"),
+    ],
+)
+def test_a_usage_error_stays_one_with_redis_down(env, args, says):
+    """Arguments are checked before Redis is pinged: the exit code names the mistake."""
+    down = {**env, "CHECKOUT_REDIS_URL": "redis://127.0.0.1:1/0"}
+    assert says in one_line(run(down, *args), USAGE)
+
+
 def test_up_with_a_file_as_workdir(env, tmp_path):
     path = tmp_path / "a-file"
     path.write_text("")
