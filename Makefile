@@ -101,9 +101,10 @@ bench-redis: install
 wheel-check: install
 	$(BIN)/python .ci/wheel_check.py
 
-## Validates docker-compose.yml (needs the docker-compose client, no engine).
+## Validates docker-compose.yml and docker-compose.shards.yml (the client only, no engine).
 compose-check:
 	docker-compose -f docker-compose.yml config --quiet
+	docker-compose -f docker-compose.shards.yml config --quiet
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -20,7 +20,10 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from schemas.commands import Command, describe_validation_error, parse_command, size_problem
+from tasks.shards import ShardSet
 from worker.delivery.journal import Journal, Pending
+from worker.delivery.runs import RunSummary, read_run
+from worker.delivery.shards import shard_for
 from worker.errors import JournalUnavailable
 from worker.redis_client import make_redis_client
 from worker.settings import Settings, get_settings
@@ -113,14 +116,24 @@ class CommandProducer:
     @classmethod
     def from_settings(
         cls, settings: Settings, *, bulk: bool = False, per_message: int | None = None
-    ) -> CommandProducer:
+    ) -> CommandProducer | ShardedProducer:
         """A producer for the interactive queue, one command a message, or with `bulk`
-        for the bulk queue, BULK_COMMANDS_PER_MESSAGE a message (`per_message` overrides)."""
-        journal = Journal(make_redis_client(settings.redis_url), settings)
+        for the bulk queue, BULK_COMMANDS_PER_MESSAGE a message (`per_message` overrides).
+        With several shards (CHECKOUT_REDIS_URLS), one that routes each command to its
+        session's shard, once the shards' records agree with the list."""
         if per_message is None:
             per_message = BULK_COMMANDS_PER_MESSAGE if bulk else 1
         queue = settings.bulk_queue if bulk else settings.commands_queue
+        shards = ShardSet(settings)
+        if shards.count > 1:
+            shards.check()
+            return ShardedProducer(shards, queue=queue, per_message=per_message)
+        journal = Journal(make_redis_client(settings.redis_url), settings)
         return cls(journal, queue=queue, per_message=per_message)
+
+    def read_run(self, run_id: str) -> RunSummary:
+        """The run's summary as its shard counts it."""
+        return read_run(self.journal.client, self.journal.keys, run_id)
 
     def enqueue(self, command: CommandInput) -> str:
         """Validate and enqueue one command; returns its `command_id`."""
@@ -167,6 +180,65 @@ class CommandProducer:
         return Sent(handed, skipped)
 
 
+class ShardedProducer:
+    """`CommandProducer`'s interface over several shards: each command goes to its
+    session's shard (`worker.delivery.shards`), in the order given, so every session
+    keeps its order (its commands all go to one shard, one after the other)."""
+
+    def __init__(self, shards: ShardSet, *, queue: str, per_message: int = 1) -> None:
+        self.shards = shards
+        self.queue = queue
+        self.per_message = per_message
+        self.producers = [
+            CommandProducer(
+                Journal(client, shards.settings.for_shard(n)), queue=queue, per_message=per_message
+            )
+            for n, client in enumerate(shards.clients)
+        ]
+
+    def enqueue(self, command: CommandInput) -> str:
+        pending = prepare(command)
+        self.send_prepared([pending])
+        return pending.command_id
+
+    def enqueue_many(self, commands: Iterable[CommandInput], *, run_id: str | None = None) -> int:
+        prepared = []
+        for position, command in enumerate(commands):
+            try:
+                prepared.append(prepare(command))
+            except InvalidCommand as error:
+                raise InvalidCommand(f"command {position}: {error}") from None
+        return self.send_prepared(prepared, run_id=run_id)
+
+    def send_prepared(self, pending: Iterable[Pending], *, run_id: str | None = None) -> int:
+        return self.send_counted(pending, run_id=run_id).handed
+
+    def send_counted(self, pending: Iterable[Pending], *, run_id: str | None = None) -> Sent:
+        """Route and send, a round of up to SHARD_ROUND commands at a time, each shard's
+        part of a round in one pipelined call chain. `EnqueueFailed.sent` then counts what
+        was enqueued, on every shard: not the first `sent` of the input."""
+        handed = skipped = 0
+        count = self.shards.count
+        for round_ in _chunks(pending, SCRIPT_BATCH * PIPELINE_CALLS):
+            parts: list[list[Pending]] = [[] for _ in range(count)]
+            for item in round_:
+                parts[shard_for(item.session_id, item.command_id, count)].append(item)
+            for shard, part in enumerate(parts):
+                if not part:
+                    continue
+                try:
+                    sent = self.producers[shard].send_counted(part, run_id=run_id)
+                except EnqueueFailed as error:
+                    raise EnqueueFailed(handed + error.sent, error.__cause__ or error) from error
+                handed += sent.handed
+                skipped += sent.skipped
+        return Sent(handed, skipped)
+
+    def read_run(self, run_id: str) -> RunSummary:
+        """The run's summary over every shard."""
+        return self.shards.read_run(run_id)
+
+
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
@@ -174,7 +246,7 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 @lru_cache(maxsize=2)
-def default_producer(*, bulk: bool = False) -> CommandProducer:
+def default_producer(*, bulk: bool = False) -> CommandProducer | ShardedProducer:
     """The producer configured from the environment (`CHECKOUT_*`)."""
     return CommandProducer.from_settings(get_settings(), bulk=bulk)
 

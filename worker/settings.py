@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DAY_SECONDS = 24 * 60 * 60
@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHECKOUT_", frozen=True)
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Several Redis shards, comma-separated (README "Scaling out"): set, it replaces
+    # `redis_url`, and a session's commands all go to shard `worker.delivery.shards`.
+    # `redis_url` is then the first shard's, `shard_urls` all of them.
+    redis_urls: Annotated[tuple[str, ...] | None, NoDecode] = None
     # Unset means real AWS; set it to a moto server or DynamoDB Local.
     dynamodb_endpoint_url: str | None = None
     # The session store's client: `http` (worker.dynamodb.http, a fraction of botocore's
@@ -114,6 +118,32 @@ class Settings(BaseSettings):
             raise ValueError(REDIS_URL_FORM)
         return value
 
+    @field_validator("redis_urls", mode="before")
+    @classmethod
+    def _url_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(url.strip() for url in value.split(",") if url.strip()) or None
+        return value
+
+    @field_validator("redis_urls")
+    @classmethod
+    def _redis_urls_form(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        for position, url in enumerate(value):
+            if not _url_form_ok(url, ("redis", "rediss", "unix")):
+                raise ValueError(f"{REDIS_URL_FORM}, comma-separated (shard {position} is not)")
+        if len(set(value)) != len(value):
+            raise ValueError("expected each shard once: a URL is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _first_shard_is_the_redis(self) -> Settings:
+        # Frozen: set through __dict__, once, while the model is being built.
+        if self.redis_urls:
+            self.__dict__["redis_url"] = self.redis_urls[0]
+        return self
+
     @field_validator("dynamodb_endpoint_url")
     @classmethod
     def _endpoint_url_form(cls, value: str | None) -> str | None:
@@ -134,6 +164,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
+
+    @property
+    def shard_urls(self) -> tuple[str, ...]:
+        """Every shard's Redis URL, in shard order (one: `redis_url`)."""
+        return self.redis_urls or (self.redis_url,)
+
+    def for_shard(self, shard: int) -> Settings:
+        """These settings for one shard alone: its URL as `redis_url`, no other shard."""
+        return self.model_copy(update={"redis_url": self.shard_urls[shard], "redis_urls": None})
 
     @property
     def command_time_limit(self) -> int:

@@ -196,22 +196,17 @@ def _enqueue(updates: dict[str, Any], selection: str, session_ids: Any, args: An
                 return EXIT_BROKER
             progress.update(sent)
     print(f"run {run_id}: enqueued {sent} commands", file=sys.stderr)
-    summary, done = follow_run(producer.journal.client, producer.journal.keys, run_id, args)
+    summary, done = follow_run(lambda: producer.read_run(run_id), args)
     if args.wait or args.json:
         print_summary(summary, as_json=args.json)
     return exit_code(summary, waited=args.wait, done=done, invalid=invalid)
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from worker.delivery.keys import RedisKeys
-    from worker.delivery.runs import read_run
-    from worker.redis_client import make_redis_client
+    from tasks.shards import ShardSet
     from worker.settings import get_settings
 
-    settings = get_settings()
-    summary = read_run(
-        make_redis_client(settings.redis_url), RedisKeys(settings.key_prefix), args.run_id
-    )
+    summary = ShardSet(get_settings()).read_run(args.run_id)  # every shard's part of it
     if not summary.sent:
         print(
             f"checkout report: no run {args.run_id} in Redis (never sent, or expired a week "

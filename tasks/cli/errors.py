@@ -17,10 +17,13 @@ from tasks.cli.exit_codes import DYNAMODB, MEANINGS, REDIS, TABLES_MISSING, USAG
 
 # Commands that need Redis and would otherwise meet its absence inside their own error
 # handling (a partial-send report, a dead-letter store error): Redis is pinged first.
-NEEDS_REDIS = frozenset({"send", "events", "status", "dlq", "bulk-update", "report"})
+NEEDS_REDIS = frozenset({"send", "events", "status", "dlq", "bulk-update", "report", "shards"})
 # Commands that read no CHECKOUT_* setting: the others check every setting first, so a
 # wrong one is named before anything starts (`up` and `bench` pass them to workers).
 NO_SETTINGS = frozenset({"schema"})
+# Commands that read one Redis only: with several shards (CHECKOUT_REDIS_URLS) they are
+# refused, not left to show one shard as if it were the deployment.
+ONE_SHARD_ONLY = frozenset({"events", "dlq", "history", "bench"})
 PREFLIGHT_TIMEOUT_SECONDS = 5.0
 
 EPILOG = f"""{codes_help(*MEANINGS)}
@@ -49,8 +52,10 @@ def run_friendly(run: Callable[[argparse.Namespace], int], args: argparse.Namesp
         check_arguments = getattr(args, "check_arguments", None)
         if check_arguments is not None and (code := check_arguments(args)):
             return code
+        if command in ONE_SHARD_ONLY:
+            refuse_several_shards(command)
         if command in NEEDS_REDIS:
-            ping_redis()
+            ping_redis(all_shards=command != "status")  # status shows each shard's state
         return run(args)
     except Exception as error:
         friendly = explain(error)
@@ -67,21 +72,45 @@ def check_settings() -> None:
     get_settings()
 
 
-def ping_redis() -> None:
-    """Fail fast, before a command reads its input or writes half its output."""
+def refuse_several_shards(command: str) -> None:
+    from worker.settings import get_settings
+
+    urls = get_settings().shard_urls
+    if len(urls) > 1:
+        raise Friendly(
+            f"`checkout {command}` reads one Redis, and CHECKOUT_REDIS_URLS lists {len(urls)} "
+            f"shards: run it for each shard with CHECKOUT_REDIS_URL set to that shard's URL "
+            "(and CHECKOUT_REDIS_URLS unset)",
+            USAGE,
+        )
+
+
+def ping_redis(*, all_shards: bool = True) -> None:
+    """Fail fast, before a command reads its input or writes half its output: every
+    shard (`all_shards`) or the first."""
     import redis
 
     from worker.settings import get_settings
 
-    client = redis.Redis.from_url(
-        get_settings().redis_url,
-        socket_connect_timeout=PREFLIGHT_TIMEOUT_SECONDS,
-        socket_timeout=PREFLIGHT_TIMEOUT_SECONDS,
-    )
-    try:
-        client.ping()
-    finally:
-        client.close()
+    urls = get_settings().shard_urls
+    for shard, url in enumerate(urls if all_shards else urls[:1]):
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=PREFLIGHT_TIMEOUT_SECONDS,
+            socket_timeout=PREFLIGHT_TIMEOUT_SECONDS,
+        )
+        try:
+            client.ping()
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            if len(urls) == 1:
+                raise
+            raise Friendly(
+                f"cannot reach shard {shard} at {mask_password(url)} ({error}): start it or "
+                "fix CHECKOUT_REDIS_URLS",
+                REDIS,
+            ) from error
+        finally:
+            client.close()
 
 
 def explain(error: BaseException) -> Friendly | None:
@@ -89,7 +118,7 @@ def explain(error: BaseException) -> Friendly | None:
     for cause in _chain(error):
         if isinstance(cause, Friendly):  # a command's own one line
             return cause
-        for explainer in (_settings, _redis, _kombu, _dynamodb):
+        for explainer in (_settings, _shards, _redis, _kombu, _dynamodb):
             friendly = explainer(cause)
             if friendly is not None:
                 return friendly
@@ -112,6 +141,12 @@ def _settings(error: BaseException) -> Friendly | None:
     if not is_settings_error(error):
         return None
     return Friendly(describe_settings_error(error), USAGE)
+
+
+def _shards(error: BaseException) -> Friendly | None:
+    from worker.delivery.shard_records import ShardMismatch
+
+    return Friendly(str(error), USAGE) if isinstance(error, ShardMismatch) else None
 
 
 def _redis_url() -> str:

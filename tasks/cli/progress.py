@@ -11,11 +11,12 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tasks.cli.arguments import seconds, whole_number
 from tasks.cli.exit_codes import FAILED, OK, PENDING, REDIS
-from worker.delivery.runs import RunSummary, read_run, wait_for_run
+from worker.delivery.runs import RunSummary, wait_for_run
 
 # A broker failure mid-way is a Redis failure like any other (not 2, a usage error).
 EXIT_OK, EXIT_FAILURES, EXIT_BROKER, EXIT_PENDING = OK, FAILED, REDIS, PENDING
@@ -113,12 +114,11 @@ class Progress:
         return f"{self.description} ({note})" if note else self.description
 
 
-def follow_run(
-    client: Any, keys: Any, run_id: str, args: argparse.Namespace
-) -> tuple[RunSummary, bool]:
-    """With --wait, poll the run's counts until nothing is pending or the timeout."""
+def follow_run(read: Callable[[], RunSummary], args: argparse.Namespace) -> tuple[RunSummary, bool]:
+    """With --wait, poll the run's counts (`read`: every shard's) until nothing is
+    pending or the timeout."""
     if not args.wait:
-        return read_run(client, keys, run_id), True
+        return read(), True
     with Progress("applying", quiet=args.quiet) as progress:
 
         def show(summary: RunSummary) -> None:
@@ -126,7 +126,7 @@ def follow_run(
             progress.update(summary.finished, total=summary.sent, note=f"{failed} failed")
 
         return wait_for_run(
-            lambda: read_run(client, keys, run_id),
+            read,
             timeout=args.timeout,
             interval=POLL_SECONDS,
             on_progress=show,

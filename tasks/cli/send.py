@@ -110,8 +110,7 @@ def run_send(args: argparse.Namespace) -> int:
         return EXIT_BROKER
     if not args.quiet:
         print(f"run {run_id}: {_sent_text(outcome)}", file=sys.stderr)
-    keys = producer.journal.keys
-    summary, done = follow_run(producer.journal.client, keys, run_id, args)
+    summary, done = follow_run(lambda: producer.read_run(run_id), args)
     if args.wait or args.json:
         print_summary(summary, as_json=args.json, extra={"invalid_lines": outcome.invalid})
     return exit_code(summary, waited=args.wait, done=done, invalid=outcome.invalid)

@@ -6,14 +6,17 @@ import argparse
 import logging
 import os
 import shutil
+import sys
 import tempfile
+import time
 
 from tasks.cli.arguments import add_command, whole_number
-from tasks.cli.exit_codes import DYNAMODB, FAILED
-from worker.settings import get_settings
+from tasks.cli.exit_codes import DYNAMODB, FAILED, USAGE
+from worker.settings import Settings, get_settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SHARD_RETRY_SECONDS = 1.0
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -54,6 +57,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="serve Prometheus metrics on this port (default: CHECKOUT_METRICS_PORT; unset: none)",
     )
     worker.add_argument(
+        "--shard",
+        type=whole_number(0),
+        default=None,
+        metavar="K",
+        help="serve shard K of CHECKOUT_REDIS_URLS (0 first): its queues, journal and "
+        "reaper; one worker (or more) per shard",
+    )
+    worker.add_argument(
         "--events",
         "-E",
         action="store_true",
@@ -82,7 +93,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    settings = get_settings()
+    settings = _serve_one_shard(get_settings(), args.shard)
     # Before anything imports prometheus_client: it picks multiprocess mode on import,
     # and the pool's processes inherit the directory when they fork.
     created = _ensure_metrics_dir()
@@ -118,6 +129,59 @@ def run_worker(args: argparse.Namespace) -> int:
         if created:
             shutil.rmtree(created, ignore_errors=True)
     return 0
+
+
+def _serve_one_shard(settings: Settings, shard: int | None) -> Settings:
+    """The settings of the one shard this worker serves (`--shard`), made this process's
+    (and its pool's) environment, once that shard's record agrees with the list."""
+    from tasks.cli.errors import Friendly
+
+    urls = settings.shard_urls
+    if shard is None and len(urls) > 1:
+        choices = ", ".join(f"--shard {n}" for n in range(len(urls)))
+        raise Friendly(
+            f"CHECKOUT_REDIS_URLS lists {len(urls)} shards: a worker serves one; start one "
+            f"(or more) per shard with {choices}",
+            USAGE,
+        )
+    shard = shard or 0
+    if shard >= len(urls):
+        raise Friendly(
+            f"--shard {shard}: there are {len(urls)} shards (0 to {len(urls) - 1}) in "
+            "CHECKOUT_REDIS_URLS",
+            USAGE,
+        )
+    if len(urls) == 1:
+        return settings  # one Redis: as always, no record
+    _check_own_record(urls[shard], shard, len(urls), settings.key_prefix)
+    os.environ["CHECKOUT_REDIS_URL"] = urls[shard]
+    os.environ.pop("CHECKOUT_REDIS_URLS", None)
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def _check_own_record(url: str, shard: int, shards: int, prefix: str) -> None:
+    """Its own shard's record only (another shard may be down meanwhile); a shard not
+    reachable yet is waited for, as the worker waits for its broker."""
+    import redis
+
+    from worker.delivery import shard_records
+    from worker.redis_client import make_redis_client
+
+    client = make_redis_client(url)
+    said = False
+    try:
+        while True:
+            try:
+                shard_records.check_one(client, url, shard=shard, shards=shards, prefix=prefix)
+                return
+            except (redis.ConnectionError, redis.TimeoutError):
+                if not said:
+                    print(f"shard {shard} not reachable yet: waiting for it", file=sys.stderr)
+                    said = True
+                time.sleep(SHARD_RETRY_SECONDS)
+    finally:
+        client.close()
 
 
 # Celery logs "Task ... received" (main process) and "Task ... succeeded" (pool

@@ -39,16 +39,63 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if len(settings.shard_urls) == 1:
+        report = _collect_shard(settings, ping_timeout=args.ping_timeout)
+        print(json.dumps(report, indent=2) if args.json else render(report))
+        return 0
+    return _run_sharded(settings, args)
+
+
+def _collect_shard(settings: Settings, *, ping_timeout: float) -> dict[str, Any]:
     from worker.redis_client import make_redis_client
 
-    settings = get_settings()
     client = make_redis_client(settings.redis_url)
     try:
-        report = collect(client, settings, ping_timeout=args.ping_timeout)
+        return collect(client, settings, ping_timeout=ping_timeout)
     finally:
         client.close()
-    print(json.dumps(report, indent=2) if args.json else render(report))
-    return 0
+
+
+def _run_sharded(settings: Settings, args: argparse.Namespace) -> int:
+    """Each shard's report and their totals; a shard that does not answer is named
+    (exit 4) and the others still shown."""
+    import redis
+
+    from worker.delivery.shard_records import shown_url
+
+    shards: list[dict[str, Any]] = []
+    for shard, url in enumerate(settings.shard_urls):
+        entry: dict[str, Any] = {"shard": shard, "redis": shown_url(url)}
+        try:
+            entry.update(_collect_shard(settings.for_shard(shard), ping_timeout=args.ping_timeout))
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            entry["error"] = f"unreachable: {error}"
+        shards.append(entry)
+    report = {"shards": shards, "totals": totals([s for s in shards if "error" not in s])}
+    print(json.dumps(report, indent=2) if args.json else render_sharded(report))
+    return REDIS if any("error" in s for s in shards) else 0
+
+
+def totals(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """The reachable shards' reports added up (consumer groups stay per shard)."""
+    queues: dict[str, int] = {}
+    states: dict[str, int] = {}
+    for report in reports:
+        for name, depth in report["queues"].items():
+            queues[name] = queues.get(name, 0) + depth
+        for state, count in (report["in_flight_by_state"] or {}).items():
+            states[state] = states.get(state, 0) + count
+    summed = ("in_flight", "dead_letters", "dead_letters_evicted", "stream_length")
+    return {
+        "queues": queues,
+        **{name: sum(r[name] for r in reports) for name in summed},
+        "in_flight_by_state": states,
+        "workers": {
+            "nodes": sorted(n for r in reports for n in r["workers"]["nodes"]),
+            "processes_heartbeating": sum(r["workers"]["processes_heartbeating"] for r in reports),
+        },
+    }
 
 
 def collect(client: Any, settings: Settings, *, ping_timeout: float) -> dict[str, Any]:
@@ -128,6 +175,26 @@ def _ping(settings: Settings, timeout: float) -> list[str]:
         probe.conf.broker_connection_max_retries = 0
         replies = probe.control.ping(timeout=timeout) or []
     return sorted(name for reply in replies for name in reply)
+
+
+def render_sharded(report: dict[str, Any]) -> str:
+    """Each shard's report, indented under its name, then the totals."""
+    lines: list[str] = []
+    for shard in report["shards"]:
+        lines.append(f"shard {shard['shard']} ({shard['redis']}):")
+        body = shard["error"] if "error" in shard else render(shard)
+        lines += [f"  {line}" for line in body.splitlines()]
+    total = report["totals"]
+    queues = ", ".join(f"{name} {depth}" for name, depth in total["queues"].items())
+    workers = total["workers"]
+    lines += [
+        "all shards:",
+        f"  queues: {queues}; in flight: {total['in_flight']}; dead letters: "
+        f"{total['dead_letters']}; stream entries: {total['stream_length']}",
+        f"  workers: {len(workers['nodes'])} answering ping; "
+        f"{workers['processes_heartbeating']} processes heartbeating",
+    ]
+    return "\n".join(lines)
 
 
 def render(report: dict[str, Any]) -> str:

@@ -31,6 +31,8 @@ CODES = {
     "status": {4},
     "up": {1},
     "down": {1},
+    "shards": {1, 4},
+    "shards reset": {1, 4},
     "bench": {1, 4, 5},
     "sessions": {5, 6},
     "history": {1, 4, 5, 6},

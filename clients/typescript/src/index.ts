@@ -7,7 +7,9 @@ export {
   MAX_COMMANDS_PER_MESSAGE,
   PIPELINE_CALLS,
   SCRIPT_BATCH,
+  ShardMismatch,
   type EnqueueManyOptions,
   type ProducerOptions,
 } from "./producer.js";
 export { CommandValidator, InvalidCommand, InvalidRunId, type Prepared, checkRunId } from "./validation.js";
+export { SESSION_ID_NAMESPACE, sessionIdFor, shardFor, shardOf } from "./shards.js";

@@ -11,6 +11,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import type { CheckoutCommand } from "./commands.js";
 import { DEFAULT_SCRIPT_PATH, readText } from "./paths.js";
 import { Protocol } from "./protocol.js";
+import { shardFor } from "./shards.js";
 import { CommandValidator, InvalidCommand, type Prepared, checkRunId } from "./validation.js";
 
 // Commands per script call, and calls per pipelined round trip: the Python
@@ -25,6 +26,12 @@ export const MAX_COMMANDS_PER_MESSAGE = 100;
 export interface ProducerOptions {
   /** Default: CHECKOUT_REDIS_URL, else redis://127.0.0.1:6379/0. */
   redisUrl?: string;
+  /**
+   * Several Redis shards, in shard order (README "Scaling out"): each command goes to its
+   * session's shard (`shards.ts`). Default: CHECKOUT_REDIS_URLS (comma-separated), which
+   * replaces CHECKOUT_REDIS_URL as in the Python producer.
+   */
+  redisUrls?: string[];
   /** Extra ioredis options (timeouts, retries, TLS). */
   redisOptions?: RedisOptions;
   /** Key prefix of the pipeline's Redis keys. Default: CHECKOUT_KEY_PREFIX, else `checkout`. */
@@ -66,6 +73,11 @@ export class EnqueueFailed extends Error {
   }
 }
 
+/** The shard list disagrees with what the shards record (worker/delivery/shard_records.py). */
+export class ShardMismatch extends Error {
+  override name = "ShardMismatch";
+}
+
 type ScriptRunner = {
   [SCRIPT_COMMAND](...args: (string | number)[]): Promise<string[]>;
 };
@@ -73,7 +85,8 @@ type ScriptRunner = {
 export class CheckoutProducer {
   readonly prefix: string;
   readonly queue: string;
-  private readonly redis: Redis;
+  private readonly shards: Redis[];
+  private shardsChecked = false;
   private readonly validator: CommandValidator;
   private readonly visibilityMs: string;
   private readonly lua: string;
@@ -102,13 +115,15 @@ export class CheckoutProducer {
       );
     }
     this.validator = new CommandValidator(options.schemaPath);
-    const url = options.redisUrl ?? env.CHECKOUT_REDIS_URL ?? "redis://127.0.0.1:6379/0";
-    this.redis = new Redis(url, options.redisOptions ?? {});
     this.lua = readText(options.scriptPath ?? DEFAULT_SCRIPT_PATH);
     this.protocol = new Protocol(options.protocolPath);
-    // defineCommand sends EVALSHA and falls back to EVAL (loading the script) on
-    // NOSCRIPT, e.g. after a Redis restart or SCRIPT FLUSH.
-    this.redis.defineCommand(SCRIPT_COMMAND, { lua: this.lua, numberOfKeys: 0 });
+    this.shards = redisUrls(options).map((url) => {
+      const redis = new Redis(url, options.redisOptions ?? {});
+      // defineCommand sends EVALSHA and falls back to EVAL (loading the script) on
+      // NOSCRIPT, e.g. after a Redis restart or SCRIPT FLUSH.
+      redis.defineCommand(SCRIPT_COMMAND, { lua: this.lua, numberOfKeys: 0 });
+      return redis;
+    });
   }
 
   /**
@@ -151,21 +166,49 @@ export class CheckoutProducer {
   /** Enqueue already validated commands; throws EnqueueFailed saying how many went. */
   async sendPrepared(prepared: readonly Prepared[], runId?: string): Promise<number> {
     if (runId) checkRunId(runId);
+    if (this.shards.length > 1) await this.checkShards();
     let sent = 0;
     const perRoundTrip = SCRIPT_BATCH * PIPELINE_CALLS;
     for (let start = 0; start < prepared.length; start += perRoundTrip) {
-      sent += await this.roundTrip(prepared.slice(start, start + perRoundTrip), runId, sent);
+      const round = prepared.slice(start, start + perRoundTrip);
+      // Each shard's part in input order: a session's commands all go to one shard.
+      const parts: Prepared[][] = this.shards.map(() => []);
+      for (const item of round) {
+        const { session_id: sessionId, command_id: commandId } = item.command;
+        parts[shardFor(sessionId, commandId, this.shards.length)]!.push(item);
+      }
+      for (const [shard, part] of parts.entries()) {
+        if (part.length) sent += await this.roundTrip(this.shards[shard]!, part, runId, sent);
+      }
     }
     return sent;
   }
 
-  /** Close the Redis connection once pending replies are in. */
+  /** Close the Redis connections once pending replies are in. */
   async close(): Promise<void> {
-    await this.redis.quit();
+    await Promise.all(this.shards.map((redis) => redis.quit()));
   }
 
-  private async roundTrip(chunk: Prepared[], runId: string | undefined, sent: number) {
-    const pipeline = this.redis.pipeline() as unknown as ScriptRunner & {
+  /** Record each shard's place on first use; refuse a list the shards disagree with. */
+  private async checkShards(): Promise<void> {
+    if (this.shardsChecked) return;
+    const key = `${this.prefix}:shard`;
+    for (const [shard, redis] of this.shards.entries()) {
+      const want = `${shard}/${this.shards.length}`;
+      await redis.set(key, want, "NX");
+      const found = await redis.get(key);
+      if (found !== null && found !== want) {
+        throw new ShardMismatch(
+          `the shard list disagrees with the shards: it has shard ${shard} of ${this.shards.length}, ` +
+            `but that Redis records being shard ${found.replace("/", " of ")}`,
+        );
+      }
+    }
+    this.shardsChecked = true;
+  }
+
+  private async roundTrip(redis: Redis, chunk: Prepared[], runId: string | undefined, sent: number) {
+    const pipeline = redis.pipeline() as unknown as ScriptRunner & {
       script(subcommand: "LOAD", lua: string): unknown;
       exec(): Promise<[Error | null, unknown][] | null>;
     };
@@ -215,4 +258,15 @@ export class CheckoutProducer {
     }));
     return [op, this.prefix, ...this.protocol.arguments(op, values, rows)];
   }
+}
+
+function redisUrls(options: ProducerOptions): string[] {
+  if (options.redisUrls?.length) return options.redisUrls;
+  if (options.redisUrl) return [options.redisUrl];
+  const listed = (process.env.CHECKOUT_REDIS_URLS ?? "")
+    .split(",")
+    .map((url) => url.trim())
+    .filter(Boolean);
+  if (listed.length) return listed;
+  return [process.env.CHECKOUT_REDIS_URL ?? "redis://127.0.0.1:6379/0"];
 }
