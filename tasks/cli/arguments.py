@@ -88,6 +88,21 @@ def stream_id(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{_shown(text)} is not a stream entry id: {STREAM_ID_FORM}")
 
 
+def stream_position(text: str) -> str:
+    """argparse `type` of `events --after`: a stream entry id (every shard), or with
+    several shards `K:ID,K:ID,...`, each shard's last printed `stream_id` (its `shard`)."""
+    if ":" not in text:
+        return stream_id(text)
+    for part in text.split(","):
+        shard, _, entry = part.partition(":")
+        if not shard.isdigit() or not entry:
+            raise argparse.ArgumentTypeError(
+                f"{_shown(part)} is not K:ID (a shard number, then a stream entry id)"
+            )
+        stream_id(entry)
+    return text
+
+
 def session_id(text: str) -> str:
     """argparse `type` of SESSION_ID: the form every producer's session ids have."""
     if _SESSION_ID.match(text):

@@ -8,6 +8,7 @@ buyer's email or payment data. `list --json` and `show` print the stored command
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -66,12 +67,18 @@ def _guarded(action: Callable[[Any, argparse.Namespace], int]) -> Callable[..., 
 
 
 def _store() -> Any:
+    """The dead-letter store (every shard's, with several: `ShardedDeadLetters`)."""
+    settings = get_settings()
+    stores = [_shard_store(settings.for_shard(n)) for n in range(len(settings.shard_urls))]
+    return stores[0] if len(stores) == 1 else ShardedDeadLetters(stores)
+
+
+def _shard_store(settings: Any) -> Any:
     from schemas.payments import PaymentDisplay
     from worker.delivery.deadletters import DeadLetterStore
     from worker.delivery.journal import Journal
     from worker.redis_client import make_redis_client
 
-    settings = get_settings()
     client = make_redis_client(settings.redis_url)
     journal = Journal(client, settings)
     return DeadLetterStore(
@@ -79,12 +86,67 @@ def _store() -> Any:
     )
 
 
+class ShardedDeadLetters:
+    """The dead-letter stores of every shard as one: an entry stays on the shard whose
+    command it is (a replay goes back to that shard, the session's), and its listings
+    say which (`shard` in JSON). Ids are unique across shards in practice (a jid is the
+    Redis clock and a counter of its shard; raw ones a digest of the message)."""
+
+    def __init__(self, stores: list[Any]) -> None:
+        self.stores = stores
+        self.shard_of: dict[str, int] = {}
+
+    def list(self, limit: int | None = None) -> list[Any]:
+        found = []
+        for shard, store in enumerate(self.stores):
+            for entry in store.list(limit):
+                self.shard_of[entry.id] = shard
+                found.append(entry)
+        found.sort(key=lambda entry: entry.dead_lettered_at or "")  # oldest first, as one
+        return found[:limit] if limit is not None else found
+
+    def get(self, id_or_command_id: str) -> Any:
+        for shard, store in enumerate(self.stores):
+            entry = store.get(id_or_command_id)
+            if entry is not None:
+                self.shard_of[entry.id] = shard
+                return entry
+        return None
+
+    def replay(self, entry_id: str) -> str:
+        return self._holding(entry_id).replay(entry_id)
+
+    def purge(self, entry_id: str) -> bool:
+        return self._holding(entry_id).purge(entry_id)
+
+    def replay_all(self) -> dict[str, str]:
+        return {k: v for store in self.stores for k, v in store.replay_all().items()}
+
+    def purge_all(self) -> int:
+        return sum(store.purge_all() for store in self.stores)
+
+    def _holding(self, entry_id: str) -> Any:
+        if entry_id not in self.shard_of:
+            self.get(entry_id)
+        return self.stores[self.shard_of.get(entry_id, 0)]
+
+
+def _entry_json(store: Any, entry: Any, *, indent: int | None = None) -> str:
+    """An entry's JSON, with its shard first when the store spans several."""
+    shard = getattr(store, "shard_of", {}).get(entry.id)
+    if shard is None:
+        return entry.to_json(indent=indent)
+    separators = None if indent else (",", ":")
+    shown = {"shard": shard, **entry.to_dict()}
+    return json.dumps(shown, indent=indent, separators=separators, ensure_ascii=False)
+
+
 @_guarded
 def run_list(store: Any, args: argparse.Namespace) -> int:
     entries = store.list(args.limit)
     if args.json:
         for entry in entries:
-            print(entry.to_json())
+            print(_entry_json(store, entry))
     elif sys.stdout.isatty():
         _print_table(entries)
     else:
@@ -128,7 +190,7 @@ def run_show(store: Any, args: argparse.Namespace) -> int:
     entry = store.get(args.id)
     if entry is None:
         return _unknown(args.id)
-    print(entry.to_json(indent=2))
+    print(_entry_json(store, entry, indent=2))
     return 0
 
 

@@ -23,7 +23,7 @@ NEEDS_REDIS = frozenset({"send", "events", "status", "dlq", "bulk-update", "repo
 NO_SETTINGS = frozenset({"schema"})
 # Commands that read one Redis only: with several shards (CHECKOUT_REDIS_URLS) they are
 # refused, not left to show one shard as if it were the deployment.
-ONE_SHARD_ONLY = frozenset({"events", "dlq", "history", "bench"})
+ONE_SHARD_ONLY = frozenset({"bench"})
 PREFLIGHT_TIMEOUT_SECONDS = 5.0
 
 EPILOG = f"""{codes_help(*MEANINGS)}

@@ -11,7 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from schemas.ids import escaped
-from tasks.cli.arguments import add_command, session_id, stream_id, usage_error, whole_number
+from tasks.cli.arguments import (
+    add_command,
+    session_id,
+    stream_position,
+    usage_error,
+    whole_number,
+)
 from tasks.cli.exit_codes import DYNAMODB, FAILED, REDIS, TABLES_MISSING
 from worker.settings import get_settings
 
@@ -32,14 +38,17 @@ def register(commands: argparse._SubParsersAction) -> None:
         REDIS,
         help="print result events as JSON lines",
         description="Each line is an event with its stream entry id added as `stream_id`, "
-        "which --after takes to resume after it.",
+        "which --after takes to resume after it. With several shards (CHECKOUT_REDIS_URLS) "
+        "every shard's events, each with its `shard`, in time order; --after then also "
+        "takes K:ID,K:ID,... to resume each shard after its last printed id.",
     )
     events.add_argument("--follow", "-f", action="store_true", help="wait for new events")
     events.add_argument(
         "--after",
-        type=stream_id,
+        type=stream_position,
         default="0-0",
-        help="stream entry id (a printed `stream_id`) to start after: <ms>-<seq>, 0 or $ (now)",
+        help="stream entry id (a printed `stream_id`) to start after: <ms>-<seq>, 0 or $ (now); "
+        "with shards also K:ID,K:ID,...",
     )
     events.add_argument(
         "--session", metavar="ID", type=session_id, help="only this session's events"
@@ -93,12 +102,14 @@ def run_events(args: argparse.Namespace) -> int:
         # The group would acknowledge the other sessions' events without printing them.
         return usage_error("events", "--session cannot be used with --group")
     settings = get_settings()
-    client = make_redis_client(settings.redis_url)
+    if problem := _shard_positions_problem(args, len(settings.shard_urls)):
+        return usage_error("events", f"--after {args.after}: {problem}")
+    clients = [make_redis_client(url) for url in settings.shard_urls]
     try:
         if args.group is None:
-            _print_stream(args, client, settings.events_stream)
+            _print_stream(args, clients, settings.events_stream)
         else:
-            _print_group(args, client, settings.events_stream)
+            _print_group(args, clients, settings.events_stream)
     except KeyboardInterrupt:
         pass
     except _OutputClosed:
@@ -107,27 +118,73 @@ def run_events(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_stream(args: argparse.Namespace, client: Any, stream: str) -> None:
+def _shard_positions_problem(args: argparse.Namespace, shards: int) -> str | None:
+    """What is wrong with a per-shard --after (K:ID,...), if anything."""
+    from worker.streams.sharded import parse_positions
+
+    if ":" not in args.after:
+        return None
+    if shards == 1:
+        return "K:ID names a shard, and there is one Redis (CHECKOUT_REDIS_URLS is not set)"
+    if args.group is not None:
+        return "a new group starts after one id on every shard, not K:ID"
+    try:
+        parse_positions(args.after, shards)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _print_stream(args: argparse.Namespace, clients: list[Any], stream: str) -> None:
     from worker.streams.reader import read_events, session_entries
 
-    entries = read_events(client, stream, after=args.after, follow=args.follow)
+    if len(clients) > 1:
+        return _print_shards(args, clients, stream)
+    entries = read_events(clients[0], stream, after=args.after, follow=args.follow)
     if args.session is not None:
         entries = session_entries(entries, args.session)
     for entry_id, event_json in _limit(entries, args.count):
         print(terminal_json(with_stream_id(entry_id, event_json)), flush=True)
 
 
-def _print_group(args: argparse.Namespace, client: Any, stream: str) -> None:
-    """Print through the consumer group; each entry is acknowledged once it is written."""
-    from worker.streams.consumer import DEFAULT_CLAIM_IDLE_MS, EventConsumer, default_consumer_name
+def _print_shards(args: argparse.Namespace, clients: list[Any], stream: str) -> None:
+    """Every shard's events as one time line, each line naming its shard. A session's
+    events are all on one shard: --session reads that shard's stream only."""
+    from worker.delivery.shards import shard_of
+    from worker.streams.reader import read_events, session_entries
+    from worker.streams.sharded import merged_events, parse_positions
 
-    consumer = EventConsumer(
-        client,
-        stream=stream,
-        group=args.group,
-        consumer=args.consumer or default_consumer_name(),
-        claim_idle_ms=args.claim_idle_ms or DEFAULT_CLAIM_IDLE_MS,
-        entry_id_field=STREAM_ID,
+    positions = parse_positions(args.after, len(clients))
+    if args.session is not None:
+        shard = shard_of(args.session, len(clients))
+        entries = read_events(
+            clients[shard], stream, after=positions.get(shard, "0-0"), follow=args.follow
+        )
+        numbered = ((shard, i, t) for i, t in session_entries(entries, args.session))
+    else:
+        numbered = merged_events(clients, stream, after=positions, follow=args.follow)
+    for shard, entry_id, event_json in _limit(numbered, args.count):
+        line = with_stream_id(entry_id, event_json)
+        print(terminal_json(f'{{"shard":{shard},{line[1:]}'), flush=True)
+
+
+def _print_group(args: argparse.Namespace, clients: list[Any], stream: str) -> None:
+    """Print through the consumer group (the group on every shard); each entry is
+    acknowledged once it is written."""
+    from worker.streams.consumer import DEFAULT_CLAIM_IDLE_MS, EventConsumer, default_consumer_name
+    from worker.streams.sharded import ShardedEventConsumer
+
+    options: dict[str, Any] = {
+        "stream": stream,
+        "group": args.group,
+        "consumer": args.consumer or default_consumer_name(),
+        "claim_idle_ms": args.claim_idle_ms or DEFAULT_CLAIM_IDLE_MS,
+        "entry_id_field": STREAM_ID,
+    }
+    consumer: Any = (
+        ShardedEventConsumer(clients, **options)
+        if len(clients) > 1
+        else EventConsumer(clients[0], **options)
     )
     consumer.ensure_group(args.after)
     remaining = args.count

@@ -118,6 +118,7 @@ def _print_json(objects: Iterable[dict[str, Any]]) -> None:
 
 def run_history(args: argparse.Namespace) -> int:
     from tasks.session_history import COLUMNS, read_stored, stream_lines, with_ledger
+    from worker.delivery.shards import shard_of
     from worker.dynamodb.clients import make_dynamodb_client
     from worker.redis_client import make_redis_client
     from worker.streams.reader import parse_event, read_events, session_entries
@@ -129,7 +130,9 @@ def run_history(args: argparse.Namespace) -> int:
         args.session_id,
         now=int(time.time()),
     )
-    client = make_redis_client(settings.redis_url)
+    # A session's events are all on its shard's stream (`worker.delivery.shards`).
+    shard = shard_of(args.session_id, len(settings.shard_urls))
+    client = make_redis_client(settings.shard_urls[shard])
     entries = session_entries(read_events(client, settings.events_stream), args.session_id)
     lines = stream_lines((entry_id, parse_event(text) or {}) for entry_id, text in entries)
     stream_count = len(lines)

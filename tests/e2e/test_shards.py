@@ -137,6 +137,61 @@ def test_commands_reach_their_sessions_shard_and_every_view_sees_all_shards(
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [r["recorded"] for r in rows] == ["0/3", "1/3", "2/3"]
 
+    # One event stream for the caller: every shard's, each line naming its shard.
+    merged = checkout(sharded_env, "events")
+    assert merged.returncode == 0, merged.stderr
+    lines = [json.loads(line) for line in merged.stdout.splitlines()]
+    assert len(lines) == 3 * SESSIONS
+    assert {(e["shard"], e["stream_id"]) for e in lines} == {
+        (shard, e_id) for shard, url in enumerate(shard_urls) for e_id in stream_ids(url, settings)
+    }
+    stamps = [int(e["stream_id"].split("-")[0]) for e in lines]
+    assert stamps == sorted(stamps)  # one time line
+    last = {e["shard"]: e["stream_id"] for e in lines}
+    resumed = checkout(
+        sharded_env, "events", "--after", ",".join(f"{k}:{v}" for k, v in last.items())
+    )
+    assert resumed.returncode == 0 and resumed.stdout == ""
+    mine = checkout(sharded_env, "events", "--session", "sh-7")
+    assert [json.loads(line)["command_id"] for line in mine.stdout.splitlines()] == [
+        "sh-7-c",
+        "sh-7-u1",
+        "sh-7-u2",
+    ]
+    grouped = checkout(sharded_env, "events", "--group", "billing", "--count", str(3 * SESSIONS))
+    assert len(grouped.stdout.splitlines()) == 3 * SESSIONS
+    again = checkout(sharded_env, "events", "--group", "billing", "--count", "1")
+    assert again.stdout == ""  # every shard's group acknowledged what was printed
+    history = checkout(sharded_env, "history", "sh-7", "--json")
+    assert history.returncode == 0, history.stderr
+    assert len(history.stdout.splitlines()) == 3
+
+    # A dead letter on one shard: listed with its shard, purged there.
+    client = make_redis_client(shard_urls[1])
+    client.lpush(settings.commands_queue, "not a message {")
+    client.close()
+    deadline = time.monotonic() + DEADLINE
+    while not (dead := dlq_entries(sharded_env)):
+        assert time.monotonic() < deadline, "the raw message was not dead-lettered"
+        time.sleep(0.2)
+    assert [entry["shard"] for entry in dead] == [1]
+    assert checkout(sharded_env, "dlq", "purge", dead[0]["id"]).returncode == 0
+    assert dlq_entries(sharded_env) == []
+
+
+def stream_ids(url: str, settings) -> list[str]:
+    client = make_redis_client(url)
+    try:
+        return [entry_id for entry_id, _ in client.xrange(settings.events_stream)]
+    finally:
+        client.close()
+
+
+def dlq_entries(env: dict[str, str]) -> list[dict]:
+    listed = checkout(env, "dlq", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return [json.loads(line) for line in listed.stdout.splitlines()]
+
 
 def test_a_shard_list_that_disagrees_with_the_shards_is_refused(
     sharded_env, shard_urls, shard_workers, tmp_path
@@ -160,8 +215,10 @@ def test_a_shard_list_that_disagrees_with_the_shards_is_refused(
 
     unchosen = checkout(sharded_env, "worker")
     assert unchosen.returncode == 2 and "--shard 0, --shard 1, --shard 2" in unchosen.stderr
-    one_shard_only = checkout(sharded_env, "events", "--count", "1")
+    one_shard_only = checkout(sharded_env, "bench", "--quick")
     assert one_shard_only.returncode == 2 and "reads one Redis" in one_shard_only.stderr
+    unknown_shard = checkout(sharded_env, "events", "--after", "5:0")
+    assert unknown_shard.returncode == 2 and "there are 3 (0 to 2)" in unknown_shard.stderr
 
     # Drained: a new list can be recorded.
     deadline = time.monotonic() + DEADLINE
