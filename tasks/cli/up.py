@@ -23,6 +23,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from tasks.cli.arguments import add_command, usage_error, whole_number
 from tasks.cli.exit_codes import FAILED
@@ -65,6 +66,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=whole_number(1, 65535),
         default=None,
         help="the worker's metrics port (default: free)",
+    )
+    up.add_argument(
+        "--shards",
+        type=whole_number(1, 16),
+        default=1,
+        help="Redis servers, each a shard with a worker of its own (default: 1; see README "
+        '"Scaling out")',
     )
     up.add_argument(
         "--quiet", "-q", action="store_true", help="do not show the worker's output (only its log)"
@@ -154,6 +162,7 @@ def _detach(args: argparse.Namespace, workdir: Path) -> int:
     from tasks.embedded.stack import CHECKOUT
 
     argv = [CHECKOUT, "up", "--quiet", "--workdir", str(workdir), "-c", str(args.concurrency)]
+    argv += ["--shards", str(args.shards)]
     if args.metrics_port:
         argv += ["--metrics-port", str(args.metrics_port)]
     background.clear(workdir)
@@ -214,37 +223,28 @@ def _run(
     temporary: bool,
 ) -> int:
     """Start the services (each stopped by `started`), then wait; returns the exit code."""
-    from tasks.embedded.follow import LogFollower
-    from tasks.embedded.stack import start_moto, start_redis, start_worker
+    from tasks.embedded.stack import start_moto
 
-    redis, redis_url = start_redis(workdir, appendonly=True)
-    started.callback(redis.stop)
+    redises, redis_urls = _start_shards(started, workdir, args.shards)
     moto, dynamodb_url = start_moto(workdir)
     started.callback(moto.stop)
-    env = _environment(redis_url, dynamodb_url)
+    env = _environment(redis_urls, dynamodb_url)
     _create_tables(env, workdir)
-    if not args.quiet:  # stopped last: it prints the worker's last lines
-        started.callback(LogFollower(workdir / "worker.log", WORKER_PREFIX).start().stop)
-    worker = start_worker(
-        env,
-        log=workdir / "worker.log",
-        concurrency=args.concurrency,
-        loglevel="INFO",
-        extra_args=["--metrics-port", str(metrics_port)],
-    )
-    started.callback(worker.stop)
+    workers = _start_workers(started, env, redis_urls, workdir, args, metrics_port)
     exports = export_lines(env)
     for line in exports:
         print(line)
     sys.stdout.flush()
     background.announce(workdir, exports)
     kept = "removed on exit; --workdir keeps them" if temporary else "kept"
+    pids = ", ".join(str(w.pid) for w in workers)
     _say(
-        f"redis-server pid {redis.pid}, moto server pid {moto.pid}, checkout worker pid "
-        f"{worker.pid}; metrics http://127.0.0.1:{metrics_port}/metrics; logs in {workdir} ({kept})"
+        f"redis-server pid {', '.join(str(r.pid) for r in redises)}, moto server pid {moto.pid}, "
+        f"checkout worker pid {pids}; metrics http://127.0.0.1:{metrics_port}/metrics; logs in "
+        f"{workdir} ({kept})"
     )
     _say("paste the export lines above into another shell; Ctrl-C here stops everything")
-    processes = (redis, moto, worker)
+    processes = (*redises, moto, *workers)
     while True:
         for process in processes:
             if process.process.poll() is not None:
@@ -253,14 +253,67 @@ def _run(
         time.sleep(CHECK_INTERVAL_SECONDS)
 
 
-def _environment(redis_url: str, dynamodb_url: str) -> dict[str, str]:
+def _start_shards(started: ExitStack, workdir: Path, shards: int) -> tuple[list[Any], list[str]]:
+    """One redis-server (in `workdir`), or one per shard (in `workdir/redis-K`)."""
+    from tasks.embedded.stack import start_redis
+
+    redises, urls = [], []
+    for shard in range(shards):
+        place = workdir if shards == 1 else workdir / f"redis-{shard}"
+        place.mkdir(exist_ok=True)
+        redis, url = start_redis(place, appendonly=True)
+        started.callback(redis.stop)
+        redises.append(redis)
+        urls.append(url)
+    return redises, urls
+
+
+def _start_workers(
+    started: ExitStack,
+    env: dict[str, str],
+    redis_urls: list[str],
+    workdir: Path,
+    args: argparse.Namespace,
+    metrics_port: int,
+) -> list[Any]:
+    """A worker (one per shard), its output shown prefixed unless --quiet."""
+    from tasks.embedded.follow import LogFollower
+    from tasks.embedded.stack import free_port, start_worker
+
+    sharded = len(redis_urls) > 1
+    workers = []
+    for shard, url in enumerate(redis_urls):
+        name = f"worker-{shard}" if sharded else "worker"
+        log = workdir / f"{name}.log"
+        if not args.quiet:  # stopped last: it prints the worker's last lines
+            started.callback(LogFollower(log, f"{name} | ").start().stop)
+        extra = ["--metrics-port", str(metrics_port if shard == 0 else free_port())]
+        if sharded:
+            extra += ["--shard", str(shard)]
+        worker = start_worker(
+            {**env, "CHECKOUT_REDIS_URL": url},  # where it answers the ping
+            log=log,
+            concurrency=args.concurrency,
+            loglevel="INFO",
+            extra_args=extra,
+        )
+        started.callback(worker.stop)
+        workers.append(worker)
+    return workers
+
+
+def _environment(redis_urls: list[str], dynamodb_url: str) -> dict[str, str]:
     # Local endpoints accept any credentials; the user's real ones stay out of it.
-    return {
+    env = {
         **os.environ,
         **AWS_LOCAL,
-        "CHECKOUT_REDIS_URL": redis_url,
+        "CHECKOUT_REDIS_URL": redis_urls[0],
         "CHECKOUT_DYNAMODB_ENDPOINT_URL": dynamodb_url,
     }
+    env.pop("CHECKOUT_REDIS_URLS", None)
+    if len(redis_urls) > 1:
+        env["CHECKOUT_REDIS_URLS"] = ",".join(redis_urls)
+    return env
 
 
 def _create_tables(env: dict[str, str], workdir: Path) -> None:
