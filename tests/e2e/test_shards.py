@@ -15,11 +15,13 @@ import pytest
 
 from tasks.embedded.stack import CHECKOUT, ManagedProcess, start_redis, start_worker, stop_all
 from tests.e2e.builders import create, update
+from tests.e2e.test_typescript_producer import INTERLEAVE, node_command
 from worker.delivery.shards import shard_of
 from worker.redis_client import make_redis_client
 
 SHARDS = 3
 SESSIONS = 150
+PER_SESSION = 4  # a create, then an update each through send, the Python API, TypeScript
 DEADLINE = 180.0
 
 
@@ -102,10 +104,21 @@ def test_commands_reach_their_sessions_shard_and_every_view_sees_all_shards(
 
     producer = CommandProducer.from_settings(Settings())
     producer.enqueue_many([update(f"{s}-u2", s, currency="JPY") for s in sessions])
+    by_typescript = [update(f"{s}-u3", s, currency="USD") for s in sessions]
+    node = subprocess.run(
+        node_command(str(INTERLEAVE)),
+        env=sharded_env,  # CHECKOUT_REDIS_URLS: the TypeScript producer routes too
+        input=json.dumps(by_typescript) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert node.returncode == 0, node.stderr
+    assert json.loads(node.stdout) == {"enqueued": SESSIONS}
 
     per_shard = []
     deadline = time.monotonic() + DEADLINE
-    while sum(len(events) for events in per_shard) < 3 * SESSIONS:
+    while sum(len(events) for events in per_shard) < PER_SESSION * SESSIONS:
         assert time.monotonic() < deadline, "not every command has its result"
         time.sleep(0.2)
         per_shard = [stream_events(url, settings.events_stream) for url in shard_urls]
@@ -116,7 +129,7 @@ def test_commands_reach_their_sessions_shard_and_every_view_sees_all_shards(
         versions: dict[str, list[int]] = {}
         for event in events:
             versions.setdefault(event["session_id"], []).append(event["version"])
-        assert all(v == [1, 2, 3] for v in versions.values()), versions
+        assert all(v == [1, 2, 3, 4] for v in versions.values()), versions
     spread = [len({e["session_id"] for e in events}) for events in per_shard]
     assert sum(spread) == SESSIONS
     assert all(abs(n - SESSIONS / SHARDS) <= 0.25 * SESSIONS / SHARDS for n in spread), spread
@@ -125,7 +138,7 @@ def test_commands_reach_their_sessions_shard_and_every_view_sees_all_shards(
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert [s["shard"] for s in report["shards"]] == [0, 1, 2]
-    assert report["totals"]["stream_length"] == 3 * SESSIONS
+    assert report["totals"]["stream_length"] == PER_SESSION * SESSIONS
     assert report["totals"]["in_flight"] == 0
     assert len(report["totals"]["workers"]["nodes"]) == SHARDS
 
@@ -141,7 +154,7 @@ def test_commands_reach_their_sessions_shard_and_every_view_sees_all_shards(
     merged = checkout(sharded_env, "events")
     assert merged.returncode == 0, merged.stderr
     lines = [json.loads(line) for line in merged.stdout.splitlines()]
-    assert len(lines) == 3 * SESSIONS
+    assert len(lines) == PER_SESSION * SESSIONS
     assert {(e["shard"], e["stream_id"]) for e in lines} == {
         (shard, e_id) for shard, url in enumerate(shard_urls) for e_id in stream_ids(url, settings)
     }
@@ -157,14 +170,17 @@ def test_commands_reach_their_sessions_shard_and_every_view_sees_all_shards(
         "sh-7-c",
         "sh-7-u1",
         "sh-7-u2",
+        "sh-7-u3",
     ]
-    grouped = checkout(sharded_env, "events", "--group", "billing", "--count", str(3 * SESSIONS))
-    assert len(grouped.stdout.splitlines()) == 3 * SESSIONS
+    grouped = checkout(
+        sharded_env, "events", "--group", "billing", "--count", str(PER_SESSION * SESSIONS)
+    )
+    assert len(grouped.stdout.splitlines()) == PER_SESSION * SESSIONS
     again = checkout(sharded_env, "events", "--group", "billing", "--count", "1")
     assert again.stdout == ""  # every shard's group acknowledged what was printed
     history = checkout(sharded_env, "history", "sh-7", "--json")
     assert history.returncode == 0, history.stderr
-    assert len(history.stdout.splitlines()) == 3
+    assert len(history.stdout.splitlines()) == PER_SESSION
 
     # A dead letter on one shard: listed with its shard, purged there.
     client = make_redis_client(shard_urls[1])
