@@ -447,10 +447,10 @@ def _capacity_section(cap: dict[str, Any]) -> list[str]:
         f"command it saturates near {cap['redis_ceiling_cps']} cmd/s "
         "(`redis_ceiling_cps`; idle, a deployment costs Redis "
         f"{cap['redis_idle_calls_per_s']} calls/s and {cap['redis_idle_cpu_ms_per_s']} "
-        "CPU ms/s). Beyond that: "
-        "several Redis instances (or a Redis Cluster), each with its own deployments' "
-        "key prefix and queues; sessions are independent, so producers can shard by "
-        "session id.",
+        "CPU ms/s). Beyond that: shards (`CHECKOUT_REDIS_URLS`, README \"Scaling out\"): "
+        "each Redis carries its sessions' commands at the same cost per command, so the "
+        "ceiling is this figure times the shards (`make bench-shards` measures 1 to 3), "
+        "until worker cores or DynamoDB capacity bind.",
         f"- **One hot session**: the ordering gate applies one command per session at a "
         f"time, so one session tops out at 1 / per-command latency: about "
         f"{cap['one_hot_session_max_cps']} cmd/s here (p50 "
