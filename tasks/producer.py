@@ -23,6 +23,7 @@ from schemas.commands import Command, describe_validation_error, parse_command, 
 from tasks.shards import ShardSet
 from worker.delivery.journal import Journal, Pending
 from worker.delivery.runs import RunSummary, read_run
+from worker.delivery.shard_records import shown_url
 from worker.delivery.shards import shard_for
 from worker.errors import JournalUnavailable
 from worker.redis_client import make_redis_client
@@ -49,12 +50,18 @@ class InvalidCommand(ValueError):
     """Raised when a command does not validate; nothing has been enqueued for it."""
 
 
-class EnqueueFailed(RuntimeError):
-    """Raised when Redis fails mid-way; the first `sent` commands were enqueued."""
+class ShardFailed(RuntimeError):
+    """What failed, named by its shard (the `cause` of a sharded `EnqueueFailed`)."""
 
-    def __init__(self, sent: int, cause: Exception) -> None:
+
+class EnqueueFailed(RuntimeError):
+    """Raised when Redis fails mid-way; `sent` commands were enqueued: the first `sent`
+    (`in_order`), or with several shards that many in all, each shard's first ones."""
+
+    def __init__(self, sent: int, cause: Exception, *, in_order: bool = True) -> None:
         super().__init__(f"Redis failed after {sent} commands were enqueued: {cause}")
         self.sent = sent
+        self.in_order = in_order
 
 
 @dataclass(frozen=True)
@@ -229,7 +236,11 @@ class ShardedProducer:
                 try:
                     sent = self.producers[shard].send_counted(part, run_id=run_id)
                 except EnqueueFailed as error:
-                    raise EnqueueFailed(handed + error.sent, error.__cause__ or error) from error
+                    where = shown_url(self.shards.urls[shard])
+                    root = error.__cause__ or error
+                    cause = ShardFailed(f"shard {shard} ({where}): {root}")
+                    cause.__cause__ = root
+                    raise EnqueueFailed(handed + error.sent, cause, in_order=False) from cause
                 handed += sent.handed
                 skipped += sent.skipped
         return Sent(handed, skipped)

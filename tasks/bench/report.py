@@ -447,7 +447,7 @@ def _capacity_section(cap: dict[str, Any]) -> list[str]:
         f"command it saturates near {cap['redis_ceiling_cps']} cmd/s "
         "(`redis_ceiling_cps`; idle, a deployment costs Redis "
         f"{cap['redis_idle_calls_per_s']} calls/s and {cap['redis_idle_cpu_ms_per_s']} "
-        "CPU ms/s). Beyond that: shards (`CHECKOUT_REDIS_URLS`, README \"Scaling out\"): "
+        'CPU ms/s). Beyond that: shards (`CHECKOUT_REDIS_URLS`, README "Scaling out"): '
         "each Redis carries its sessions' commands at the same cost per command, so the "
         "ceiling is this figure times the shards (`make bench-shards` measures 1 to 3), "
         "until worker cores or DynamoDB capacity bind.",

@@ -315,9 +315,12 @@ def _sender(
             except EnqueueFailed as failure:
                 with outcome.lock:
                     outcome.sent += failure.sent
+                    # With shards, each shard's part went in order: from the batch's
+                    # first line on, not every line was enqueued.
+                    first = numbers[failure.sent if failure.in_order else 0]
                     outcome.failure = outcome.failure or (
                         f"{shown}: enqueued {outcome.sent} commands, then the broker failed; "
-                        f"line {numbers[failure.sent]} and the valid lines after it were not "
+                        f"line {first} and the valid lines after it were not "
                         f"all enqueued (send the file again: its run skips what is done): "
                         f"{failure.__cause__}"
                     )
