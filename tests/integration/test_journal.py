@@ -92,7 +92,7 @@ def test_enqueue_writes_the_celery_message_the_entry_and_the_sequence(
     assert stored["cid"] == cmd["command_id"] and stored["sid"] == "s-enq"
     assert (stored["seq"], stored["st"], stored["q"], stored["qpos"]) == ("1", "queued", queue, "1")
     order = redis_client.hgetall(journal.keys.session_order("s-enq"))
-    assert order == {"next": "1", "last": jid}
+    assert order == {"next": "1", "last": jid, "xa": order["xa"]}  # xa: expiry set then
     assert stored["pj"] == ""  # the first of its session waits for nothing
     assert redis_client.zscore(journal.keys.queued(queue), jid) == 1
     assert redis_client.zscore(journal.keys.due, jid) is None  # a backlog costs the reaper nothing
@@ -114,6 +114,23 @@ def test_nothing_per_session_or_per_command_outlives_a_day(journal, redis_client
     assert 0 < redis_client.ttl(keys.session_order("s-ttl")) <= day
     assert 0 < redis_client.ttl(keys.run_outcomes("r-ttl")) <= day
     assert day < redis_client.ttl(keys.run_counts("r-ttl")) <= week  # the run's summary
+
+
+def test_a_sessions_expiry_is_renewed_once_per_percent_of_its_lifetime(
+    journal, redis_client, settings
+):
+    """One EXPIRE per session per 1% of the order ttl, not per enqueue call: the order
+    state lives between 99% and 100% of a day after the session's last command."""
+    day = 86400
+    key = journal.keys.session_order("s-renew")
+    enqueue(journal, settings.commands_queue, command("s-renew"))
+    redis_client.expire(key, 100)  # as if set long ago
+    enqueue(journal, settings.commands_queue, command("s-renew"))
+    assert redis_client.ttl(key) <= 100  # within 1% of a day of the last renewal: kept
+
+    redis_client.hset(key, "xa", redis_ms(redis_client) - day * 10 - 1)  # 1% of a day ago
+    enqueue(journal, settings.commands_queue, command("s-renew"))
+    assert day - 5 < redis_client.ttl(key) <= day
 
 
 def test_the_reaper_keeps_the_dead_letter_store_within_its_bounds(
@@ -258,7 +275,8 @@ def test_finish_publishes_one_event_and_clears_the_entry_once(journal, redis_cli
     assert json.loads(event[1]["event"])["jid"] == jid
     assert not redis_client.exists(journal.keys.journal(jid))
     assert redis_client.zscore(journal.keys.due, jid) is None
-    assert redis_client.hgetall(journal.keys.session_order("s-fin")) == {"next": "1", "last": jid}
+    order = redis_client.hmget(journal.keys.session_order("s-fin"), "next", "last")
+    assert order == ["1", jid]
     # `busy` still names it until the worker's next beat, which clears it.
     assert journal.reap() == (0, 0, 0)  # a finished command is not taken for one in flight
     journal.heartbeat("w1")

@@ -24,7 +24,8 @@
 --                         queue, from then until the command finishes, parks or waits
 --                         for a retry (see `reap_lost`); queues: set of the queues that
 --                         have had any; qmark:<queue> hash, the reaper's mark
---   s:<session>    hash   next (last sequence given out), last (its jid); sessions from
+--   s:<session>    hash   next (last sequence given out), last (its jid), xa (ms its
+--                         expiry was last set, see `enqueue_commands`); sessions from
 --                         before `pj` also have j:<n> (jid holding sequence n), p:<n> (jid
 --                         parked waiting for n-1) and done (highest sequence finished)
 --   qpos:<queue>   string pushes to the queue so far (the commands of one batched
@@ -216,8 +217,8 @@ end
 local function session_order(sessions, s)
   local order = sessions[s]
   if order then return order end
-  local state = redis.call('HMGET', s, 'next', 'last')
-  order = { next = tonumber(state[1] or '0'), last = state[2] }
+  local state = redis.call('HMGET', s, 'next', 'last', 'xa')
+  order = { next = tonumber(state[1] or '0'), last = state[2], expiry_at = tonumber(state[3]) }
   if not order.last then
     -- Written by a script from before `last`: its jid is under `j:<n>`, if anywhere.
     order.last = order.next > 0 and redis.call('HGET', s, 'j:' .. order.next) or ''
@@ -335,9 +336,17 @@ local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_messa
     redis.call('ZADD', key('queued', queue), unpack(listed, 2 * from - 1, 2 * to))
   end
   if #listed > 0 then redis.call('SADD', key('queues'), queue) end
+  -- A session's expiry is renewed once per 1% of its lifetime, not on every call
+  -- (`xa`: when it was last set): it lives between 99% and 100% of <order ttl> after
+  -- its last command, never longer.
+  local renew_after = order_ttl * 10 -- ms: 1% of <order ttl s>
   for s, order in pairs(sessions) do
-    redis.call('HSET', s, 'next', order.next, 'last', order.last)
-    redis.call('EXPIRE', s, order_ttl)
+    if order.expiry_at and now - order.expiry_at < renew_after then
+      redis.call('HSET', s, 'next', order.next, 'last', order.last)
+    else
+      redis.call('HSET', s, 'next', order.next, 'last', order.last, 'xa', now)
+      redis.call('EXPIRE', s, order_ttl)
+    end
   end
   if run ~= '' then
     for from = 1, #pending, 2000 do
