@@ -184,6 +184,21 @@ def test_claim_is_busy_while_a_live_worker_applies_the_command(journal, settings
     assert journal.claim(jid, "w2").verdict == "busy"
 
 
+def test_claim_stamps_the_workers_reading_of_redis_clock_which_heartbeats_correct(
+    journal, redis_client, settings
+):
+    """No TIME per claim: the claim is stamped with the worker's clock plus the offset
+    its last heartbeat measured (here an offset set an hour off, then corrected)."""
+    first, second = enqueue(journal, settings.commands_queue, command(), command())
+    journal._clock_offset_ms = 3_600_000
+    claimed = journal.claim(first, "w1")
+    assert abs(claimed.claimed_ms - redis_ms(redis_client) - 3_600_000) < 1000
+    assert entry(redis_client, journal, first)["at"] == str(claimed.claimed_ms)
+
+    journal.heartbeat("w1")  # replies with Redis's clock
+    assert abs(journal.claim(second, "w1").claimed_ms - redis_ms(redis_client)) < 1000
+
+
 def test_a_successor_parks_until_its_predecessor_finishes_then_goes_first(
     journal, redis_client, settings
 ):

@@ -11,6 +11,7 @@ worker's memory.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -110,6 +111,19 @@ class Journal:
         self._script = PipelineScript(client, SCRIPT, functions=settings.redis_functions)
         self._visibility_ms = str(int(settings.visibility_timeout * 1000))
         self._heartbeat_ms = str(int(settings.heartbeat_timeout * 1000))
+        # Redis's clock minus ours, ms, as the last heartbeat or reap pass read it: the
+        # claim sends its estimate of Redis's clock instead of calling TIME (0 until then:
+        # producers, workers and Redis on one host read one clock anyway).
+        self._clock_offset_ms = 0.0
+
+    def redis_now_ms(self) -> int:
+        """This process's estimate of Redis's clock, ms (see `_clock_offset_ms`)."""
+        return int(time.time() * 1000 + self._clock_offset_ms)
+
+    def _read_clock(self, redis_ms: Any, sent: float) -> None:
+        # Redis read its clock somewhere within the round trip: take the middle.
+        middle = (sent + time.time()) / 2 * 1000
+        self._clock_offset_ms = int(redis_ms) - middle
 
     def _call(self, op: str, args: list[Any]) -> Any:
         try:
@@ -216,6 +230,7 @@ class Journal:
             "adopt_command_id": adopted_id,
             "adopt_queue": queue,
             "with_copy": 1 if with_copy else 0,
+            "clock_ms": self.redis_now_ms(),
         }
         rows = ({"rest_jid": later} for later in rest)
         reply = self._call("claim", arguments("claim", values, repeated=rows))
@@ -274,7 +289,10 @@ class Journal:
         was idle too and it claimed nothing since (no `busy` mark to clear: one call less)."""
         values = {"worker": worker, "jid": applying or ""}
         optional = None if clear else {"clear_busy": 0}
-        self._call("beat", arguments("beat", values, optional=optional))
+        sent = time.time()
+        now_ms = self._call("beat", arguments("beat", values, optional=optional))
+        if int(now_ms) > 1:  # a script from before the beat returned the clock returns 1
+            self._read_clock(now_ms, sent)
 
     def reap(self) -> tuple[int, int, int]:
         """A full pass without the lease; (re-enqueued, dead workers, dead letters evicted)."""
@@ -298,7 +316,10 @@ class Journal:
             "dead_letter_ttl_ms": int(self._settings.dead_letter_ttl * 1000),
             "full": 1 if full else 0,
         }
+        sent = time.time()
         requeued, dead, evicted, now_ms, held = self._call("reap", arguments("reap", values))
+        if int(now_ms):
+            self._read_clock(now_ms, sent)
         return ReapPass(int(requeued), int(dead), int(evicted), int(now_ms), bool(held))
 
     def lease_holder(self) -> str | None:

@@ -41,7 +41,9 @@
 --                         (`worker.delivery.session_copies`): `claim` reads it and
 --                         `finish` writes it when the worker asks, so the store needs no
 --                         round trip of its own
--- Times are Redis's own clock (TIME), so producers' and workers' clocks never matter.
+-- Times are Redis's own clock (TIME), so producers' and workers' clocks never matter;
+-- `claim` takes the worker's reading of it (its clock plus the offset its heartbeats
+-- measure), which saves a TIME per command where a few ms of error change nothing.
 
 -- The call's arguments (<op> <prefix> <args...>) and key prefix, set by `run` below.
 local argv, prefix
@@ -418,23 +420,28 @@ end
 --       <cmd> <cid> <queue> (the delivered command: journals a message sent around `enqueue`;
 --       for a journaled message <cmd> is '' and <cid> the message's command_id, or '')
 --       <with copy> ('1': return the session's copy too)
+--       <clock ms> (the caller's reading of Redis's clock, see below; '' or 0: TIME)
 --       [<jid>...] (the commands after this one in its batched message, see below)
 -- -> {'go', deliveries, failed attempts, enqueued ms, now ms, command text, copy or ''}
 --    | {'skip'} | {'busy'} | {'park'} | {'forged'}
 --    | {'dead', d, a, enqueued ms, now ms}
--- The hot path: one read of the entry, the clock, the predecessor's existence, one
--- write of the entry and the `busy` mark, and the session's copy if asked. The entry stays listed in `queued:<queue>`
+-- The hot path: one read of the entry, the predecessor's existence, one write of the
+-- entry and the `busy` mark, and the session's copy if asked. No TIME: the worker sends
+-- its estimate of Redis's clock (its own plus the offset its last heartbeat measured,
+-- `Journal.claim`); it stamps the claim (`at`, a grace of a heartbeat timeout) and the
+-- metrics, where a few ms of error change nothing. The entry stays listed in `queued:<queue>`
 -- until it finishes (the reaper tells a running entry from a lost one by its state),
 -- so `due` is not written per command; `finish` leaves `busy` to the next beat.
 local function claim()
-  local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue, with_copy = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11]
-  local first_rest_jid = 12
+  local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue, with_copy, clock_ms = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11], argv[12]
+  local first_rest_jid = 13
   local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
   max_deaths = tonumber(max_deaths)
   local e = key('j', jid)
   local entry = fields(e, 'st', 'own', 'at', 'cid', 'sid', 'seq', 'pj', 'dlv', 'att', 'q', 'enq',
     'qf', 'cmd')
-  local now = now_ms()
+  local now = tonumber(clock_ms)
+  if not now or now <= 0 then now = now_ms() end
   if not entry.st then
     -- Finished already (this is a duplicate delivery), or never journaled.
     if adopt_command == '' then return { 'skip' } end
@@ -757,7 +764,8 @@ local function bury()
   return 1
 end
 
--- beat <worker> <jid it is applying, or ''> [<clear busy: 0 to skip>]: a worker process is alive (Redis's clock,
+-- beat <worker> <jid it is applying, or ''> [<clear busy: 0 to skip>] -> Redis's clock, ms:
+-- a worker process is alive (Redis's clock,
 -- like every other time here), and what it is doing. Setting `busy` from here too
 -- clears a mark a failed `finish` left behind (Redis refused it), so the reaper does
 -- not take that command for one still being applied.
@@ -766,13 +774,14 @@ end
 local function beat()
   local worker, jid = argv[3], argv[4]
   local clear_busy = argv[5]
-  redis.call('ZADD', key('workers'), now_ms(), worker)
+  local now = now_ms()
+  redis.call('ZADD', key('workers'), now, worker)
   if jid and jid ~= '' and redis.call('HGET', key('j', jid), 'own') == worker then
     redis.call('HSET', key('busy'), worker, jid)
   elseif clear_busy ~= '0' then -- '0': an idle beat after an idle beat, nothing to clear
     redis.call('HDEL', key('busy'), worker)
   end
-  return 1
+  return now -- Redis's clock, for the worker's estimate of it (`claim`'s <clock ms>)
 end
 
 local ops = {
