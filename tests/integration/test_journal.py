@@ -358,22 +358,49 @@ def test_the_reaper_re_enqueues_a_dead_workers_command_and_leaves_a_live_ones(
 def test_a_command_whose_worker_died_before_a_heartbeat_named_it_comes_back(
     make_journal, redis_client, settings
 ):
-    """Claimed, then a heartbeat that read no command yet cleared the claim's `busy`
-    mark, then the process died: the lost check finds the entry running under a dead
-    owner, a visibility timeout after it was taken off the queue, and pushes it again."""
+    """Claimed (a claim writes no `busy` mark), then a heartbeat that read no command yet,
+    then the process died: the entry running under a dead owner is pushed again."""
     journal = make_journal(heartbeat_timeout=1, visibility_timeout=1)
     queue = settings.commands_queue
     (jid,) = enqueue(journal, queue, command("s-early"))
     take(redis_client, queue)
     journal.heartbeat("early")
     assert journal.claim(jid, "early").verdict == "go"
-    assert redis_client.hget(f"{journal.keys.prefix}:busy", "early") == jid  # named at once
+    assert redis_client.hget(f"{journal.keys.prefix}:busy", "early") is None  # no mark
     journal.heartbeat("early")  # its thread had not seen the command yet
 
     poll(lambda: journal.reap()[0] == 1, "the command is pushed again")
 
     assert entry(redis_client, journal, jid)["st"] == "queued"
     assert queued_jids(redis_client, queue) == [jid]
+
+
+@pytest.mark.parametrize("backlog", [0, 30])
+def test_a_dead_workers_command_no_beat_named_comes_back_within_a_heartbeat_timeout(
+    make_journal, redis_client, settings, backlog
+):
+    """Not a visibility timeout later: the reaper finds what a dead process claimed from
+    the entries listed below the lowest position still queued (with or without a backlog
+    behind it), and leaves the backlog and a live worker's command alone."""
+    journal = make_journal(heartbeat_timeout=1, visibility_timeout=600)
+    queue = settings.commands_queue
+    dead_jid, live_jid = enqueue(journal, queue, command("s-dead2"), command("s-live2"))
+    behind = enqueue(journal, queue, *(command() for _ in range(backlog))) if backlog else []
+    take(redis_client, queue, 2)
+    for worker, jid in (("dead2", dead_jid), ("live2", live_jid)):
+        journal.heartbeat(worker)
+        assert journal.claim(jid, worker).verdict == "go"
+    started = time.monotonic()
+
+    def reaped() -> bool:
+        journal.heartbeat("live2")  # alive; its beats have not named its command yet
+        journal.reap()
+        return entry(redis_client, journal, dead_jid)["st"] == "queued"
+
+    poll(reaped, "the dead worker's command is re-enqueued", timeout=10)
+    assert time.monotonic() - started < 5
+    assert entry(redis_client, journal, live_jid)["st"] == "running"
+    assert queued_jids(redis_client, queue) == [*behind, dead_jid]
 
 
 def test_a_message_skipped_past_in_its_queue_is_re_enqueued_one_still_behind_is_not(

@@ -31,8 +31,8 @@
 --   qpos:<queue>   string pushes to the queue so far (the commands of one batched
 --                         message share its position)
 --   workers        zset   worker process id -> last heartbeat ms
---   busy           hash   worker process id -> jid it claimed last, until its next
---                         heartbeat (`beat`) says what it is applying
+--   busy           hash   worker process id -> jid its last heartbeat (`beat`) named
+--                         (a claim does not write it: see `reap_claimed_by`)
 --   dlq            zset   dead-letter id -> ms;  dlq:<id> hash, the entry;
 --                         dlqevicted string, entries evicted (`evict_dead_letters`)
 --   run:<run>      hash   command_id -> outcome;  run:<run>:n hash, counts;
@@ -426,12 +426,14 @@ end
 --    | {'skip'} | {'busy'} | {'park'} | {'forged'}
 --    | {'dead', d, a, enqueued ms, now ms}
 -- The hot path: one read of the entry, the predecessor's existence, one write of the
--- entry and the `busy` mark, and the session's copy if asked. No TIME: the worker sends
+-- entry, and the session's copy if asked. No `busy` mark: the worker's next beat names
+-- the entry, and a worker that dies before it is found by `reap_claimed_by`, from the
+-- entry's owner. No TIME: the worker sends
 -- its estimate of Redis's clock (its own plus the offset its last heartbeat measured,
 -- `Journal.claim`); it stamps the claim (`at`, a grace of a heartbeat timeout) and the
 -- metrics, where a few ms of error change nothing. The entry stays listed in `queued:<queue>`
 -- until it finishes (the reaper tells a running entry from a lost one by its state),
--- so `due` is not written per command; `finish` leaves `busy` to the next beat.
+-- so `due` is not written per command.
 local function claim()
   local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue, with_copy, clock_ms = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11], argv[12]
   local first_rest_jid = 13
@@ -493,9 +495,9 @@ local function claim()
   local enq = tonumber(entry.enq) or now
   if deliveries - attempts >= max_deaths then return { 'dead', deliveries, attempts, enq, now } end
   redis.call('HSET', e, 'st', 'running', 'own', worker, 'at', now, 'dlv', deliveries + 1)
-  -- Named at once, so a worker killed mid-command is found by its stale heartbeat
-  -- (`reap`), not a visibility timeout later; the next beat or claim replaces it.
-  redis.call('HSET', key('busy'), worker, jid)
+  -- An adopted entry is listed nowhere `reap_claimed_by` looks: named at once, so a
+  -- worker killed mid-command is found by its stale heartbeat (`reap`).
+  if adopt_command ~= '' then redis.call('HSET', key('busy'), worker, jid) end
   -- The journal's command, not the message's: the worker applies this text, and the
   -- store decides on the copy (asked for with `with_copy`) without a round trip.
   return { 'go', deliveries + 1, attempts, enq, now, entry.cmd, copy }
@@ -684,6 +686,35 @@ local function reap_due(now, visibility, heartbeat_timeout, limit)
   return requeued
 end
 
+-- Commands claimed by worker processes found dead (<dead>: id -> true) that no beat of
+-- theirs named (a claim writes only the entry): each queue's entries listed below the
+-- lowest position still on it have been taken off it, so they are the running ones
+-- (and lost ones), a handful however long the backlog; those running under a dead
+-- owner are pushed again now, not a visibility timeout later by `reap_lost`.
+local function reap_claimed_by(dead, now, visibility, limit)
+  local requeued = 0
+  for _, queue in ipairs(redis.call('SMEMBERS', key('queues'))) do
+    local below
+    if redis.call('LLEN', queue) == 0 then
+      below = tonumber(redis.call('GET', key('qpos', queue)) or '0') + 1
+    else
+      below = lowest_queued_position(queue, 100) -- nil: not known, `reap_lost` will do
+    end
+    if below then
+      local taken = redis.call('ZRANGEBYSCORE', key('queued', queue), '-inf', '(' .. below,
+        'LIMIT', 0, limit)
+      for _, jid in ipairs(taken) do
+        local entry = fields(key('j', jid), 'st', 'own')
+        if entry.st == 'running' and dead[entry.own] then
+          push(jid, now, visibility, false)
+          requeued = requeued + 1
+        end
+      end
+    end
+  end
+  return requeued
+end
+
 -- reap <visibility ms> <heartbeat timeout ms> <limit> <owner> <lease ms>
 --      <dead-letter max> <dead-letter ttl ms> <full: 1 or 0>
 -- With an owner, only while it holds the reaper lease (taken or renewed here).
@@ -710,6 +741,7 @@ local function reap()
     return { reap_due(now, visibility, heartbeat_timeout, limit), 0, 0, now, 1 }
   end
   local dead = redis.call('ZRANGEBYSCORE', key('workers'), '-inf', now - heartbeat_timeout)
+  local dead_owners = {}
   for _, worker in ipairs(dead) do
     local jid = redis.call('HGET', key('busy'), worker)
     if jid and redis.call('HGET', key('j', jid), 'own') == worker then
@@ -718,7 +750,9 @@ local function reap()
     end
     redis.call('HDEL', key('busy'), worker)
     redis.call('ZREM', key('workers'), worker)
+    dead_owners[worker] = true
   end
+  if #dead > 0 then requeued = requeued + reap_claimed_by(dead_owners, now, visibility, limit) end
   requeued = requeued + reap_due(now, visibility, heartbeat_timeout, limit)
   for _, queue in ipairs(redis.call('SMEMBERS', key('queues'))) do
     requeued = requeued + reap_lost(queue, now, visibility, heartbeat_timeout, limit)
