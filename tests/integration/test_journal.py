@@ -298,6 +298,95 @@ def test_finish_publishes_one_event_and_clears_the_entry_once(journal, redis_cli
     assert redis_client.hget(journal.keys.prefix + ":busy", "w1") is None
 
 
+def test_finish_takes_the_short_way_with_its_claim_and_publishes_once(
+    journal, redis_client, settings
+):
+    """With its claim's entry fields, finish reads nothing: publish, unlist, delete. A
+    second finish of the same command publishes nothing (its event is taken back)."""
+    queue = settings.commands_queue
+    (jid,) = enqueue(journal, queue, command("s-short"), run_id="r-short")
+    claimed = journal.claim(jid, "w1")
+    assert claimed.entry_queue == queue and claimed.entry_run == "r-short"
+
+    assert finish(journal, jid, "w1", claimed=claimed) is True
+    assert finish(journal, jid, "w2", claimed=claimed) is False
+
+    (event,) = redis_client.xrange(settings.events_stream)
+    assert json.loads(event[1]["event"])["jid"] == jid
+    assert not redis_client.exists(journal.keys.journal(jid))
+    assert redis_client.zscore(journal.keys.queued(queue), jid) is None
+    assert redis_client.hget(journal.keys.run_counts("r-short"), "applied") == "1"
+
+
+@pytest.mark.parametrize("when", ["after its claim", "before its claim"])
+def test_a_successor_parked_on_a_command_is_woken_by_its_finish_either_way(
+    journal, redis_client, settings, when
+):
+    """A successor that parks takes its predecessor off its listing (into `due`), so the
+    predecessor's short-way finish finds it unlisted and wakes the successor; parked
+    before the claim, the claim does not offer the short way at all."""
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-wake2"), command("s-wake2"))
+    if when == "before its claim":
+        assert journal.claim(second, "w2").verdict == "park"
+    claimed = journal.claim(first, "w1")
+    if when == "after its claim":
+        assert claimed.entry_queue == queue
+        assert journal.claim(second, "w2").verdict == "park"
+        assert redis_client.zscore(journal.keys.queued(queue), first) is None
+        assert redis_client.zscore(journal.keys.due, first) is not None  # watched there
+    else:
+        assert claimed.entry_queue == ""
+
+    assert finish(journal, first, "w1", claimed=claimed)
+
+    assert queued_jids(redis_client, queue)[0] == second  # woken, at the front
+    assert entry(redis_client, journal, second)["st"] == "queued"
+    assert redis_client.zscore(journal.keys.due, first) is None
+    assert journal.claim(second, "w2").verdict == "go"
+
+
+def test_a_predecessor_retried_after_its_successor_parked_still_wakes_it(
+    journal, redis_client, settings
+):
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-wake3"), command("s-wake3"))
+    journal.claim(first, "w1")
+    assert journal.claim(second, "w2").verdict == "park"
+    journal.retry(first, "w1", delay=0.0, error=TimeoutError("DynamoDB timed out"))
+    poll(lambda: journal.reap()[0] >= 1, "the retry is re-enqueued")
+
+    claimed = journal.claim(first, "w1")
+    assert claimed.verdict == "go" and claimed.entry_queue == ""  # it has a `wake`
+    assert finish(journal, first, "w1", claimed=claimed)
+
+    assert entry(redis_client, journal, second)["st"] == "queued"
+    assert journal.claim(second, "w2").verdict == "go"
+
+
+def test_the_reaper_leaves_a_command_a_successor_parked_on_while_it_is_applied(
+    make_journal, redis_client, settings
+):
+    """In `due` while its successor waits: a live worker applying it keeps it there."""
+    journal = make_journal(heartbeat_timeout=1, visibility_timeout=1)
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-wake4"), command("s-wake4"))
+    take(redis_client, queue, 2)
+    journal.heartbeat("w1")
+    claimed = journal.claim(first, "w1")
+    journal.heartbeat("w1", first)
+    assert journal.claim(second, "w2").verdict == "park"
+
+    until = redis_ms(redis_client) + 2500
+    while redis_ms(redis_client) < until:  # past its due time, twice
+        journal.heartbeat("w1", first)
+        journal.reap()
+        time.sleep(0.05)
+    assert entry(redis_client, journal, first)["st"] == "running"
+    assert finish(journal, first, "w1", claimed=claimed)
+    assert entry(redis_client, journal, second)["st"] == "queued"
+
+
 # ─── Retry and reap ───
 
 

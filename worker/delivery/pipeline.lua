@@ -408,7 +408,15 @@ end
 local function park(jid, entry, seq, now, visibility)
   redis.call('HSET', key('j', jid), 'st', 'parked', 'own', '')
   if entry.pj then
-    redis.call('HSET', key('j', entry.pj), 'wake', jid) -- it exists: just checked
+    local predecessor = key('j', entry.pj)
+    redis.call('HSET', predecessor, 'wake', jid) -- it exists: just checked
+    -- Off its listing, into `due`: its `finish` then finds it unlisted and reads the
+    -- entry (and this `wake`); the reaper looks after it from `due` meanwhile
+    -- (`reap_due`: still being applied, or pushed again).
+    local its_queue = redis.call('HGET', predecessor, 'q')
+    if its_queue and redis.call('ZREM', key('queued', its_queue), entry.pj) == 1 then
+      redis.call('ZADD', key('due'), now + visibility, entry.pj)
+    end
   else
     redis.call('HSET', key('s', entry.sid), 'p:' .. seq, jid)
   end
@@ -422,7 +430,8 @@ end
 --       <with copy> ('1': return the session's copy too)
 --       <clock ms> (the caller's reading of Redis's clock, see below; '' or 0: TIME)
 --       [<jid>...] (the commands after this one in its batched message, see below)
--- -> {'go', deliveries, failed attempts, enqueued ms, now ms, command text, copy or ''}
+-- -> {'go', deliveries, failed attempts, enqueued ms, now ms, command text, copy or '',
+--     queue or '', run, cid (for `finish`'s short way)}
 --    | {'skip'} | {'busy'} | {'park'} | {'forged'}
 --    | {'dead', d, a, enqueued ms, now ms}
 -- The hot path: one read of the entry, the predecessor's existence, one write of the
@@ -441,7 +450,7 @@ local function claim()
   max_deaths = tonumber(max_deaths)
   local e = key('j', jid)
   local entry = fields(e, 'st', 'own', 'at', 'cid', 'sid', 'seq', 'pj', 'dlv', 'att', 'q', 'enq',
-    'qf', 'cmd')
+    'qf', 'cmd', 'run', 'wake')
   local now = tonumber(clock_ms)
   if not now or now <= 0 then now = now_ms() end
   if not entry.st then
@@ -500,32 +509,66 @@ local function claim()
   if adopt_command ~= '' then redis.call('HSET', key('busy'), worker, jid) end
   -- The journal's command, not the message's: the worker applies this text, and the
   -- store decides on the copy (asked for with `with_copy`) without a round trip.
-  return { 'go', deliveries + 1, attempts, enq, now, entry.cmd, copy }
+  -- Its queue, run and command id let `finish` take the short way, offered for a
+  -- listed entry of the current layout that no successor waits on yet.
+  local short = adopt_command == '' and entry.pj and entry.qf and not entry.wake
+  return { 'go', deliveries + 1, attempts, enq, now, entry.cmd, copy, short and entry.q or '',
+    entry.run or '', entry.cid or '' }
 end
 
 -- finish <jid> <worker> <stream> <maxlen> <event json> <outcome> <visibility ms> <run ttl s>
 --        <copy session> <copy text> <copy ttl s> (the session copy to keep; '' for none)
+--        <queue> <run> <cid> (the entry's, as its claim returned them; <queue> '' when
+--        the claim did not offer the short way, see below)
 --        [<dead-letter code> <error type> <error message> <failed attempts>]
 -- Publishes the result event, then forgets the entry (or moves it to the dead-letter
 -- store), advances the session's ordering gate and wakes its parked successor. The
 -- clock is read only for a dead letter or a woken successor.
+-- The short way (a claim of a current entry that no successor waited on): publish,
+-- take the entry off its listing, delete it, keep the copy; no read of the entry. A
+-- successor that parks on an entry takes it off its listing (`park`), so finding it
+-- listed says that none waits on it, and finding it unlisted sends the call the long
+-- way (read the entry, wake the successor), as does a duplicate finish (no entry: the
+-- event just added is deleted again in the same atomic call, so no consumer sees it).
 -- Returns 0 when another delivery finished the command first (its event is out).
 local function finish()
-  local jid, worker, stream, maxlen, event, outcome, visibility_ms, run_ttl_s, copy_session, copy_text, copy_ttl_s = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11], argv[12], argv[13]
-  local dead_letter_code, dead_letter_type, dead_letter_message, attempts = argv[14], argv[15], argv[16], argv[17]
+  local jid, worker, stream, maxlen, event, outcome, visibility_ms, run_ttl_s, copy_session, copy_text, copy_ttl_s, entry_queue, entry_run, entry_cid = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11], argv[12], argv[13], argv[14], argv[15], argv[16]
+  local dead_letter_code, dead_letter_type, dead_letter_message, attempts = argv[17], argv[18], argv[19], argv[20]
   local visibility = tonumber(visibility_ms)
   local e = key('j', jid)
-  local entry = fields(e, 'cid', 'sid', 'seq', 'pj', 'wake', 'run', 'q', 'att', 'dlv', 'ff',
-    'qf')
-  if not entry.cid then return 0 end
-  -- First, so a refused XADD (ACL, OOM) leaves everything else as it was.
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
   -- The session as the store just wrote it (`copy_session` '' for none): written with
   -- the event, so the successor's claim, which the gate holds until this entry is
   -- gone, reads this copy and no older one.
-  if copy_session ~= '' then
-    redis.call('SET', key('c', copy_session), jid .. '\n' .. copy_text, 'EX', copy_ttl_s)
+  local function keep_copy()
+    if copy_session ~= '' then
+      redis.call('SET', key('c', copy_session), jid .. '\n' .. copy_text, 'EX', copy_ttl_s)
+    end
   end
+  local published
+  if entry_queue and entry_queue ~= '' and not dead_letter_code then
+    -- First, so a refused XADD (ACL, OOM) leaves everything else as it was.
+    published = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
+    if redis.call('ZREM', key('queued', entry_queue), jid) == 1 then
+      if redis.call('DEL', e) == 0 then -- listed, not journaled (Redis lost the entry)
+        redis.call('XDEL', stream, published)
+        return 0
+      end
+      keep_copy()
+      if entry_run ~= '' then record_outcome(entry_run, entry_cid, outcome) end
+      return 1
+    end
+  end
+  local entry = fields(e, 'cid', 'sid', 'seq', 'pj', 'wake', 'run', 'q', 'att', 'dlv', 'ff',
+    'qf')
+  if not entry.cid then
+    if published then redis.call('XDEL', stream, published) end
+    return 0
+  end
+  if not published then
+    -- First, so a refused XADD (ACL, OOM) leaves everything else as it was.
+    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
+  end
+  keep_copy()
   if dead_letter_code then
     local now = now_ms()
     local d = key('dlq', jid)
@@ -554,7 +597,8 @@ local function finish()
   -- then, which nothing takes for one in flight (the entry is gone).
   redis.call('DEL', e)
   redis.call('ZREM', key('queued', entry.q), jid)
-  if not entry.qf then redis.call('ZREM', key('due'), jid) end -- claimed by an older script
+  -- In `due`: claimed by an older script, or moved there by a successor's `park`.
+  if entry.wake or not entry.qf then redis.call('ZREM', key('due'), jid) end
   return 1
 end
 
@@ -661,17 +705,17 @@ local function evict_dead_letters(now, max, ttl, limit)
   return #gone
 end
 
--- A retry whose delay is over, a parked command due for a re-check (and, from older
--- scripts, running or queued entries in `due`): pushed again, or left for later.
+-- A retry whose delay is over, a parked command due for a re-check, a command a
+-- successor parked on (`park`; and, from older scripts, running or queued entries in
+-- `due`): pushed again, or left for later.
 local function reap_due(now, visibility, heartbeat_timeout, limit)
   local requeued = 0
   local due = redis.call('ZRANGEBYSCORE', key('due'), '-inf', now, 'LIMIT', 0, limit)
   for _, jid in ipairs(due) do
-    local entry = fields(key('j', jid), 'st', 'own', 'q', 'qpos')
+    local entry = fields(key('j', jid), 'st', 'own', 'q', 'qpos', 'at')
     if not entry.st then
       redis.call('ZREM', key('due'), jid)
-    elseif entry.st == 'running' and applying(entry.own, jid)
-        and alive(entry.own, now, heartbeat_timeout) then
+    elseif entry.st == 'running' and applying_now(entry.own, jid, entry.at, now, heartbeat_timeout) then
       redis.call('ZADD', key('due'), now + visibility, jid) -- a slow command, still being applied
     elseif entry.st == 'queued' then
       -- Queued by a script from before `queued:<queue>`: listed there from now on.
