@@ -111,36 +111,8 @@ def _check_size(size: int) -> None:
         raise InvalidCommand(problem)
 
 
-class CommandProducer:
-    """Sends validated commands to a queue (interactive or bulk), `per_message` commands
-    to a Celery message."""
-
-    def __init__(self, journal: Journal, *, queue: str, per_message: int = 1) -> None:
-        self.journal = journal
-        self.queue = queue
-        self.per_message = per_message
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, bulk: bool = False, per_message: int | None = None
-    ) -> CommandProducer | ShardedProducer:
-        """A producer for the interactive queue, one command a message, or with `bulk`
-        for the bulk queue, BULK_COMMANDS_PER_MESSAGE a message (`per_message` overrides).
-        With several shards (CHECKOUT_REDIS_URLS), one that routes each command to its
-        session's shard, once the shards' records agree with the list."""
-        if per_message is None:
-            per_message = BULK_COMMANDS_PER_MESSAGE if bulk else 1
-        queue = settings.bulk_queue if bulk else settings.commands_queue
-        shards = ShardSet(settings)
-        if shards.count > 1:
-            shards.check()
-            return ShardedProducer(shards, queue=queue, per_message=per_message)
-        journal = Journal(make_redis_client(settings.redis_url), settings)
-        return cls(journal, queue=queue, per_message=per_message)
-
-    def read_run(self, run_id: str) -> RunSummary:
-        """The run's summary as its shard counts it."""
-        return read_run(self.journal.client, self.journal.keys, run_id)
+class _Producing:
+    """What both producers offer on top of their `send_counted` (one Redis, or shards)."""
 
     def enqueue(self, command: CommandInput) -> str:
         """Validate and enqueue one command; returns its `command_id`."""
@@ -172,6 +144,41 @@ class CommandProducer:
         return self.send_counted(pending, run_id=run_id).handed
 
     def send_counted(self, pending: Iterable[Pending], *, run_id: str | None = None) -> Sent:
+        raise NotImplementedError
+
+
+class CommandProducer(_Producing):
+    """Sends validated commands to a queue (interactive or bulk), `per_message` commands
+    to a Celery message."""
+
+    def __init__(self, journal: Journal, *, queue: str, per_message: int = 1) -> None:
+        self.journal = journal
+        self.queue = queue
+        self.per_message = per_message
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, bulk: bool = False, per_message: int | None = None
+    ) -> CommandProducer | ShardedProducer:
+        """A producer for the interactive queue, one command a message, or with `bulk`
+        for the bulk queue, BULK_COMMANDS_PER_MESSAGE a message (`per_message` overrides).
+        With several shards (CHECKOUT_REDIS_URLS), one that routes each command to its
+        session's shard, once the shards' records agree with the list."""
+        if per_message is None:
+            per_message = BULK_COMMANDS_PER_MESSAGE if bulk else 1
+        queue = settings.bulk_queue if bulk else settings.commands_queue
+        shards = ShardSet(settings)
+        if shards.count > 1:
+            shards.check()
+            return ShardedProducer(shards, queue=queue, per_message=per_message)
+        journal = Journal(make_redis_client(settings.redis_url), settings)
+        return cls(journal, queue=queue, per_message=per_message)
+
+    def read_run(self, run_id: str) -> RunSummary:
+        """The run's summary as its shard counts it."""
+        return read_run(self.journal.client, self.journal.keys, run_id)
+
+    def send_counted(self, pending: Iterable[Pending], *, run_id: str | None = None) -> Sent:
         """`send_prepared`, also counting the commands the run had already finished
         (the enqueue script's '' jids): `checkout send` of a finished file says so."""
         handed = skipped = 0
@@ -187,7 +194,7 @@ class CommandProducer:
         return Sent(handed, skipped)
 
 
-class ShardedProducer:
+class ShardedProducer(_Producing):
     """`CommandProducer`'s interface over several shards: each command goes to its
     session's shard (`worker.delivery.shards`), in the order given, so every session
     keeps its order (its commands all go to one shard, one after the other)."""
@@ -203,25 +210,8 @@ class ShardedProducer:
             for n, client in enumerate(shards.clients)
         ]
 
-    def enqueue(self, command: CommandInput) -> str:
-        pending = prepare(command)
-        self.send_prepared([pending])
-        return pending.command_id
-
-    def enqueue_many(self, commands: Iterable[CommandInput], *, run_id: str | None = None) -> int:
-        prepared = []
-        for position, command in enumerate(commands):
-            try:
-                prepared.append(prepare(command))
-            except InvalidCommand as error:
-                raise InvalidCommand(f"command {position}: {error}") from None
-        return self.send_prepared(prepared, run_id=run_id)
-
-    def send_prepared(self, pending: Iterable[Pending], *, run_id: str | None = None) -> int:
-        return self.send_counted(pending, run_id=run_id).handed
-
     def send_counted(self, pending: Iterable[Pending], *, run_id: str | None = None) -> Sent:
-        """Route and send, a round of up to SHARD_ROUND commands at a time, each shard's
+        """Route and send, a round of SCRIPT_BATCH x PIPELINE_CALLS commands at a time, each shard's
         part of a round in one pipelined call chain. `EnqueueFailed.sent` then counts what
         was enqueued, on every shard: not the first `sent` of the input."""
         handed = skipped = 0

@@ -101,11 +101,7 @@ class EventConsumer:
         Waits up to `block_ms` per poll when nothing is ready, so `stop` is checked
         at least that often. Redis errors propagate; pending entries stay pending.
         """
-        self.ensure_group()
-        taken = 0
-        while stop is None or not stop():
-            taken += self.poll_once(handler, wait=True)
-        return taken
+        return run_consumer(self, handler, stop)
 
     def poll_once(self, handler: Handler, *, limit: int | None = None, wait: bool = False) -> int:
         """Handle up to `limit` (default `batch`) entries: reclaimed ones, then new ones.
@@ -182,6 +178,15 @@ class EventConsumer:
             self.delivery_count(entry_id),
             self.claim_idle_ms,
         )
+
+
+def run_consumer(consumer: Any, handler: Handler, stop: Callable[[], bool] | None) -> int:
+    """`run` for any consumer with `ensure_group` and `poll_once` (one shard or several)."""
+    consumer.ensure_group()
+    taken = 0
+    while stop is None or not stop():
+        taken += consumer.poll_once(handler, wait=True)
+    return taken
 
 
 def describe_event(event: Event) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from worker.streams.consumer import Event, EventConsumer, Handler
+from worker.streams.consumer import Event, EventConsumer, Handler, run_consumer
 from worker.streams.reader import read_events
 
 SHARD_FIELD = "shard"
@@ -107,11 +107,8 @@ class ShardedEventConsumer:
         return any(created)
 
     def run(self, handler: Handler, *, stop: Callable[[], bool] | None = None) -> int:
-        self.ensure_group()
-        taken = 0
-        while stop is None or not stop():
-            taken += self.poll_once(handler, wait=True)
-        return taken
+        """Ensure the group on every shard, then poll until `stop()` is true."""
+        return run_consumer(self, handler, stop)
 
     def poll_once(self, handler: Handler, *, limit: int | None = None, wait: bool = False) -> int:
         """Poll every shard once, up to `limit` entries in all; with `wait` and nothing
