@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from tasks.embedded.stack import ManagedProcess, start_worker
+from worker.delivery.journal import in_flight_jids
+from worker.delivery.keys import RedisKeys
 
 HERE = Path(__file__).parent
 FAULT_TIMINGS = {
@@ -95,10 +97,25 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def running_commands(client: Any, key_prefix: str) -> dict[int, str]:
+    """Pid -> command id of the worker processes applying a command right now: the
+    journal's running entries by owner (worker id `host:pid:nonce`), which a claim writes
+    at once (the `busy` hash names a command only from its worker's next heartbeat)."""
+    keys = RedisKeys(key_prefix)
+    pipe = client.pipeline(transaction=False)
+    for jid in in_flight_jids(client, keys):
+        pipe.hmget(keys.journal(jid), "st", "own", "cid")
+    found = {}
+    for state, owner, command_id in pipe.execute():
+        if state == "running" and owner:
+            found[int(owner.rsplit(":", 2)[1])] = command_id
+    return found
+
+
 def busy_pids(client: Any, key_prefix: str) -> set[int]:
-    """Pids of worker processes applying a command right now (the journal's `busy` hash,
-    keyed by worker id `host:pid:nonce`): a SIGKILL of one lands mid-command."""
-    return {int(worker.rsplit(":", 2)[1]) for worker in client.hkeys(f"{key_prefix}:busy")}
+    """Pids of worker processes applying a command right now: a SIGKILL of one lands
+    mid-command."""
+    return set(running_commands(client, key_prefix))
 
 
 class Workers:

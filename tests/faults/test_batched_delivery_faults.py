@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from tests.faults.checker import check, read_events, stored_versions, wait_for_outcomes
-from tests.faults.conftest import WAIT_SECONDS, wait_for
+from tests.faults.conftest import WAIT_SECONDS, running_commands, wait_for
 from tests.faults.test_delivery_faults import events_at_least, session_stream
 from worker.delivery.journal import in_flight_count
 from worker.delivery.keys import RedisKeys
@@ -20,15 +20,9 @@ PER_MESSAGE = 50  # tasks.producer.BULK_COMMANDS_PER_MESSAGE
 
 
 def applying_now(redis_client: Any, key_prefix: str) -> dict[int, str]:
-    """Pid -> command id of the worker processes applying a command right now: in the
-    journal's `busy` hash with the entry still theirs and running (a heartbeat racing a
-    command's end can leave a mark on a finished command in `busy` until the next beat)."""
-    found = {}
-    for worker, jid in redis_client.hgetall(f"{key_prefix}:busy").items():
-        state, owner, command_id = redis_client.hmget(f"{key_prefix}:j:{jid}", "st", "own", "cid")
-        if state == "running" and owner == worker:
-            found[int(worker.rsplit(":", 2)[1])] = command_id
-    return found
+    """Pid -> command id of the worker processes applying a command right now (the
+    journal's running entries by owner, `running_commands`)."""
+    return running_commands(redis_client, key_prefix)
 
 
 def positions(redis_client: Any, queue: str) -> dict[str, tuple[int, int]]:

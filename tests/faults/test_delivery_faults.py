@@ -18,7 +18,13 @@ import pytest
 
 from tasks.producer import prepare
 from tests.faults.checker import Verdict, check, read_events, stored_versions, wait_for_outcomes
-from tests.faults.conftest import WAIT_SECONDS, busy_pids, children, wait_for
+from tests.faults.conftest import (
+    WAIT_SECONDS,
+    busy_pids,
+    children,
+    running_commands,
+    wait_for,
+)
 from worker.delivery.journal import in_flight_count
 from worker.delivery.keys import RedisKeys
 
@@ -139,10 +145,7 @@ def overtakes(messages: list[str]) -> int:
 
 def applying(redis_client: Any, settings: Any, pid: int) -> str | None:
     """The command the worker process `pid` is applying (per the journal), if any."""
-    for worker, jid in redis_client.hgetall(f"{settings.key_prefix}:busy").items():
-        if worker.rsplit(":", 2)[1] == str(pid):
-            return redis_client.hget(f"{settings.key_prefix}:j:{jid}", "cid")
-    return None
+    return running_commands(redis_client, settings.key_prefix).get(pid)
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def test_enqueue_writes_the_celery_message_the_entry_and_the_sequence(
     assert stored["cid"] == cmd["command_id"] and stored["sid"] == "s-enq"
     assert (stored["seq"], stored["st"], stored["q"], stored["qpos"]) == ("1", "queued", queue, "1")
     order = redis_client.hgetall(journal.keys.session_order("s-enq"))
-    assert order == {"next": "1", "last": jid}
+    assert order == {"next": "1", "last": jid, "xa": order["xa"]}  # xa: expiry set then
     assert stored["pj"] == ""  # the first of its session waits for nothing
     assert redis_client.zscore(journal.keys.queued(queue), jid) == 1
     assert redis_client.zscore(journal.keys.due, jid) is None  # a backlog costs the reaper nothing
@@ -114,6 +114,23 @@ def test_nothing_per_session_or_per_command_outlives_a_day(journal, redis_client
     assert 0 < redis_client.ttl(keys.session_order("s-ttl")) <= day
     assert 0 < redis_client.ttl(keys.run_outcomes("r-ttl")) <= day
     assert day < redis_client.ttl(keys.run_counts("r-ttl")) <= week  # the run's summary
+
+
+def test_a_sessions_expiry_is_renewed_once_per_percent_of_its_lifetime(
+    journal, redis_client, settings
+):
+    """One EXPIRE per session per 1% of the order ttl, not per enqueue call: the order
+    state lives between 99% and 100% of a day after the session's last command."""
+    day = 86400
+    key = journal.keys.session_order("s-renew")
+    enqueue(journal, settings.commands_queue, command("s-renew"))
+    redis_client.expire(key, 100)  # as if set long ago
+    enqueue(journal, settings.commands_queue, command("s-renew"))
+    assert redis_client.ttl(key) <= 100  # within 1% of a day of the last renewal: kept
+
+    redis_client.hset(key, "xa", redis_ms(redis_client) - day * 10 - 1)  # 1% of a day ago
+    enqueue(journal, settings.commands_queue, command("s-renew"))
+    assert day - 5 < redis_client.ttl(key) <= day
 
 
 def test_the_reaper_keeps_the_dead_letter_store_within_its_bounds(
@@ -165,6 +182,21 @@ def test_claim_is_busy_while_a_live_worker_applies_the_command(journal, settings
     assert journal.claim(jid, "w1").verdict == "go"
 
     assert journal.claim(jid, "w2").verdict == "busy"
+
+
+def test_claim_stamps_the_workers_reading_of_redis_clock_which_heartbeats_correct(
+    journal, redis_client, settings
+):
+    """No TIME per claim: the claim is stamped with the worker's clock plus the offset
+    its last heartbeat measured (here an offset set an hour off, then corrected)."""
+    first, second = enqueue(journal, settings.commands_queue, command(), command())
+    journal._clock_offset_ms = 3_600_000
+    claimed = journal.claim(first, "w1")
+    assert abs(claimed.claimed_ms - redis_ms(redis_client) - 3_600_000) < 1000
+    assert entry(redis_client, journal, first)["at"] == str(claimed.claimed_ms)
+
+    journal.heartbeat("w1")  # replies with Redis's clock
+    assert abs(journal.claim(second, "w1").claimed_ms - redis_ms(redis_client)) < 1000
 
 
 def test_a_successor_parks_until_its_predecessor_finishes_then_goes_first(
@@ -258,11 +290,101 @@ def test_finish_publishes_one_event_and_clears_the_entry_once(journal, redis_cli
     assert json.loads(event[1]["event"])["jid"] == jid
     assert not redis_client.exists(journal.keys.journal(jid))
     assert redis_client.zscore(journal.keys.due, jid) is None
-    assert redis_client.hgetall(journal.keys.session_order("s-fin")) == {"next": "1", "last": jid}
+    order = redis_client.hmget(journal.keys.session_order("s-fin"), "next", "last")
+    assert order == ["1", jid]
     # `busy` still names it until the worker's next beat, which clears it.
     assert journal.reap() == (0, 0, 0)  # a finished command is not taken for one in flight
     journal.heartbeat("w1")
     assert redis_client.hget(journal.keys.prefix + ":busy", "w1") is None
+
+
+def test_finish_takes_the_short_way_with_its_claim_and_publishes_once(
+    journal, redis_client, settings
+):
+    """With its claim's entry fields, finish reads nothing: publish, unlist, delete. A
+    second finish of the same command publishes nothing (its event is taken back)."""
+    queue = settings.commands_queue
+    (jid,) = enqueue(journal, queue, command("s-short"), run_id="r-short")
+    claimed = journal.claim(jid, "w1")
+    assert claimed.entry_queue == queue and claimed.entry_run == "r-short"
+
+    assert finish(journal, jid, "w1", claimed=claimed) is True
+    assert finish(journal, jid, "w2", claimed=claimed) is False
+
+    (event,) = redis_client.xrange(settings.events_stream)
+    assert json.loads(event[1]["event"])["jid"] == jid
+    assert not redis_client.exists(journal.keys.journal(jid))
+    assert redis_client.zscore(journal.keys.queued(queue), jid) is None
+    assert redis_client.hget(journal.keys.run_counts("r-short"), "applied") == "1"
+
+
+@pytest.mark.parametrize("when", ["after its claim", "before its claim"])
+def test_a_successor_parked_on_a_command_is_woken_by_its_finish_either_way(
+    journal, redis_client, settings, when
+):
+    """A successor that parks takes its predecessor off its listing (into `due`), so the
+    predecessor's short-way finish finds it unlisted and wakes the successor; parked
+    before the claim, the claim does not offer the short way at all."""
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-wake2"), command("s-wake2"))
+    if when == "before its claim":
+        assert journal.claim(second, "w2").verdict == "park"
+    claimed = journal.claim(first, "w1")
+    if when == "after its claim":
+        assert claimed.entry_queue == queue
+        assert journal.claim(second, "w2").verdict == "park"
+        assert redis_client.zscore(journal.keys.queued(queue), first) is None
+        assert redis_client.zscore(journal.keys.due, first) is not None  # watched there
+    else:
+        assert claimed.entry_queue == ""
+
+    assert finish(journal, first, "w1", claimed=claimed)
+
+    assert queued_jids(redis_client, queue)[0] == second  # woken, at the front
+    assert entry(redis_client, journal, second)["st"] == "queued"
+    assert redis_client.zscore(journal.keys.due, first) is None
+    assert journal.claim(second, "w2").verdict == "go"
+
+
+def test_a_predecessor_retried_after_its_successor_parked_still_wakes_it(
+    journal, redis_client, settings
+):
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-wake3"), command("s-wake3"))
+    journal.claim(first, "w1")
+    assert journal.claim(second, "w2").verdict == "park"
+    journal.retry(first, "w1", delay=0.0, error=TimeoutError("DynamoDB timed out"))
+    poll(lambda: journal.reap()[0] >= 1, "the retry is re-enqueued")
+
+    claimed = journal.claim(first, "w1")
+    assert claimed.verdict == "go" and claimed.entry_queue == ""  # it has a `wake`
+    assert finish(journal, first, "w1", claimed=claimed)
+
+    assert entry(redis_client, journal, second)["st"] == "queued"
+    assert journal.claim(second, "w2").verdict == "go"
+
+
+def test_the_reaper_leaves_a_command_a_successor_parked_on_while_it_is_applied(
+    make_journal, redis_client, settings
+):
+    """In `due` while its successor waits: a live worker applying it keeps it there."""
+    journal = make_journal(heartbeat_timeout=1, visibility_timeout=1)
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-wake4"), command("s-wake4"))
+    take(redis_client, queue, 2)
+    journal.heartbeat("w1")
+    claimed = journal.claim(first, "w1")
+    journal.heartbeat("w1", first)
+    assert journal.claim(second, "w2").verdict == "park"
+
+    until = redis_ms(redis_client) + 2500
+    while redis_ms(redis_client) < until:  # past its due time, twice
+        journal.heartbeat("w1", first)
+        journal.reap()
+        time.sleep(0.05)
+    assert entry(redis_client, journal, first)["st"] == "running"
+    assert finish(journal, first, "w1", claimed=claimed)
+    assert entry(redis_client, journal, second)["st"] == "queued"
 
 
 # ─── Retry and reap ───
@@ -325,22 +447,49 @@ def test_the_reaper_re_enqueues_a_dead_workers_command_and_leaves_a_live_ones(
 def test_a_command_whose_worker_died_before_a_heartbeat_named_it_comes_back(
     make_journal, redis_client, settings
 ):
-    """Claimed, then a heartbeat that read no command yet cleared the claim's `busy`
-    mark, then the process died: the lost check finds the entry running under a dead
-    owner, a visibility timeout after it was taken off the queue, and pushes it again."""
+    """Claimed (a claim writes no `busy` mark), then a heartbeat that read no command yet,
+    then the process died: the entry running under a dead owner is pushed again."""
     journal = make_journal(heartbeat_timeout=1, visibility_timeout=1)
     queue = settings.commands_queue
     (jid,) = enqueue(journal, queue, command("s-early"))
     take(redis_client, queue)
     journal.heartbeat("early")
     assert journal.claim(jid, "early").verdict == "go"
-    assert redis_client.hget(f"{journal.keys.prefix}:busy", "early") == jid  # named at once
+    assert redis_client.hget(f"{journal.keys.prefix}:busy", "early") is None  # no mark
     journal.heartbeat("early")  # its thread had not seen the command yet
 
     poll(lambda: journal.reap()[0] == 1, "the command is pushed again")
 
     assert entry(redis_client, journal, jid)["st"] == "queued"
     assert queued_jids(redis_client, queue) == [jid]
+
+
+@pytest.mark.parametrize("backlog", [0, 30])
+def test_a_dead_workers_command_no_beat_named_comes_back_within_a_heartbeat_timeout(
+    make_journal, redis_client, settings, backlog
+):
+    """Not a visibility timeout later: the reaper finds what a dead process claimed from
+    the entries listed below the lowest position still queued (with or without a backlog
+    behind it), and leaves the backlog and a live worker's command alone."""
+    journal = make_journal(heartbeat_timeout=1, visibility_timeout=600)
+    queue = settings.commands_queue
+    dead_jid, live_jid = enqueue(journal, queue, command("s-dead2"), command("s-live2"))
+    behind = enqueue(journal, queue, *(command() for _ in range(backlog))) if backlog else []
+    take(redis_client, queue, 2)
+    for worker, jid in (("dead2", dead_jid), ("live2", live_jid)):
+        journal.heartbeat(worker)
+        assert journal.claim(jid, worker).verdict == "go"
+    started = time.monotonic()
+
+    def reaped() -> bool:
+        journal.heartbeat("live2")  # alive; its beats have not named its command yet
+        journal.reap()
+        return entry(redis_client, journal, dead_jid)["st"] == "queued"
+
+    poll(reaped, "the dead worker's command is re-enqueued", timeout=10)
+    assert time.monotonic() - started < 5
+    assert entry(redis_client, journal, live_jid)["st"] == "running"
+    assert queued_jids(redis_client, queue) == [*behind, dead_jid]
 
 
 def test_a_message_skipped_past_in_its_queue_is_re_enqueued_one_still_behind_is_not(

@@ -54,7 +54,15 @@ class FakeJournal:
         return Claim("go", self.deliveries, self.attempts)
 
     def finish(
-        self, jid, worker, *, event_json, outcome, dead_letter=None, session_copy=None
+        self,
+        jid,
+        worker,
+        *,
+        event_json,
+        outcome,
+        dead_letter=None,
+        session_copy=None,
+        claimed=None,
     ) -> bool:
         self.finished.append(Finished(jid, json.loads(event_json), outcome, dead_letter))
         return True

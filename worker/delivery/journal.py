@@ -11,6 +11,7 @@ worker's memory.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -68,6 +69,11 @@ class Claim:
     # `go` with `with_copy`: the session's copy as its predecessor's finish kept it
     # (None: no copy, or not asked for).
     session_copy: str | None = None
+    # `go`: the entry's queue, run and command id, for `finish`'s short way (no read of
+    # the entry); queue '' when the claim does not offer it (see `finish` in pipeline.lua).
+    entry_queue: str = ""
+    entry_run: str = ""
+    entry_cid: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,19 @@ class Journal:
         self._script = PipelineScript(client, SCRIPT, functions=settings.redis_functions)
         self._visibility_ms = str(int(settings.visibility_timeout * 1000))
         self._heartbeat_ms = str(int(settings.heartbeat_timeout * 1000))
+        # Redis's clock minus ours, ms, as the last heartbeat or reap pass read it: the
+        # claim sends its estimate of Redis's clock instead of calling TIME (0 until then:
+        # producers, workers and Redis on one host read one clock anyway).
+        self._clock_offset_ms = 0.0
+
+    def redis_now_ms(self) -> int:
+        """This process's estimate of Redis's clock, ms (see `_clock_offset_ms`)."""
+        return int(time.time() * 1000 + self._clock_offset_ms)
+
+    def _read_clock(self, redis_ms: Any, sent: float) -> None:
+        # Redis read its clock somewhere within the round trip: take the middle.
+        middle = (sent + time.time()) / 2 * 1000
+        self._clock_offset_ms = int(redis_ms) - middle
 
     def _call(self, op: str, args: list[Any]) -> Any:
         try:
@@ -216,13 +235,23 @@ class Journal:
             "adopt_command_id": adopted_id,
             "adopt_queue": queue,
             "with_copy": 1 if with_copy else 0,
+            "clock_ms": self.redis_now_ms(),
         }
         rows = ({"rest_jid": later} for later in rest)
         reply = self._call("claim", arguments("claim", values, repeated=rows))
         command = as_text(reply[5]) if len(reply) > 5 else None
         copy = as_text(reply[6]) if len(reply) > 6 and reply[6] else None
         numbers = (int(n) for n in reply[1:5])
-        return Claim(as_text(reply[0]), *numbers, command=command, session_copy=copy)
+        entry = [as_text(value) for value in reply[7:10]] if len(reply) > 9 else ["", "", ""]
+        return Claim(
+            as_text(reply[0]),
+            *numbers,
+            command=command,
+            session_copy=copy,
+            entry_queue=entry[0],
+            entry_run=entry[1],
+            entry_cid=entry[2],
+        )
 
     def finish(
         self,
@@ -233,9 +262,12 @@ class Journal:
         outcome: str,
         dead_letter: DeadLetter | None = None,
         session_copy: tuple[str, str, int] | None = None,
+        claimed: Claim | None = None,
     ) -> bool:
         """Publish the result event and forget the entry; False if already finished.
-        `session_copy` = (session id, text, ttl s): keep the session's copy with it."""
+        `session_copy` = (session id, text, ttl s): keep the session's copy with it.
+        `claimed`: this delivery's claim, whose entry fields spare the script a read of
+        the entry when it can (`finish` in pipeline.lua)."""
         copy_session, copy_text, copy_ttl = session_copy or ("", "", 0)
         values = {
             "jid": jid,
@@ -249,6 +281,9 @@ class Journal:
             "copy_session": copy_session,
             "copy_text": copy_text,
             "copy_ttl_s": copy_ttl,
+            "entry_queue": claimed.entry_queue if claimed else "",
+            "entry_run": claimed.entry_run if claimed else "",
+            "entry_cid": claimed.entry_cid if claimed else "",
         }
         optional = dead_letter and {
             "dead_letter_code": dead_letter.code,
@@ -274,7 +309,10 @@ class Journal:
         was idle too and it claimed nothing since (no `busy` mark to clear: one call less)."""
         values = {"worker": worker, "jid": applying or ""}
         optional = None if clear else {"clear_busy": 0}
-        self._call("beat", arguments("beat", values, optional=optional))
+        sent = time.time()
+        now_ms = self._call("beat", arguments("beat", values, optional=optional))
+        if int(now_ms) > 1:  # a script from before the beat returned the clock returns 1
+            self._read_clock(now_ms, sent)
 
     def reap(self) -> tuple[int, int, int]:
         """A full pass without the lease; (re-enqueued, dead workers, dead letters evicted)."""
@@ -298,7 +336,10 @@ class Journal:
             "dead_letter_ttl_ms": int(self._settings.dead_letter_ttl * 1000),
             "full": 1 if full else 0,
         }
+        sent = time.time()
         requeued, dead, evicted, now_ms, held = self._call("reap", arguments("reap", values))
+        if int(now_ms):
+            self._read_clock(now_ms, sent)
         return ReapPass(int(requeued), int(dead), int(evicted), int(now_ms), bool(held))
 
     def lease_holder(self) -> str | None:

@@ -24,14 +24,15 @@
 --                         queue, from then until the command finishes, parks or waits
 --                         for a retry (see `reap_lost`); queues: set of the queues that
 --                         have had any; qmark:<queue> hash, the reaper's mark
---   s:<session>    hash   next (last sequence given out), last (its jid); sessions from
+--   s:<session>    hash   next (last sequence given out), last (its jid), xa (ms its
+--                         expiry was last set, see `enqueue_commands`); sessions from
 --                         before `pj` also have j:<n> (jid holding sequence n), p:<n> (jid
 --                         parked waiting for n-1) and done (highest sequence finished)
 --   qpos:<queue>   string pushes to the queue so far (the commands of one batched
 --                         message share its position)
 --   workers        zset   worker process id -> last heartbeat ms
---   busy           hash   worker process id -> jid it claimed last, until its next
---                         heartbeat (`beat`) says what it is applying
+--   busy           hash   worker process id -> jid its last heartbeat (`beat`) named
+--                         (a claim does not write it: see `reap_claimed_by`)
 --   dlq            zset   dead-letter id -> ms;  dlq:<id> hash, the entry;
 --                         dlqevicted string, entries evicted (`evict_dead_letters`)
 --   run:<run>      hash   command_id -> outcome;  run:<run>:n hash, counts;
@@ -40,7 +41,9 @@
 --                         (`worker.delivery.session_copies`): `claim` reads it and
 --                         `finish` writes it when the worker asks, so the store needs no
 --                         round trip of its own
--- Times are Redis's own clock (TIME), so producers' and workers' clocks never matter.
+-- Times are Redis's own clock (TIME), so producers' and workers' clocks never matter;
+-- `claim` takes the worker's reading of it (its clock plus the offset its heartbeats
+-- measure), which saves a TIME per command where a few ms of error change nothing.
 
 -- The call's arguments (<op> <prefix> <args...>) and key prefix, set by `run` below.
 local argv, prefix
@@ -216,8 +219,8 @@ end
 local function session_order(sessions, s)
   local order = sessions[s]
   if order then return order end
-  local state = redis.call('HMGET', s, 'next', 'last')
-  order = { next = tonumber(state[1] or '0'), last = state[2] }
+  local state = redis.call('HMGET', s, 'next', 'last', 'xa')
+  order = { next = tonumber(state[1] or '0'), last = state[2], expiry_at = tonumber(state[3]) }
   if not order.last then
     -- Written by a script from before `last`: its jid is under `j:<n>`, if anywhere.
     order.last = order.next > 0 and redis.call('HGET', s, 'j:' .. order.next) or ''
@@ -335,9 +338,17 @@ local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_messa
     redis.call('ZADD', key('queued', queue), unpack(listed, 2 * from - 1, 2 * to))
   end
   if #listed > 0 then redis.call('SADD', key('queues'), queue) end
+  -- A session's expiry is renewed once per 1% of its lifetime, not on every call
+  -- (`xa`: when it was last set): it lives between 99% and 100% of <order ttl> after
+  -- its last command, never longer.
+  local renew_after = order_ttl * 10 -- ms: 1% of <order ttl s>
   for s, order in pairs(sessions) do
-    redis.call('HSET', s, 'next', order.next, 'last', order.last)
-    redis.call('EXPIRE', s, order_ttl)
+    if order.expiry_at and now - order.expiry_at < renew_after then
+      redis.call('HSET', s, 'next', order.next, 'last', order.last)
+    else
+      redis.call('HSET', s, 'next', order.next, 'last', order.last, 'xa', now)
+      redis.call('EXPIRE', s, order_ttl)
+    end
   end
   if run ~= '' then
     for from = 1, #pending, 2000 do
@@ -397,7 +408,15 @@ end
 local function park(jid, entry, seq, now, visibility)
   redis.call('HSET', key('j', jid), 'st', 'parked', 'own', '')
   if entry.pj then
-    redis.call('HSET', key('j', entry.pj), 'wake', jid) -- it exists: just checked
+    local predecessor = key('j', entry.pj)
+    redis.call('HSET', predecessor, 'wake', jid) -- it exists: just checked
+    -- Off its listing, into `due`: its `finish` then finds it unlisted and reads the
+    -- entry (and this `wake`); the reaper looks after it from `due` meanwhile
+    -- (`reap_due`: still being applied, or pushed again).
+    local its_queue = redis.call('HGET', predecessor, 'q')
+    if its_queue and redis.call('ZREM', key('queued', its_queue), entry.pj) == 1 then
+      redis.call('ZADD', key('due'), now + visibility, entry.pj)
+    end
   else
     redis.call('HSET', key('s', entry.sid), 'p:' .. seq, jid)
   end
@@ -409,23 +428,31 @@ end
 --       <cmd> <cid> <queue> (the delivered command: journals a message sent around `enqueue`;
 --       for a journaled message <cmd> is '' and <cid> the message's command_id, or '')
 --       <with copy> ('1': return the session's copy too)
+--       <clock ms> (the caller's reading of Redis's clock, see below; '' or 0: TIME)
 --       [<jid>...] (the commands after this one in its batched message, see below)
--- -> {'go', deliveries, failed attempts, enqueued ms, now ms, command text, copy or ''}
+-- -> {'go', deliveries, failed attempts, enqueued ms, now ms, command text, copy or '',
+--     queue or '', run, cid (for `finish`'s short way)}
 --    | {'skip'} | {'busy'} | {'park'} | {'forged'}
 --    | {'dead', d, a, enqueued ms, now ms}
--- The hot path: one read of the entry, the clock, the predecessor's existence, one
--- write of the entry and the `busy` mark, and the session's copy if asked. The entry stays listed in `queued:<queue>`
+-- The hot path: one read of the entry, the predecessor's existence, one write of the
+-- entry, and the session's copy if asked. No `busy` mark: the worker's next beat names
+-- the entry, and a worker that dies before it is found by `reap_claimed_by`, from the
+-- entry's owner. No TIME: the worker sends
+-- its estimate of Redis's clock (its own plus the offset its last heartbeat measured,
+-- `Journal.claim`); it stamps the claim (`at`, a grace of a heartbeat timeout) and the
+-- metrics, where a few ms of error change nothing. The entry stays listed in `queued:<queue>`
 -- until it finishes (the reaper tells a running entry from a lost one by its state),
--- so `due` is not written per command; `finish` leaves `busy` to the next beat.
+-- so `due` is not written per command.
 local function claim()
-  local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue, with_copy = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11]
-  local first_rest_jid = 12
+  local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue, with_copy, clock_ms = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11], argv[12]
+  local first_rest_jid = 13
   local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
   max_deaths = tonumber(max_deaths)
   local e = key('j', jid)
   local entry = fields(e, 'st', 'own', 'at', 'cid', 'sid', 'seq', 'pj', 'dlv', 'att', 'q', 'enq',
-    'qf', 'cmd')
-  local now = now_ms()
+    'qf', 'cmd', 'run', 'wake')
+  local now = tonumber(clock_ms)
+  if not now or now <= 0 then now = now_ms() end
   if not entry.st then
     -- Finished already (this is a duplicate delivery), or never journaled.
     if adopt_command == '' then return { 'skip' } end
@@ -477,37 +504,71 @@ local function claim()
   local enq = tonumber(entry.enq) or now
   if deliveries - attempts >= max_deaths then return { 'dead', deliveries, attempts, enq, now } end
   redis.call('HSET', e, 'st', 'running', 'own', worker, 'at', now, 'dlv', deliveries + 1)
-  -- Named at once, so a worker killed mid-command is found by its stale heartbeat
-  -- (`reap`), not a visibility timeout later; the next beat or claim replaces it.
-  redis.call('HSET', key('busy'), worker, jid)
+  -- An adopted entry is listed nowhere `reap_claimed_by` looks: named at once, so a
+  -- worker killed mid-command is found by its stale heartbeat (`reap`).
+  if adopt_command ~= '' then redis.call('HSET', key('busy'), worker, jid) end
   -- The journal's command, not the message's: the worker applies this text, and the
   -- store decides on the copy (asked for with `with_copy`) without a round trip.
-  return { 'go', deliveries + 1, attempts, enq, now, entry.cmd, copy }
+  -- Its queue, run and command id let `finish` take the short way, offered for a
+  -- listed entry of the current layout that no successor waits on yet.
+  local short = adopt_command == '' and entry.pj and entry.qf and not entry.wake
+  return { 'go', deliveries + 1, attempts, enq, now, entry.cmd, copy, short and entry.q or '',
+    entry.run or '', entry.cid or '' }
 end
 
 -- finish <jid> <worker> <stream> <maxlen> <event json> <outcome> <visibility ms> <run ttl s>
 --        <copy session> <copy text> <copy ttl s> (the session copy to keep; '' for none)
+--        <queue> <run> <cid> (the entry's, as its claim returned them; <queue> '' when
+--        the claim did not offer the short way, see below)
 --        [<dead-letter code> <error type> <error message> <failed attempts>]
 -- Publishes the result event, then forgets the entry (or moves it to the dead-letter
 -- store), advances the session's ordering gate and wakes its parked successor. The
 -- clock is read only for a dead letter or a woken successor.
+-- The short way (a claim of a current entry that no successor waited on): publish,
+-- take the entry off its listing, delete it, keep the copy; no read of the entry. A
+-- successor that parks on an entry takes it off its listing (`park`), so finding it
+-- listed says that none waits on it, and finding it unlisted sends the call the long
+-- way (read the entry, wake the successor), as does a duplicate finish (no entry: the
+-- event just added is deleted again in the same atomic call, so no consumer sees it).
 -- Returns 0 when another delivery finished the command first (its event is out).
 local function finish()
-  local jid, worker, stream, maxlen, event, outcome, visibility_ms, run_ttl_s, copy_session, copy_text, copy_ttl_s = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11], argv[12], argv[13]
-  local dead_letter_code, dead_letter_type, dead_letter_message, attempts = argv[14], argv[15], argv[16], argv[17]
+  local jid, worker, stream, maxlen, event, outcome, visibility_ms, run_ttl_s, copy_session, copy_text, copy_ttl_s, entry_queue, entry_run, entry_cid = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11], argv[12], argv[13], argv[14], argv[15], argv[16]
+  local dead_letter_code, dead_letter_type, dead_letter_message, attempts = argv[17], argv[18], argv[19], argv[20]
   local visibility = tonumber(visibility_ms)
   local e = key('j', jid)
-  local entry = fields(e, 'cid', 'sid', 'seq', 'pj', 'wake', 'run', 'q', 'att', 'dlv', 'ff',
-    'qf')
-  if not entry.cid then return 0 end
-  -- First, so a refused XADD (ACL, OOM) leaves everything else as it was.
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
   -- The session as the store just wrote it (`copy_session` '' for none): written with
   -- the event, so the successor's claim, which the gate holds until this entry is
   -- gone, reads this copy and no older one.
-  if copy_session ~= '' then
-    redis.call('SET', key('c', copy_session), jid .. '\n' .. copy_text, 'EX', copy_ttl_s)
+  local function keep_copy()
+    if copy_session ~= '' then
+      redis.call('SET', key('c', copy_session), jid .. '\n' .. copy_text, 'EX', copy_ttl_s)
+    end
   end
+  local published
+  if entry_queue and entry_queue ~= '' and not dead_letter_code then
+    -- First, so a refused XADD (ACL, OOM) leaves everything else as it was.
+    published = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
+    if redis.call('ZREM', key('queued', entry_queue), jid) == 1 then
+      if redis.call('DEL', e) == 0 then -- listed, not journaled (Redis lost the entry)
+        redis.call('XDEL', stream, published)
+        return 0
+      end
+      keep_copy()
+      if entry_run ~= '' then record_outcome(entry_run, entry_cid, outcome) end
+      return 1
+    end
+  end
+  local entry = fields(e, 'cid', 'sid', 'seq', 'pj', 'wake', 'run', 'q', 'att', 'dlv', 'ff',
+    'qf')
+  if not entry.cid then
+    if published then redis.call('XDEL', stream, published) end
+    return 0
+  end
+  if not published then
+    -- First, so a refused XADD (ACL, OOM) leaves everything else as it was.
+    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event)
+  end
+  keep_copy()
   if dead_letter_code then
     local now = now_ms()
     local d = key('dlq', jid)
@@ -536,7 +597,8 @@ local function finish()
   -- then, which nothing takes for one in flight (the entry is gone).
   redis.call('DEL', e)
   redis.call('ZREM', key('queued', entry.q), jid)
-  if not entry.qf then redis.call('ZREM', key('due'), jid) end -- claimed by an older script
+  -- In `due`: claimed by an older script, or moved there by a successor's `park`.
+  if entry.wake or not entry.qf then redis.call('ZREM', key('due'), jid) end
   return 1
 end
 
@@ -643,17 +705,17 @@ local function evict_dead_letters(now, max, ttl, limit)
   return #gone
 end
 
--- A retry whose delay is over, a parked command due for a re-check (and, from older
--- scripts, running or queued entries in `due`): pushed again, or left for later.
+-- A retry whose delay is over, a parked command due for a re-check, a command a
+-- successor parked on (`park`; and, from older scripts, running or queued entries in
+-- `due`): pushed again, or left for later.
 local function reap_due(now, visibility, heartbeat_timeout, limit)
   local requeued = 0
   local due = redis.call('ZRANGEBYSCORE', key('due'), '-inf', now, 'LIMIT', 0, limit)
   for _, jid in ipairs(due) do
-    local entry = fields(key('j', jid), 'st', 'own', 'q', 'qpos')
+    local entry = fields(key('j', jid), 'st', 'own', 'q', 'qpos', 'at')
     if not entry.st then
       redis.call('ZREM', key('due'), jid)
-    elseif entry.st == 'running' and applying(entry.own, jid)
-        and alive(entry.own, now, heartbeat_timeout) then
+    elseif entry.st == 'running' and applying_now(entry.own, jid, entry.at, now, heartbeat_timeout) then
       redis.call('ZADD', key('due'), now + visibility, jid) -- a slow command, still being applied
     elseif entry.st == 'queued' then
       -- Queued by a script from before `queued:<queue>`: listed there from now on.
@@ -663,6 +725,35 @@ local function reap_due(now, visibility, heartbeat_timeout, limit)
     else
       push(jid, now, visibility, false)
       requeued = requeued + 1
+    end
+  end
+  return requeued
+end
+
+-- Commands claimed by worker processes found dead (<dead>: id -> true) that no beat of
+-- theirs named (a claim writes only the entry): each queue's entries listed below the
+-- lowest position still on it have been taken off it, so they are the running ones
+-- (and lost ones), a handful however long the backlog; those running under a dead
+-- owner are pushed again now, not a visibility timeout later by `reap_lost`.
+local function reap_claimed_by(dead, now, visibility, limit)
+  local requeued = 0
+  for _, queue in ipairs(redis.call('SMEMBERS', key('queues'))) do
+    local below
+    if redis.call('LLEN', queue) == 0 then
+      below = tonumber(redis.call('GET', key('qpos', queue)) or '0') + 1
+    else
+      below = lowest_queued_position(queue, 100) -- nil: not known, `reap_lost` will do
+    end
+    if below then
+      local taken = redis.call('ZRANGEBYSCORE', key('queued', queue), '-inf', '(' .. below,
+        'LIMIT', 0, limit)
+      for _, jid in ipairs(taken) do
+        local entry = fields(key('j', jid), 'st', 'own')
+        if entry.st == 'running' and dead[entry.own] then
+          push(jid, now, visibility, false)
+          requeued = requeued + 1
+        end
+      end
     end
   end
   return requeued
@@ -694,6 +785,7 @@ local function reap()
     return { reap_due(now, visibility, heartbeat_timeout, limit), 0, 0, now, 1 }
   end
   local dead = redis.call('ZRANGEBYSCORE', key('workers'), '-inf', now - heartbeat_timeout)
+  local dead_owners = {}
   for _, worker in ipairs(dead) do
     local jid = redis.call('HGET', key('busy'), worker)
     if jid and redis.call('HGET', key('j', jid), 'own') == worker then
@@ -702,7 +794,9 @@ local function reap()
     end
     redis.call('HDEL', key('busy'), worker)
     redis.call('ZREM', key('workers'), worker)
+    dead_owners[worker] = true
   end
+  if #dead > 0 then requeued = requeued + reap_claimed_by(dead_owners, now, visibility, limit) end
   requeued = requeued + reap_due(now, visibility, heartbeat_timeout, limit)
   for _, queue in ipairs(redis.call('SMEMBERS', key('queues'))) do
     requeued = requeued + reap_lost(queue, now, visibility, heartbeat_timeout, limit)
@@ -748,7 +842,8 @@ local function bury()
   return 1
 end
 
--- beat <worker> <jid it is applying, or ''> [<clear busy: 0 to skip>]: a worker process is alive (Redis's clock,
+-- beat <worker> <jid it is applying, or ''> [<clear busy: 0 to skip>] -> Redis's clock, ms:
+-- a worker process is alive (Redis's clock,
 -- like every other time here), and what it is doing. Setting `busy` from here too
 -- clears a mark a failed `finish` left behind (Redis refused it), so the reaper does
 -- not take that command for one still being applied.
@@ -757,13 +852,14 @@ end
 local function beat()
   local worker, jid = argv[3], argv[4]
   local clear_busy = argv[5]
-  redis.call('ZADD', key('workers'), now_ms(), worker)
+  local now = now_ms()
+  redis.call('ZADD', key('workers'), now, worker)
   if jid and jid ~= '' and redis.call('HGET', key('j', jid), 'own') == worker then
     redis.call('HSET', key('busy'), worker, jid)
   elseif clear_busy ~= '0' then -- '0': an idle beat after an idle beat, nothing to clear
     redis.call('HDEL', key('busy'), worker)
   end
-  return 1
+  return now -- Redis's clock, for the worker's estimate of it (`claim`'s <clock ms>)
 end
 
 local ops = {

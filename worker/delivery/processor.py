@@ -25,7 +25,7 @@ from typing import Any
 
 from schemas.commands import id_field, size_problem
 from schemas.events import ResultEvent
-from worker.delivery.journal import DeadLetter, Journal
+from worker.delivery.journal import Claim, DeadLetter, Journal
 from worker.delivery.outcomes import Outcome
 from worker.delivery.retry_policy import (
     MISSING_SESSION_RETRIES,
@@ -206,6 +206,7 @@ class CommandProcessor:
             event_json=event.to_json(),
             outcome=outcome_of(event),
             session_copy=copy,
+            claimed=claim if isinstance(claim, Claim) else None,
         ):
             metrics.observe_outcome(
                 id_field(command, "type"),
