@@ -364,6 +364,36 @@ def test_a_predecessor_retried_after_its_successor_parked_still_wakes_it(
     assert journal.claim(second, "w2").verdict == "go"
 
 
+def test_a_lost_predecessor_its_successor_parked_on_comes_back_from_its_listing(
+    make_journal, redis_client, settings
+):
+    """Found by a Redis restart under load: a predecessor whose message was lost before
+    its claim must stay listed when a successor parks on it, where `reap_lost` finds it
+    a visibility timeout after the loss; moved into `due` it sat there a timeout, was
+    listed again, and came back only a timeout after that."""
+    journal = make_journal(visibility_timeout=1)
+    queue = settings.commands_queue
+    lost, second = enqueue(journal, queue, command("s-lost"), command("s-lost"))
+    take(redis_client, queue, 2)  # `lost`'s message goes with its worker
+    assert journal.claim(second, "w2").verdict == "park"
+
+    assert redis_client.zscore(journal.keys.queued(queue), lost) is not None
+    assert redis_client.zscore(journal.keys.due, lost) is None
+
+    def reaped() -> bool:
+        journal.reap()
+        return lost in queued_jids(redis_client, queue)
+
+    poll(reaped, "the lost predecessor is re-enqueued")
+    claimed = journal.claim(lost, "w1")
+    assert claimed.verdict == "go" and claimed.entry_queue == ""  # it has a `wake`
+    assert finish(journal, lost, "w1", claimed=claimed)
+    # Woken by that finish, or pushed by its own re-check meanwhile: queued either way.
+    assert entry(redis_client, journal, second)["st"] == "queued"
+    assert second in queued_jids(redis_client, queue)
+    assert journal.claim(second, "w2").verdict == "go"
+
+
 def test_the_reaper_leaves_a_command_a_successor_parked_on_while_it_is_applied(
     make_journal, redis_client, settings
 ):

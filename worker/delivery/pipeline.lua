@@ -410,11 +410,14 @@ local function park(jid, entry, seq, now, visibility)
   if entry.pj then
     local predecessor = key('j', entry.pj)
     redis.call('HSET', predecessor, 'wake', jid) -- it exists: just checked
-    -- Off its listing, into `due`: its `finish` then finds it unlisted and reads the
+    -- A running predecessor may have been offered `finish`'s short way by its claim:
+    -- off its listing, into `due`, so that finish finds it unlisted and reads the
     -- entry (and this `wake`); the reaper looks after it from `due` meanwhile
-    -- (`reap_due`: still being applied, or pushed again).
-    local its_queue = redis.call('HGET', predecessor, 'q')
-    if its_queue and redis.call('ZREM', key('queued', its_queue), entry.pj) == 1 then
+    -- (`reap_due`: still being applied, or pushed again). One not claimed yet stays
+    -- listed, where `reap_lost` finds its message if that is lost; its claim will see
+    -- `wake` and offer no short way.
+    local its = fields(predecessor, 'q', 'st')
+    if its.st == 'running' and redis.call('ZREM', key('queued', its.q), entry.pj) == 1 then
       redis.call('ZADD', key('due'), now + visibility, entry.pj)
     end
   else
