@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo up bench bench-bulk bench-backlog bench-memory bench-redis bench-shards test test-unit test-integration test-e2e test-faults lint format compose-check wheel-check clean seed-harness
+.PHONY: install demo up bench bench-bulk bench-backlog bench-memory bench-redis bench-redis-ops bench-shards test test-unit test-integration test-e2e test-faults lint format compose-check wheel-check clean seed-harness
 
 install: $(STAMP)
 
@@ -95,6 +95,11 @@ bench-memory: install
 ## from processes that do nothing else (benchmarks/redis_bound.py).
 bench-redis: install
 	$(BIN)/python -m benchmarks.redis_bound
+
+## What one round trip and one enqueue, claim and finish cost a quiet Redis
+## (benchmarks/redis_ops.py): the floor under `redis_us_per_command`.
+bench-redis-ops: install
+	$(BIN)/python -m benchmarks.redis_ops
 
 ## Redis's cost per command on 1, 2 and 3 shards (README "Scaling out").
 bench-shards: install
