@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     # renewed by each call (Flower calls every 5 s), so they stop once Flower has gone.
     task_events: bool = False
     task_events_lease: float = Field(default=60.0, gt=0)
+    # How a worker runs its commands (README "Worker pools", `checkout worker --pool`):
+    # `prefork`, a main process that takes messages and hands each to a pool process
+    # (which it replaces if it dies, and kills past Celery's time limit); `solo`, one
+    # process that takes and applies them itself, without the hand-off.
+    worker_pool: Literal["prefork", "solo"] = "prefork"
 
     # ─── Data (README "Data and secrets") ───
     # The only fields of a payment instrument that leave the table (events, dead-letter

@@ -36,6 +36,7 @@ class Bench:
     embedded: bool
     workers: list[ManagedProcess] = field(default_factory=list)
     concurrency: int = 1
+    pool: str = "prefork"
 
     @property
     def settings(self) -> Any:
@@ -56,7 +57,7 @@ class Bench:
                         self.env,
                         log=log,
                         concurrency=self.concurrency,
-                        extra_args=["--metrics-port", str(free_port())],
+                        extra_args=["--metrics-port", str(free_port()), "--pool", self.pool],
                     )
                 )
             except BaseException as error:  # reported below, after every thread is done
@@ -79,7 +80,7 @@ class Bench:
 
 
 @contextmanager
-def bench_environment(*, concurrency: int = 1) -> Iterator[Bench]:
+def bench_environment(*, concurrency: int = 1, pool: str = "prefork") -> Iterator[Bench]:
     """Configured services when CHECKOUT_REDIS_URL or CHECKOUT_DYNAMODB_ENDPOINT_URL is
     set, else the embedded redis-server and moto server; fresh tables and keys either way."""
     # Our own process must not write into the workers' metric files.
@@ -105,7 +106,7 @@ def bench_environment(*, concurrency: int = 1) -> Iterator[Bench]:
         metrics_dir = workdir / "metrics"
         metrics_dir.mkdir()
         env = {**base, **names, MULTIPROC_ENV: str(metrics_dir)}
-        bench = Bench(env, workdir, metrics_dir, not configured, concurrency=concurrency)
+        bench = Bench(env, workdir, metrics_dir, not configured, concurrency=concurrency, pool=pool)
         _create_tables(bench.settings)
         stack.callback(bench.stop_workers)
         yield bench

@@ -40,6 +40,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--concurrency", type=count, default=1, help="pool processes per worker (default: 1)"
     )
+    bench.add_argument(
+        "--pool",
+        choices=("prefork", "solo"),
+        default="prefork",
+        help="the workers' pool (`checkout worker --pool`; default: prefork)",
+    )
     bench.add_argument("--sessions", type=count, help="order-flow sessions (7 commands each)")
     bench.add_argument("--commands", type=count, help="bulk update commands")
     bench.add_argument("--contention", type=count, help="commands on the hot sessions")
@@ -121,9 +127,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     sizes = _sizes(args)
     sweep = args.sweep if args.sweep is not None else args.write_markdown
-    with harness.bench_environment(concurrency=args.concurrency) as bench:
+    with harness.bench_environment(concurrency=args.concurrency, pool=args.pool) as bench:
         redis = make_redis_client(bench.settings.redis_url)
         results: dict[str, Any] = {"machine": report.machine(redis, bench.embedded)}
+        results["pool"] = {"pool": args.pool, "concurrency": args.concurrency}
         _progress(f"starting {args.workers} workers (logs in {bench.workdir})")
         bench.add_workers(args.workers)
         _progress(f"order flow: {sizes.sessions} sessions x 7 commands, direct, seed")

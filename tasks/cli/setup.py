@@ -16,6 +16,7 @@ from worker.settings import Settings, get_settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+POOLS = ("prefork", "solo")
 SHARD_RETRY_SECONDS = 1.0
 
 
@@ -35,6 +36,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     worker.add_argument(
         "--concurrency", "-c", type=whole_number(1), default=None, help="worker processes"
+    )
+    worker.add_argument(
+        "--pool",
+        choices=POOLS,
+        default=None,
+        help="prefork: a main process hands each message to a pool process; solo: one "
+        "process takes and applies them (default: CHECKOUT_WORKER_POOL, else prefork; "
+        'README "Worker pools")',
     )
     worker.add_argument(
         "--loglevel",
@@ -93,7 +102,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    settings = _serve_one_shard(get_settings(), args.shard)
+    settings = _use_pool(_serve_one_shard(get_settings(), args.shard), args.pool, args.concurrency)
     # Before anything imports prometheus_client: it picks multiprocess mode on import,
     # and the pool's processes inherit the directory when they fork.
     created = _ensure_metrics_dir()
@@ -118,6 +127,7 @@ def run_worker(args: argparse.Namespace) -> int:
         # Celery's own worker-heartbeat event (for Flower and `celery events`) every 10 s,
         # not 2: a Redis PUBLISH each, idle or not. Flower allows twice that.
         argv += ["--heartbeat-interval", "10"]
+        argv.append(f"--pool={settings.worker_pool}")
         if args.concurrency:
             argv.append(f"--concurrency={args.concurrency}")
         if args.events or settings.task_events:
@@ -129,6 +139,25 @@ def run_worker(args: argparse.Namespace) -> int:
         if created:
             shutil.rmtree(created, ignore_errors=True)
     return 0
+
+
+def _use_pool(settings: Settings, pool: str | None, concurrency: int | None) -> Settings:
+    """The settings with `--pool` in them, made this process's environment: the tasks
+    read it (`worker.runtime.tasks`), in this process or a pool process it forks."""
+    from tasks.cli.errors import Friendly
+
+    chosen = pool or settings.worker_pool
+    if chosen == "solo" and concurrency not in (None, 1):
+        raise Friendly(
+            f"--concurrency {concurrency} with the solo pool: a solo worker applies one "
+            "command at a time; start one solo worker per core instead",
+            USAGE,
+        )
+    if pool is None or pool == settings.worker_pool:
+        return settings
+    os.environ["CHECKOUT_WORKER_POOL"] = pool
+    get_settings.cache_clear()
+    return get_settings()
 
 
 def _serve_one_shard(settings: Settings, shard: int | None) -> Settings:

@@ -128,15 +128,25 @@ class Workers:
         self.kills: list[str] = []
         self.killed: set[int] = set()
 
-    def start(self, *, concurrency: int = 2) -> ManagedProcess:
-        """A new worker, returned once it answers a ping and its pool is up."""
+    def start(self, *, concurrency: int = 2, pool: str = "prefork") -> ManagedProcess:
+        """A new worker, returned once it answers a ping and its pool is up (a solo
+        worker has none: it applies commands in its own process)."""
         log = self._logs / f"worker-{len(self.started)}.log"
-        worker = start_worker(self._env, log=log, concurrency=concurrency, loglevel="INFO")
-        self.started.append(worker)
-        wait_for(
-            lambda: len(children(worker.pid)) >= concurrency,
-            what=f"{concurrency} pool processes of worker {worker.pid}",
+        if pool == "solo":
+            concurrency = 1
+        worker = start_worker(
+            self._env,
+            log=log,
+            concurrency=concurrency,
+            loglevel="INFO",
+            extra_args=["--pool", pool],
         )
+        self.started.append(worker)
+        if pool == "prefork":
+            wait_for(
+                lambda: len(children(worker.pid)) >= concurrency,
+                what=f"{concurrency} pool processes of worker {worker.pid}",
+            )
         return worker
 
     def alive(self) -> list[ManagedProcess]:
@@ -169,10 +179,12 @@ class Workers:
         worker.process.wait(timeout=WAIT_SECONDS)
         self.kills.append(f"worker {worker.pid}")
 
-    def restart(self, worker: ManagedProcess, *, concurrency: int = 2) -> ManagedProcess:
+    def restart(
+        self, worker: ManagedProcess, *, concurrency: int = 2, pool: str = "prefork"
+    ) -> ManagedProcess:
         """SIGKILL `worker` whole and start a replacement."""
         self.kill_worker(worker)
-        return self.start(concurrency=concurrency)
+        return self.start(concurrency=concurrency, pool=pool)
 
     def stop_all(self) -> None:
         """SIGKILL every worker's process group: the test has checked what it wanted, and

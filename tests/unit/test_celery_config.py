@@ -106,3 +106,23 @@ def test_a_batched_message_counts_its_commands_in_argsrepr_and_may_run_longer() 
     # Celery's time limit is per message: a batched one gets as many commands' worth.
     annotated = app.conf.task_annotations[APPLY_COMMANDS_TASK]["time_limit"]
     assert annotated == app.conf.task_time_limit * MAX_COMMANDS_PER_MESSAGE
+
+
+@pytest.mark.parametrize(("pool", "has_own_limit"), [("prefork", False), ("solo", True)])
+def test_a_command_has_a_time_limit_of_its_own_only_where_celery_enforces_none(
+    monkeypatch, pool: str, has_own_limit: bool
+) -> None:
+    """Celery kills a prefork pool process past `task_time_limit`; its solo pool enforces
+    no limit, so there each command gets the watchdog's, as long."""
+    from worker.settings import get_settings
+
+    monkeypatch.setenv("CHECKOUT_WORKER_POOL", pool)
+    get_settings.cache_clear()
+    try:
+        limit = worker.runtime.tasks._own_time_limit()
+        expected = get_settings().command_time_limit if has_own_limit else 0
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert limit == expected
+    assert (limit > 0) is has_own_limit

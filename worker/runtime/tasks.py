@@ -11,6 +11,7 @@ from worker.errors import JournalUnavailable
 from worker.runtime.app import APPLY_COMMAND_TASK, APPLY_COMMANDS_TASK, app
 from worker.runtime.bootstrap import get_processor
 from worker.runtime.task_states import DeadLettered, journal_refused, report, report_many
+from worker.settings import get_settings
 
 
 # Celery's retries are not used: a retry message (an ETA task) waits in a worker's
@@ -32,7 +33,11 @@ def apply_command(self: Task, command: Any, jid: str | None = None) -> str:
     """
     try:
         outcome = get_processor().process(
-            command, jid=jid, task_id=self.request.id, queue=_queue_of(self)
+            command,
+            jid=jid,
+            task_id=self.request.id,
+            queue=_queue_of(self),
+            limit=_own_time_limit(),
         )
     except JournalUnavailable as error:
         raise journal_refused(error) from error
@@ -60,6 +65,14 @@ def apply_commands(self: Task, commands: Any, jids: Any = None) -> list[str]:
     except JournalUnavailable as error:
         raise journal_refused(error) from error
     return report_many(outcomes)
+
+
+def _own_time_limit() -> float:
+    """The time limit a one-command message's command has of its own: none under
+    prefork, where Celery kills a pool process past `task_time_limit`; Celery's solo pool
+    enforces no time limit, so there the command has the watchdog's (same length)."""
+    settings = get_settings()
+    return settings.command_time_limit if settings.worker_pool == "solo" else 0
 
 
 def _queue_of(task: Task) -> str:
