@@ -61,7 +61,7 @@ def main() -> None:
         AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
     )
     os.environ.pop("AWS_SESSION_TOKEN", None)
-    moto, moto_url = start_moto(workdir)
+    moto, moto_url = start_moto(workdir, keep_alive=False)  # the relay keeps them open
     relays: list[ManagedProcess] = []
     try:
         create_table(moto_url)

@@ -10,12 +10,19 @@ lets moto apply the writes only when all hold, so nothing is ever rolled back an
 table is copied. A lock makes each write request atomic, which moto's threaded server
 does not otherwise guarantee for conditional writes.
 
+It keeps its clients' connections open, as DynamoDB does (`tasks.embedded.keep_alive`;
+werkzeug's server, moto's own, closes each after one answer); `--close-each-connection`
+serves with moto's own server instead, as `benchmarks.client_cpu` compares.
+
 Only the embedded default and the tests start it; production talks to DynamoDB.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
+import os
+import signal
 import sys
 import threading
 from functools import wraps
@@ -26,7 +33,10 @@ from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import TransactionCanceledException
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import main as moto_server_main
+
+from tasks.embedded import keep_alive
 
 _WRITE_LOCK = threading.RLock()
 _NO_FAILURE = (None, None, None)
@@ -93,6 +103,21 @@ def install() -> None:
     dynamodb_models.copy = _CopyWithoutTables  # type: ignore[assignment]
 
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> None:
+    """`-H host -p port`, as moto's server takes them, and `--close-each-connection`."""
+    parser = argparse.ArgumentParser(prog="python -m tasks.embedded.moto")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    parser.add_argument("--close-each-connection", action="store_true")
+    args = parser.parse_args(argv)
     install()
-    moto_server_main(sys.argv[1:])
+    if args.close_each_connection:
+        moto_server_main(["-H", args.host, "-p", str(args.port)])
+        return
+    os.environ.setdefault("MOTO_PORT", str(args.port))  # what moto's server sets too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    keep_alive.serve(DomainDispatcherApplication(create_backend_app), args.host, args.port)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -119,9 +119,13 @@ def start_redis(workdir: Path, *, appendonly: bool = False) -> tuple[ManagedProc
     return process, f"redis://127.0.0.1:{port}/0"
 
 
-def start_moto(workdir: Path) -> tuple[ManagedProcess, str]:
+def start_moto(workdir: Path, *, keep_alive: bool = True) -> tuple[ManagedProcess, str]:
+    """The moto server (`tasks.embedded.moto`); `keep_alive=False`: moto's own, which
+    closes every connection after one answer."""
     port = free_port()
     args = [sys.executable, "-m", "tasks.embedded.moto", "-H", "127.0.0.1", "-p", str(port)]
+    if not keep_alive:
+        args.append("--close-each-connection")
     process = ManagedProcess("moto server", args, log=workdir / "moto.log")
     url = f"http://127.0.0.1:{port}"
     process.wait_until(lambda: _http_answers(url))
