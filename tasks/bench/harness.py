@@ -37,6 +37,9 @@ class Bench:
     workers: list[ManagedProcess] = field(default_factory=list)
     concurrency: int = 1
     pool: str = "prefork"
+    # The embedded moto server's pid (None for a configured DynamoDB): its CPU per
+    # command is reported next to the workers', so no work moves there unseen.
+    moto_pid: int | None = None
 
     @property
     def settings(self) -> Any:
@@ -90,10 +93,12 @@ def bench_environment(*, concurrency: int = 1, pool: str = "prefork") -> Iterato
         os.environ.get(name) for name in ("CHECKOUT_REDIS_URL", "CHECKOUT_DYNAMODB_ENDPOINT_URL")
     )
     with ExitStack() as stack:
+        moto_pid = None
         if configured:
             base = dict(os.environ)
         else:
-            base = stack.enter_context(EmbeddedStack(workdir / "services")).env()
+            services = stack.enter_context(EmbeddedStack(workdir / "services"))
+            base, moto_pid = services.env(), services.moto.pid if services.moto else None
         suffix = uuid.uuid4().hex[:10]
         names = {
             "CHECKOUT_SESSIONS_TABLE": f"bench_sessions_{suffix}",
@@ -106,7 +111,15 @@ def bench_environment(*, concurrency: int = 1, pool: str = "prefork") -> Iterato
         metrics_dir = workdir / "metrics"
         metrics_dir.mkdir()
         env = {**base, **names, MULTIPROC_ENV: str(metrics_dir)}
-        bench = Bench(env, workdir, metrics_dir, not configured, concurrency=concurrency, pool=pool)
+        bench = Bench(
+            env,
+            workdir,
+            metrics_dir,
+            not configured,
+            concurrency=concurrency,
+            pool=pool,
+            moto_pid=moto_pid,
+        )
         _create_tables(bench.settings)
         stack.callback(bench.stop_workers)
         yield bench
@@ -137,6 +150,11 @@ def process_tree(pid: int) -> list[int]:
         for child in map(int, children):
             found += process_tree(child)
     return found
+
+
+def moto_cpu_seconds(bench: Bench) -> float | None:
+    """The embedded moto server's CPU so far (None for a configured DynamoDB)."""
+    return tree_cpu_seconds(bench.moto_pid) if bench.moto_pid else None
 
 
 def tree_cpu_seconds(pid: int) -> float:

@@ -19,6 +19,7 @@ TARGETS = (
     ("DynamoDB requests per command <= 1.2 (bulk)", "bulk_ddb_requests_per_command", 1.2, True),
     ("worker CPU ms per command <= 1.5 (order flow)", "worker_cpu_ms_per_command", 1.5, True),
     ("worker CPU ms per command <= 0.75 (bulk)", "bulk_worker_cpu_ms_per_command", 0.75, True),
+    ("worker CPU <= 1.25x direct's per command (order flow)", "cpu_ratio", 1.25, True),
     ("p99 enqueue-to-event ms <= 50 at half saturation", "p99_ms", 50.0, True),
     ("worker RSS growth <= 10% across the soak", "soak_rss_growth", 0.10, True),
     ("Redis calls per command <= 10 (order flow)", "redis_calls_per_command", 10.0, True),
@@ -43,6 +44,10 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         "seed_cps": flow["seed"]["cps"],
         "ddb_requests_per_command": flow["pipeline"]["ddb_requests_per_command"],
         "worker_cpu_ms_per_command": flow["pipeline"]["worker_cpu_ms_per_command"],
+        "direct_cpu_ms_per_command": flow["direct"]["cpu_ms_per_command"],
+        "cpu_ratio": flow["cpu_ratio_to_direct"],
+        "moto_cpu_ms_per_command": flow["pipeline"].get("moto_cpu_ms_per_command"),
+        "pool": results.get("pool", {}).get("pool", "prefork"),
         "p99_ms": paced["p99_ms"],
         "p99_rate_cps": paced["rate"],
         "bulk_cps": bulk["pipeline"]["cps"],
@@ -211,6 +216,9 @@ def lines(summary: dict[str, Any]) -> list[str]:
         f"  {summary['ddb_requests_per_command']} DynamoDB requests and "
         f"{summary['worker_cpu_ms_per_command']} worker CPU ms per command; p99 "
         f"{summary['p99_ms']} ms at {summary['p99_rate_cps']} cmd/s",
+        f"  CPU per command: workers ({summary['pool']}) "
+        f"{summary['worker_cpu_ms_per_command']} ms, direct {summary['direct_cpu_ms_per_command']}"
+        f" (cpu_ratio {summary['cpu_ratio']}), moto {summary['moto_cpu_ms_per_command']}",
         f"bulk: {summary['bulk_cps']} cmd/s, {summary['bulk_ddb_requests_per_command']} "
         f"requests and {summary['bulk_worker_cpu_ms_per_command']} CPU ms per command",
         f"Redis: {summary['redis_calls_per_command']} calls and "

@@ -85,6 +85,7 @@ def measure_pipeline(
     watcher = EventWatcher(redis, settings.events_stream)
     metrics_before = harness.read_metrics(bench.metrics_dir)
     cpu_before = harness.workers_cpu_seconds(bench.workers)
+    moto_before = harness.moto_cpu_seconds(bench)
     calls_before, redis_cpu_before = harness.redis_calls(redis), harness.redis_cpu_seconds(redis)
     watching_before = harness.redis_command_seconds(redis, "xrange")
     started = time.time()
@@ -93,6 +94,7 @@ def measure_pipeline(
     elapsed = watcher.last_event_ms / 1000 - started
     metrics = _settled_metrics(bench, metrics_before, len(commands))
     cpu = harness.workers_cpu_seconds(bench.workers) - cpu_before
+    moto_after = harness.moto_cpu_seconds(bench)
     window = time.time() - started
     calls = harness.redis_calls(redis) - calls_before - watcher.polls
     watching = harness.redis_command_seconds(redis, "xrange") - watching_before
@@ -113,6 +115,11 @@ def measure_pipeline(
         "ddb_requests_by_operation": {op: round(v / count, 3) for op, v in requests.items() if v},
         "worker_cpu_ms_per_command": round(cpu * 1000 / count, 3),
         "worker_cpu_window_s": round(window, 3),
+        "moto_cpu_ms_per_command": (
+            round((moto_after - moto_before) * 1000 / count, 3)
+            if moto_after is not None and moto_before is not None
+            else None
+        ),
         "redis_commands_per_command": round(calls / count, 2),
         "redis_cpu_ms_per_command": round(redis_cpu * 1000 / count, 3),
         "retries_per_command": round(retries / count, 4),

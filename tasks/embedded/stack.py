@@ -161,14 +161,15 @@ class EmbeddedStack:
         self._stack = ExitStack()
         self.redis_url = ""
         self.dynamodb_url = ""
+        self.moto: ManagedProcess | None = None
 
     def __enter__(self) -> EmbeddedStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             redis, self.redis_url = start_redis(self.workdir, appendonly=self.appendonly)
             self._stack.callback(redis.stop)
-            moto, self.dynamodb_url = start_moto(self.workdir)
-            self._stack.callback(moto.stop)
+            self.moto, self.dynamodb_url = start_moto(self.workdir)
+            self._stack.callback(self.moto.stop)
         except BaseException:
             self._stack.close()
             raise

@@ -14,6 +14,8 @@ HEADLINE = (
     "seed_cps",
     "ddb_requests_per_command",
     "worker_cpu_ms_per_command",
+    "direct_cpu_ms_per_command",
+    "cpu_ratio",
     "p99_ms",
     "redis_calls_per_command",
     "redis_us_per_command",
