@@ -9,11 +9,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tasks.cli import bench, bulk, dlq, read, schema, send, sessions, setup, shards, status, up
+from tasks.cli import (
+    bench,
+    bulk,
+    dlq,
+    read,
+    schema,
+    send,
+    sessions,
+    setup,
+    shards,
+    status,
+    up,
+    worker,
+)
 from tasks.cli.arguments import Parser
 from tasks.cli.errors import EPILOG, run_friendly
 
-GROUPS = (setup, send, read, sessions, schema, dlq, bulk, status, shards, up, bench)
+GROUPS = (setup, worker, send, read, sessions, schema, dlq, bulk, status, shards, up, bench)
 
 
 def main(argv: list[str] | None = None) -> int:
