@@ -79,57 +79,96 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    settings = _use_pool(_serve_one_shard(get_settings(), args.shard), args.pool, args.concurrency)
+    settings = _use_pool(_serve_one_shard(get_settings(), args.shard), args.pool)
     # Before anything imports prometheus_client: it picks multiprocess mode on import,
     # and the pool's processes inherit the directory when they fork.
     created = _ensure_metrics_dir()
     try:
-        from worker.runtime.app import app, worker_queues
-        from worker.runtime.signals import install_logging, serve_metrics_when_ready
+        from worker.runtime.signals import install_logging
 
-        json_logs = settings.log_format == "json"
-        install_logging(json_lines=json_logs)
+        install_logging(json_lines=settings.log_format == "json")
         _quiet_celery_task_lines(args.loglevel)
         port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+        argv = _celery_argv(args, settings)
+        processes = _solo_processes(args, settings)
+        if processes > 1:
+            return _run_solo_group(processes, argv, port, settings.metrics_host)
         if port is not None:
+            from worker.runtime.signals import serve_metrics_when_ready
+
             serve_metrics_when_ready(port, settings.metrics_host)
-        queues = args.queues or ",".join(worker_queues(settings))
-        argv = ["worker", f"--loglevel={args.loglevel}", "-Q", queues]
-        # A unique node name per process, so several workers on one host do not collide.
-        argv += ["--hostname", f"checkout-{os.getpid()}@%h"]
-        # Mingle asks every other worker for its revoked tasks at start (a second of
-        # waiting for answers) and gossip follows their events: this pipeline revokes
-        # nothing and does not read other workers' events, so both only slow a start down.
-        argv += ["--without-mingle", "--without-gossip"]
-        # Celery's own worker-heartbeat event (for Flower and `celery events`) every 10 s,
-        # not 2: a Redis PUBLISH each, idle or not. Flower allows twice that.
-        argv += ["--heartbeat-interval", "10"]
-        argv.append(f"--pool={settings.worker_pool}")
-        if args.concurrency:
-            argv.append(f"--concurrency={args.concurrency}")
-        if args.events or settings.task_events:
-            argv.append("--task-events")
-        if json_logs:
-            argv.insert(0, "--quiet")  # no startup banner: every line is for the log pipeline
-        app.worker_main(argv)
+        return _run_celery(argv, f"checkout-{os.getpid()}@%h")
     finally:
         if created:
             shutil.rmtree(created, ignore_errors=True)
+
+
+def _celery_argv(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """Celery's `worker` arguments, without the node name (`_run_celery` adds it)."""
+    from worker.runtime.app import worker_queues
+
+    queues = args.queues or ",".join(worker_queues(settings))
+    argv = ["worker", f"--loglevel={args.loglevel}", "-Q", queues]
+    # Mingle asks every other worker for its revoked tasks at start (a second of
+    # waiting for answers) and gossip follows their events: this pipeline revokes
+    # nothing and does not read other workers' events, so both only slow a start down.
+    argv += ["--without-mingle", "--without-gossip"]
+    # Celery's own worker-heartbeat event (for Flower and `celery events`) every 10 s,
+    # not 2: a Redis PUBLISH each, idle or not. Flower allows twice that.
+    argv += ["--heartbeat-interval", "10"]
+    argv.append(f"--pool={settings.worker_pool}")
+    if args.concurrency and settings.worker_pool == "prefork":
+        argv.append(f"--concurrency={args.concurrency}")
+    if args.events or settings.task_events:
+        argv.append("--task-events")
+    if settings.log_format == "json":
+        argv.insert(0, "--quiet")  # no startup banner: every line is for the log pipeline
+    return argv
+
+
+def _run_celery(argv: list[str], hostname: str) -> int:
+    """One Celery worker in this process, until it stops. `hostname`: a node name unique
+    per process, so several workers on one host do not collide."""
+    from worker.runtime.app import app
+
+    app.worker_main([*argv, "--hostname", hostname])
     return 0
 
 
-def _use_pool(settings: Settings, pool: str | None, concurrency: int | None) -> Settings:
+def _solo_processes(args: argparse.Namespace, settings: Settings) -> int:
+    """How many solo worker processes to run: --concurrency, else one per core, as
+    prefork sizes its pool; prefork itself is one process here (Celery forks its pool)."""
+    if settings.worker_pool != "solo":
+        return 1
+    return args.concurrency or os.cpu_count() or 1
+
+
+def _run_solo_group(processes: int, argv: list[str], port: int | None, host: str) -> int:
+    """`processes` solo workers under this process (`worker.runtime.solo_group`), which
+    serves their metrics. The first is node `checkout-<pid>@host`, as one worker is."""
+    from worker.runtime.solo_group import SoloGroup
+
+    parent = os.getpid()
+
+    def start(slot: int) -> int:
+        return _run_celery(argv, f"checkout-{parent}{f'.{slot}' if slot else ''}@%h")
+
+    group = SoloGroup(processes, start)
+    if port is not None:
+        from worker.observability.metrics import serve
+
+        try:
+            serve(port, host)
+        except OSError as error:  # port taken: keep applying commands, say so loudly
+            logging.getLogger("checkout.metrics").error(
+                "metrics endpoint not started on port %d: %s", port, error
+            )
+    return group.run()
+
+
+def _use_pool(settings: Settings, pool: str | None) -> Settings:
     """The settings with `--pool` in them, made this process's environment: the tasks
     read it (`worker.runtime.tasks`), in this process or a pool process it forks."""
-    from tasks.cli.errors import Friendly
-
-    chosen = pool or settings.worker_pool
-    if chosen == "solo" and concurrency not in (None, 1):
-        raise Friendly(
-            f"--concurrency {concurrency} with the solo pool: a solo worker applies one "
-            "command at a time; start one solo worker per core instead",
-            USAGE,
-        )
     if pool is None or pool == settings.worker_pool:
         return settings
     os.environ["CHECKOUT_WORKER_POOL"] = pool

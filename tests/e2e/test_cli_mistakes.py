@@ -75,7 +75,6 @@ def test_events_after_takes_every_form_it_names(env, after):
         (["worker", "--metrics-port", "70000"], "expected a whole number from 1 to 65535"),
         (["worker", "--loglevel", "loud"], "invalid choice: 'LOUD' (choose from 'DEBUG', "),
         (["worker", "--pool", "gevent"], "invalid choice: 'gevent' (choose from 'prefork', "),
-        (["worker", "--pool", "solo", "-c", "2"], "--concurrency 2 with the solo pool: a solo"),
         (["up", "--concurrency", "0"], "--concurrency/-c: expected a whole number ≥ 1, not '0'"),
         (["report", "bad id"], "run id 'bad id': 1-128 characters"),
         (["get", ""], "session id '': 1-255 characters, a letter or digit first"),

@@ -128,24 +128,21 @@ class Workers:
         self.kills: list[str] = []
         self.killed: set[int] = set()
 
-    def start(self, *, concurrency: int = 2, pool: str = "prefork") -> ManagedProcess:
-        """A new worker, returned once it answers a ping and its pool is up (a solo
-        worker has none: it applies commands in its own process)."""
+    def start(self, *, concurrency: int = 2, pool: str | None = None) -> ManagedProcess:
+        """A new worker, returned once it answers a ping and its processes are up: a
+        prefork pool, or a group of solo processes (`pool`; default: the environment's).
+        A solo worker of one process has none: it applies commands itself."""
         log = self._logs / f"worker-{len(self.started)}.log"
-        if pool == "solo":
-            concurrency = 1
+        extra = ["--pool", pool] if pool else []
         worker = start_worker(
-            self._env,
-            log=log,
-            concurrency=concurrency,
-            loglevel="INFO",
-            extra_args=["--pool", pool],
+            self._env, log=log, concurrency=concurrency, loglevel="INFO", extra_args=extra
         )
         self.started.append(worker)
-        if pool == "prefork":
+        solo = (pool or self._env.get("CHECKOUT_WORKER_POOL")) == "solo"
+        if not (solo and concurrency == 1):
             wait_for(
                 lambda: len(children(worker.pid)) >= concurrency,
-                what=f"{concurrency} pool processes of worker {worker.pid}",
+                what=f"{concurrency} processes of worker {worker.pid}",
             )
         return worker
 
@@ -180,7 +177,7 @@ class Workers:
         self.kills.append(f"worker {worker.pid}")
 
     def restart(
-        self, worker: ManagedProcess, *, concurrency: int = 2, pool: str = "prefork"
+        self, worker: ManagedProcess, *, concurrency: int = 2, pool: str | None = None
     ) -> ManagedProcess:
         """SIGKILL `worker` whole and start a replacement."""
         self.kill_worker(worker)

@@ -21,8 +21,8 @@ def test_sigkill_of_a_solo_worker_mid_command_loses_nothing(
     """Three times during a stream, a solo worker is SIGKILLed while it applies a command
     (there is no pool process to lose: the worker is the one applying) and a replacement
     is started; a second solo worker runs throughout."""
-    survivor = workers.start(pool="solo")
-    victim = workers.start(pool="solo")
+    survivor = workers.start(concurrency=1, pool="solo")
+    victim = workers.start(concurrency=1, pool="solo")
     commands = session_stream("solo", sessions=30)
     killed = []
     sent = 0
@@ -35,7 +35,7 @@ def test_sigkill_of_a_solo_worker_mid_command_loses_nothing(
             what="the solo victim applying a command",
         )
         killed.append(applying(redis_client, settings, victim.pid))
-        victim = workers.restart(victim, pool="solo")
+        victim = workers.restart(victim, concurrency=1, pool="solo")
     verify(
         "SIGKILL of a solo worker",
         commands,
