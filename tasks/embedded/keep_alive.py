@@ -33,6 +33,11 @@ def serve(app: WSGIApp, host: str, port: int) -> None:
 
 class _KeepAliveHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One send per answer, at once: with the stdlib's unbuffered writes the head and the
+    # body went out as two segments, and Nagle held the second back until the client's
+    # delayed ACK (about 40 ms a request).
+    wbufsize = -1
+    disable_nagle_algorithm = True
     app: WSGIApp
 
     def handle_request(self) -> None:
