@@ -1,6 +1,7 @@
 """Ids unique across shards, against two real redis-servers: the same-shaped enqueue on
 two shards makes distinct jids, each starting with its shard's tag, while one Redis
-keeps `<ms>-<n>`; dead-letter ids (jids and raw messages') are tagged the same way."""
+keeps `<ms>-<n>`; dead-letter ids (jids and raw messages') are tagged the same way, and
+`checkout dlq show|replay ID` goes to the shard the id names."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tasks.cli import main
 from tasks.embedded.stack import ManagedProcess, start_redis, stop_all
 from worker.delivery.deadletters import DeadLetterStore
 from worker.delivery.jids import shard_named
@@ -150,3 +152,54 @@ def test_dead_letter_ids_are_unique_across_shards(journals, sharded):
     assert raw[0].split(":", 1)[1] == raw[1].split(":", 1)[1]  # the same digest
     for journal, entry_id in zip(journals, raw, strict=True):
         assert DeadLetterStore(journal.client, journal.keys, journal).get(entry_id).raw
+
+
+def run_checkout(capsys, *argv: str) -> tuple[int, str, str]:
+    get_settings.cache_clear()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_dlq_show_and_replay_go_to_the_shard_the_id_names(journals, sharded, capsys):
+    queue = sharded.commands_queue
+    entry_id = dead_letter(journals[1], queue, "c-one")
+    assert shard_named(entry_id) == 1
+    # An entry under the same id on shard 0 (one that could never be made there, as
+    # every id of shard 0 starts with s0): the old search took it, the first match.
+    journals[0].client.hset(
+        journals[0].keys.dead_letter(entry_id),
+        mapping={"id": entry_id, "cmd": pending("c-zero", "s-0").text, "cid": "c-zero", "q": queue},
+    )
+    journals[0].client.zadd(journals[0].keys.dead_letters, {entry_id: 1})
+
+    code, out, err = run_checkout(capsys, "dlq", "show", entry_id)
+    assert code == 0, err
+    shown = json.loads(out)
+    assert (shown["shard"], shown["command_id"]) == (1, "c-one")
+
+    code, out, err = run_checkout(capsys, "dlq", "replay", entry_id)
+    assert code == 0, err
+    delivery = re.search(r"as delivery (\S+)", out).group(1)
+    assert shard_named(delivery) == 1  # replayed on shard 1, its jid tagged there
+    # The message after the original delivery's (never taken off the list here).
+    assert [m["headers"]["id"] for m in queued(journals[1], queue)][1:] == [delivery]
+    assert queued(journals[0], queue) == []
+    assert journals[0].client.exists(journals[0].keys.dead_letter(entry_id)) == 1  # untouched
+
+
+def test_dlq_refuses_an_id_whose_tag_names_no_shard(journals, sharded, capsys):
+    for action in ("show", "replay"):
+        code, _, err = run_checkout(capsys, "dlq", action, "s7:1733270000000-1")
+        assert code == 1
+        assert err.count("\n") == 1
+        assert "names shard 7, and CHECKOUT_REDIS_URLS lists 2 shards (s0 to s1)" in err
+
+
+def test_dlq_refuses_a_command_id_dead_lettered_on_two_shards(journals, sharded, capsys):
+    ids = [dead_letter(journal, sharded.commands_queue, "c-twice") for journal in journals]
+    code, _, err = run_checkout(capsys, "dlq", "show", "c-twice")
+    assert code == 1
+    assert f"{ids[0]} (shard 0), {ids[1]} (shard 1)" in err
+    code, out, err = run_checkout(capsys, "dlq", "show", ids[1])
+    assert (code, json.loads(out)["shard"]) == (0, 1), err
