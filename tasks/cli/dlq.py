@@ -56,12 +56,14 @@ def _guarded(action: Callable[[Any, argparse.Namespace], int]) -> Callable[..., 
     """Run `action` with a store; Redis refusing it is one line on stderr and exit 4."""
 
     def run(args: argparse.Namespace) -> int:
+        from tasks.cli.errors import shard_failure
         from worker.errors import JournalUnavailable
 
         try:
             return action(_store(), args)
         except JournalUnavailable as error:
-            print(f"checkout dlq: {error}", file=sys.stderr)
+            # With several shards, which one (it may go away after the preflight).
+            print(f"checkout dlq: {shard_failure(error) or error}", file=sys.stderr)
             return REDIS
         except NotOneEntry as error:
             print(f"checkout dlq: {error}", file=sys.stderr)
