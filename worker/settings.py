@@ -20,6 +20,8 @@ REDIS_URL_FORM = "expected redis://[:password@]host:port/db (or rediss:// for TL
 ENDPOINT_URL_FORM = "expected http://host:port or https://host (unset: AWS's own endpoint)"
 TABLE_NAME_FORM = "expected a DynamoDB table name: 3-255 letters, digits, '_', '.' or '-'"
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}\Z")
+SHARD_TAG_FORM = "expected s<K>, shard K's tag (set by `checkout worker --shard K`), or unset"
+_SHARD_TAG = re.compile(r"s[0-9]+")
 
 
 class Settings(BaseSettings):
@@ -30,6 +32,10 @@ class Settings(BaseSettings):
     # `redis_url`, and a session's commands all go to shard `worker.delivery.shards`.
     # `redis_url` is then the first shard's, `shard_urls` all of them.
     redis_urls: Annotated[tuple[str, ...] | None, NoDecode] = None
+    # The tag of the one shard these settings serve ('' with one Redis, `s<K>` for
+    # shard K of several): every jid and dead-letter id made there starts with it
+    # (`worker.delivery.jids`). Set by `for_shard` and `checkout worker --shard K`.
+    shard_tag: str = ""
     # Unset means real AWS; set it to a moto server or DynamoDB Local.
     dynamodb_endpoint_url: str | None = None
     # The session store's client: `http` (worker.dynamodb.http, a fraction of botocore's
@@ -142,6 +148,13 @@ class Settings(BaseSettings):
             raise ValueError("expected each shard once: a URL is listed twice")
         return value
 
+    @field_validator("shard_tag")
+    @classmethod
+    def _shard_tag_form(cls, value: str) -> str:
+        if value and not _SHARD_TAG.fullmatch(value):
+            raise ValueError(SHARD_TAG_FORM)
+        return value
+
     @model_validator(mode="after")
     def _first_shard_is_the_redis(self) -> Settings:
         # Frozen: set through __dict__, once, while the model is being built.
@@ -176,8 +189,13 @@ class Settings(BaseSettings):
         return self.redis_urls or (self.redis_url,)
 
     def for_shard(self, shard: int) -> Settings:
-        """These settings for one shard alone: its URL as `redis_url`, no other shard."""
-        return self.model_copy(update={"redis_url": self.shard_urls[shard], "redis_urls": None})
+        """These settings for one shard alone: its URL as `redis_url`, no other shard, and
+        with several shards its tag (`shard_tag`)."""
+        urls = self.shard_urls
+        tag = f"s{shard}" if len(urls) > 1 else self.shard_tag
+        return self.model_copy(
+            update={"redis_url": urls[shard], "redis_urls": None, "shard_tag": tag}
+        )
 
     @property
     def command_time_limit(self) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 from schemas.ids import escaped
 from tasks.cli.arguments import add_command, whole_number
 from tasks.cli.exit_codes import FAILED, REDIS
+from worker.delivery.jids import shard_named
 from worker.settings import get_settings
 
 COLUMNS = ("id", "command_id", "type", "session", "code", "attempts", "last failure")
@@ -55,13 +56,18 @@ def _guarded(action: Callable[[Any, argparse.Namespace], int]) -> Callable[..., 
     """Run `action` with a store; Redis refusing it is one line on stderr and exit 4."""
 
     def run(args: argparse.Namespace) -> int:
+        from tasks.cli.errors import shard_failure
         from worker.errors import JournalUnavailable
 
         try:
             return action(_store(), args)
         except JournalUnavailable as error:
-            print(f"checkout dlq: {error}", file=sys.stderr)
+            # With several shards, which one (it may go away after the preflight).
+            print(f"checkout dlq: {shard_failure(error) or error}", file=sys.stderr)
             return REDIS
+        except NotOneEntry as error:
+            print(f"checkout dlq: {error}", file=sys.stderr)
+            return FAILED
 
     return run
 
@@ -86,11 +92,15 @@ def _shard_store(settings: Any) -> Any:
     )
 
 
+class NotOneEntry(Exception):
+    """An id that names no shard, or entries on several: one line, exit 1."""
+
+
 class ShardedDeadLetters:
     """The dead-letter stores of every shard as one: an entry stays on the shard whose
     command it is (a replay goes back to that shard, the session's), and its listings
-    say which (`shard` in JSON). Ids are unique across shards in practice (a jid is the
-    Redis clock and a counter of its shard; raw ones a digest of the message)."""
+    say which (`shard` in JSON). An entry's id starts with its shard's tag (`s<K>:`,
+    `worker.delivery.jids`), so it is unique across shards and names where to look."""
 
     def __init__(self, stores: list[Any]) -> None:
         self.stores = stores
@@ -106,11 +116,38 @@ class ShardedDeadLetters:
         return found[:limit] if limit is not None else found
 
     def get(self, id_or_command_id: str) -> Any:
-        for shard, store in enumerate(self.stores):
-            entry = store.get(id_or_command_id)
+        """The entry with this id, read from the shard its tag names; else the newest
+        entry of this command id, which must then be on one shard only (a command id
+        carries no tag: the same one sent for two sessions may be dead-lettered on two)."""
+        named = shard_named(id_or_command_id)
+        if named is not None and named < len(self.stores):
+            entry = self.stores[named].entry(id_or_command_id)
             if entry is not None:
-                self.shard_of[entry.id] = shard
+                self.shard_of[entry.id] = named
                 return entry
+        found = []
+        for shard, store in enumerate(self.stores):
+            # An untagged id is a command id, or an entry's from before shard tags.
+            entry = store.entry(id_or_command_id) if named is None else None
+            entry = entry or store.newest_of(id_or_command_id)
+            if entry is not None:
+                found.append((shard, entry))
+        if len(found) > 1:
+            ids = ", ".join(f"{entry.id} (shard {shard})" for shard, entry in found)
+            raise NotOneEntry(
+                f"{escaped(id_or_command_id)} names dead-letter entries on {len(found)} shards: "
+                f"{escaped(ids)}; give the id of the one you mean"
+            )
+        if found:
+            shard, entry = found[0]
+            self.shard_of[entry.id] = shard
+            return entry
+        if named is not None and named >= len(self.stores):
+            raise NotOneEntry(
+                f"dead-letter id {escaped(id_or_command_id)} names shard {named}, and "
+                f"CHECKOUT_REDIS_URLS lists {len(self.stores)} shards (s0 to "
+                f"s{len(self.stores) - 1}): is this the deployment it came from?"
+            )
         return None
 
     def replay(self, entry_id: str) -> str:
@@ -126,6 +163,7 @@ class ShardedDeadLetters:
         return sum(store.purge_all() for store in self.stores)
 
     def _holding(self, entry_id: str) -> Any:
+        """The store of the shard holding `entry_id` (as `get` found it)."""
         if entry_id not in self.shard_of:
             self.get(entry_id)
         return self.stores[self.shard_of.get(entry_id, 0)]

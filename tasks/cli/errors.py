@@ -159,13 +159,20 @@ def _redis(error: BaseException) -> Friendly | None:
     import redis
 
     if isinstance(error, redis.AuthenticationError | redis.exceptions.NoPermissionError):
+        if (shard := _failed_shard(error)) is not None:
+            number, url = shard
+            return Friendly(
+                f"shard {number}'s Redis at {mask_password(url)} refused us ({error}): check "
+                "the user and password in its URL in CHECKOUT_REDIS_URLS",
+                REDIS,
+            )
         return Friendly(
             f"Redis at {_redis_url()} refused us ({error}): check the user and password in "
             "CHECKOUT_REDIS_URL",
             REDIS,
         )
     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
-        return _redis_unreachable()
+        return _redis_unreachable(error)
     return None
 
 
@@ -173,15 +180,61 @@ def _kombu(error: BaseException) -> Friendly | None:
     # Celery's broker connection (`checkout status` pings workers through it).
     from kombu.exceptions import OperationalError
 
-    return _redis_unreachable() if isinstance(error, OperationalError) else None
+    return _redis_unreachable(error) if isinstance(error, OperationalError) else None
 
 
-def _redis_unreachable() -> Friendly:
+def _redis_unreachable(error: BaseException | None = None) -> Friendly:
+    """One Redis: the URL it has. Several shards: the one that failed, which a client of
+    `make_redis_client` marks its errors with (after the preflight, a shard may go away
+    partway through a command), or every shard's when the error does not say."""
+    from worker.settings import get_settings
+
+    urls = get_settings().shard_urls
+    if len(urls) > 1:
+        if error is not None and (shard := _failed_shard(error)) is not None:
+            number, url = shard
+            return Friendly(
+                f"cannot reach shard {number} at {mask_password(url)}: start it or check "
+                "CHECKOUT_REDIS_URLS",
+                REDIS,
+            )
+        listed = ", ".join(f"{n}: {mask_password(url)}" for n, url in enumerate(urls))
+        return Friendly(
+            f"cannot reach one of the {len(urls)} Redis shards ({listed}): start them or "
+            "check CHECKOUT_REDIS_URLS",
+            REDIS,
+        )
     return Friendly(
         f"cannot reach Redis at {_redis_url()}: start it (`checkout up` runs one) or set "
         "CHECKOUT_REDIS_URL",
         REDIS,
     )
+
+
+def shard_failure(error: BaseException) -> Friendly | None:
+    """With several shards, the one line for a Redis error a shard raised, naming that
+    shard (for a command that reports Redis errors itself: `checkout dlq`)."""
+    if _failed_shard(error) is None:
+        return None
+    for cause in _chain(error):
+        if (friendly := _redis(cause)) is not None:
+            return friendly
+    return None
+
+
+def _failed_shard(error: BaseException) -> tuple[int, str] | None:
+    """(shard number, URL) of the shard that raised `error`, with several shards."""
+    from worker.redis_client import failed_url
+    from worker.settings import get_settings
+
+    urls = get_settings().shard_urls
+    if len(urls) == 1:
+        return None
+    for cause in _chain(error):  # kombu's errors wrap redis-py's
+        url = failed_url(cause)
+        if url in urls:
+            return urls.index(url), url
+    return None
 
 
 def _dynamodb(error: BaseException) -> Friendly | None:

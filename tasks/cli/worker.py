@@ -201,6 +201,8 @@ def _serve_one_shard(settings: Settings, shard: int | None) -> Settings:
     _check_own_record(urls[shard], shard, len(urls), settings.key_prefix)
     os.environ["CHECKOUT_REDIS_URL"] = urls[shard]
     os.environ.pop("CHECKOUT_REDIS_URLS", None)
+    # Every jid and dead-letter id this worker makes carries its shard's tag.
+    os.environ["CHECKOUT_SHARD_TAG"] = settings.for_shard(shard).shard_tag
     get_settings.cache_clear()
     return get_settings()
 

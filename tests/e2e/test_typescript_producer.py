@@ -172,12 +172,14 @@ def test_typescript_unit_tests_pass(env):
 
 
 @pytest.mark.parametrize("per_message", [1, 3])
+@pytest.mark.parametrize(("shards", "shard"), [(1, 0), (3, 2)])
 def test_python_and_typescript_send_identical_enqueue_arguments(
-    env, redis_client, per_message
+    env, redis_client, per_message, shards, shard
 ) -> None:
     """Both producers build the script call from protocol.json's argument names: for the
     same command texts, run and queue, the ARGV each would send is the same, byte for
-    byte (a text goes as it came from both; a dict is laid out in each language's order)."""
+    byte (a text goes as it came from both; a dict is laid out in each language's order),
+    and to shard K of several both send its tag (`shard_tag`), which starts every jid."""
     from tasks.producer import prepare
     from worker.delivery.journal import Journal
     from worker.settings import Settings
@@ -187,7 +189,14 @@ def test_python_and_typescript_send_identical_enqueue_arguments(
         update("cs-args-1", "args-u1", buyer={"email": "zoë@example.com"}),
         {"type": "create_session", "command_id": "args-c2", "currency": "JPY"},  # no session
     ]
-    request = {"commands": commands, "runId": "run-args", "perMessage": per_message}
+    urls = [f"redis://127.0.0.1:{port}/0" for port in range(6390, 6390 + shards)]
+    request = {
+        "commands": commands,
+        "runId": "run-args",
+        "perMessage": per_message,
+        "redisUrls": urls,
+        "shard": shard,
+    }
     node = subprocess.run(
         node_command(str(PACKAGE / "dist" / "test" / "enqueue_args.js")),
         input=json.dumps(request),
@@ -197,7 +206,7 @@ def test_python_and_typescript_send_identical_enqueue_arguments(
         timeout=60,
         check=True,
     )
-    settings = Settings()
+    settings = Settings(redis_urls=",".join(urls)).for_shard(shard)
     journal = Journal(redis_client, settings)  # builds arguments only: no call is made
     texts = [json.dumps(c, separators=(",", ":"), ensure_ascii=False) for c in commands]
     batch = [prepare(text) for text in texts]
@@ -209,6 +218,8 @@ def test_python_and_typescript_send_identical_enqueue_arguments(
     ]
 
     assert json.loads(node.stdout) == [str(arg) for arg in python]
+    assert settings.shard_tag == ("" if shards == 1 else f"s{shard}")
+    assert settings.shard_tag in python
 
 
 def test_a_lone_surrogate_id_sent_around_the_producers_ends_in_one_rejection(

@@ -42,10 +42,13 @@ class FakeJournal:
     finished: list[Finished] = field(default_factory=list)
     retries: list[tuple[float, str]] = field(default_factory=list)
     buried: list[str] = field(default_factory=list)
+    shard_tag: str = ""
+    claimed: list[str] = field(default_factory=list)
 
     def claim(
         self, jid: str, worker: str, *, adopt=None, rest=(), command_id="", with_copy=False
     ) -> Claim:
+        self.claimed.append(jid)
         if self.verdicts:
             return self.verdicts.pop(0)
         if self.finished:

@@ -91,10 +91,16 @@ class DeadLetterStore:
 
     def get(self, id_or_command_id: str) -> DeadLetterEntry | None:
         """The entry with this id, or else the newest entry of this command id."""
-        found = self._load([id_or_command_id])
-        if found:
-            return found[0]
-        matches = [e for e in self.list() if e.command_id == id_or_command_id]
+        return self.entry(id_or_command_id) or self.newest_of(id_or_command_id)
+
+    def entry(self, entry_id: str) -> DeadLetterEntry | None:
+        """The entry with this id, if any."""
+        found = self._load([entry_id])
+        return found[0] if found else None
+
+    def newest_of(self, command_id: str) -> DeadLetterEntry | None:
+        """The newest entry of this command id, if any."""
+        matches = [e for e in self.list() if e.command_id == command_id]
         return matches[-1] if matches else None
 
     def replay(self, entry_id: str) -> str:

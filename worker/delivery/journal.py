@@ -113,6 +113,9 @@ class Journal:
         self.client = client
         self.keys = RedisKeys(settings.key_prefix)
         self._settings = settings
+        # '' with one Redis, else this shard's tag: the start of every jid and dead-letter
+        # id made here (`worker.delivery.jids`), so they are unique across shards.
+        self.shard_tag = settings.shard_tag
         self._script = PipelineScript(client, SCRIPT, functions=settings.redis_functions)
         self._visibility_ms = str(int(settings.visibility_timeout * 1000))
         self._heartbeat_ms = str(int(settings.heartbeat_timeout * 1000))
@@ -148,6 +151,7 @@ class Journal:
             "run_id": run_id or "",
             "order_ttl_s": ORDER_TTL_SECONDS,
             "run_ttl_s": RUN_TTL_SECONDS,
+            "shard_tag": self.shard_tag,
         }
         if per_message > 1:
             values["per_message"] = per_message
@@ -381,7 +385,11 @@ class Journal:
 
     def replay(self, entry_id: str) -> str:
         """Re-enqueue a dead-lettered command: its new jid, '' if gone, 'raw' if not a command."""
-        values = {"entry_id": entry_id, "visibility_ms": self._visibility_ms}
+        values = {
+            "entry_id": entry_id,
+            "visibility_ms": self._visibility_ms,
+            "shard_tag": self.shard_tag,
+        }
         return as_text(self._call("replay", arguments("replay", values)))
 
 

@@ -17,7 +17,9 @@
 -- spec's order (`tests/unit/test_protocol.py` holds all three to it).
 --
 -- Keys (all under <prefix>; a single Redis, not a cluster: keys are derived here):
---   j:<jid>        hash   journal entry of one delivery chain (see `new_entry`)
+--   j:<jid>        hash   journal entry of one delivery chain (see `new_entry`); a jid
+--                         is <ms>-<n> (Redis's clock, the `jid` counter), or with several
+--                         shards <shard tag>:<ms>-<n> (`jid_prefix`)
 --   due            zset   jid -> ms when the reaper should look at the entry again
 --                         (waiting for a retry, parked; never queued or running)
 --   queued:<queue> zset   jid -> queue position, for entries whose message went on the
@@ -118,6 +120,10 @@ end
 -- `claim`) keeps that task's id.
 local function task_id_of(jid)
   if string.sub(jid, 1, 1) == 'T' then return string.sub(jid, 2) end
+  if string.sub(jid, 1, 1) == 's' then -- tagged: adopted ones are <tag>:T<task id>
+    local adopted = string.match(jid, '^s%d+:T(.*)$')
+    if adopted then return adopted end
+  end
   return jid
 end
 
@@ -160,8 +166,18 @@ local function push(jid, now, visibility, front)
   redis.call('ZREM', key('due'), jid)
 end
 
-local function new_jid(now)
-  return now .. '-' .. redis.call('INCR', key('jid'))
+-- What every jid the call makes starts with: '' in a deployment of one Redis, or
+-- '<shard tag>:' with several, the tag `s<K>` its caller names (producers route per
+-- shard, workers serve one: `worker.delivery.jids`), so that no two shards make the
+-- same jid (each has its own clock and counter). nil: not a tag.
+local function jid_prefix(shard_tag)
+  if shard_tag == '' then return '' end
+  if not string.find(shard_tag, '^s%d+$') then return nil end
+  return shard_tag .. ':'
+end
+
+local function new_jid(now, tag_prefix)
+  return tag_prefix .. now .. '-' .. redis.call('INCR', key('jid'))
 end
 
 local function new_entry(jid, cmd, cid, sid, queue, run, now)
@@ -229,8 +245,11 @@ local function session_order(sessions, s)
   return order
 end
 
--- enqueue <queue> <visibility ms> <run> <order ttl s> <run ttl s> (<cmd> <cid> <sid>)...
--- A command with a session gets that session's next sequence number. With a run, a
+-- enqueue <queue> <visibility ms> <run> <order ttl s> <run ttl s> <shard tag>
+--         (<cmd> <cid> <sid>)...
+-- <shard tag>: '' with one Redis, else `s<K>` for shard K, which every jid the call
+-- makes starts with (`jid_prefix`). A command with a session gets that session's next
+-- sequence number. With a run, a
 -- command the run already has a final outcome for is skipped (a resumed run applies
 -- nothing twice). Returns one jid per command, '' for a skipped one.
 -- <visibility ms> is no longer read here (queued entries are listed by position, not
@@ -239,15 +258,24 @@ end
 -- due set and each session's expiry are written once per call, not per command.
 --
 -- enqueue_batched <queue> <visibility ms> <run> <order ttl s> <run ttl s> <per message>
---                 (<cmd> <cid> <sid>)...
+--                 <shard tag> (<cmd> <cid> <sid>)...
 -- The same, but the call's commands that are not skipped go in consecutive groups of
 -- up to <per message> to one `checkout.apply_commands` message each, which amortises
 -- Celery's per-message cost (bulk). Each command still has its own journal entry and
 -- sequence number; the entries of one message share its queue position (qpos), so the
 -- first `claim` of the message raises qtaken past all of them (see `claim` for how the
 -- rest are kept from the reaper while the message is worked through).
-local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_message)
+local function enqueue_commands(queue, run, order_ttl, run_ttl, shard_tag, first, per_message)
   local count = (#argv - first + 1) / 3
+  -- A caller from before <shard tag> sends one argument less: refused, not misread.
+  if count % 1 ~= 0 then
+    return redis.error_reply('enqueue: expected (command, command_id, session_id) triples ' ..
+      'after <shard tag> (protocol.json)')
+  end
+  local tag_prefix = jid_prefix(shard_tag)
+  if not tag_prefix then
+    return redis.error_reply("enqueue: <shard tag> is not '' or s<K>")
+  end
   -- Producers refuse such run ids (`schemas/ids.py`); this is the backstop: `rk2:ex`
   -- would write into run rk2's keys.
   if run ~= '' and (#run > 128 or not string.find(run, '^[%w][%w_.-]*$')) then
@@ -290,7 +318,7 @@ local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_messa
     if outcome and outcome ~= PENDING then
       jids[n] = ''
     else
-      local jid = now .. '-' .. (first_jid + n)
+      local jid = tag_prefix .. now .. '-' .. (first_jid + n)
       local qpos = first_qpos + n
       if per_message then
         qpos = first_qpos + math.floor(kept / per_message) + 1
@@ -361,18 +389,19 @@ local function enqueue_commands(queue, run, order_ttl, run_ttl, first, per_messa
 end
 
 local function enqueue()
-  local queue, visibility_ms, run_id, order_ttl_s, run_ttl_s = argv[3], argv[4], argv[5], argv[6], argv[7]
-  return enqueue_commands(queue, run_id, tonumber(order_ttl_s), tonumber(run_ttl_s), 8, nil)
+  local queue, visibility_ms, run_id, order_ttl_s, run_ttl_s, shard_tag = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8]
+  return enqueue_commands(queue, run_id, tonumber(order_ttl_s), tonumber(run_ttl_s), shard_tag, 9,
+    nil)
 end
 
 local function enqueue_batched()
-  local queue, visibility_ms, run_id, order_ttl_s, run_ttl_s, per_message = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8]
+  local queue, visibility_ms, run_id, order_ttl_s, run_ttl_s, per_message, shard_tag = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9]
   per_message = tonumber(per_message)
   if not per_message or per_message < 1 or per_message % 1 ~= 0 then
     return redis.error_reply('enqueue_batched: <per message> must be a positive integer')
   end
-  return enqueue_commands(queue, run_id, tonumber(order_ttl_s), tonumber(run_ttl_s), 9,
-    per_message)
+  return enqueue_commands(queue, run_id, tonumber(order_ttl_s), tonumber(run_ttl_s), shard_tag,
+    10, per_message)
 end
 
 -- The ordering gate: a command waits while the command before it in its session is
@@ -809,19 +838,21 @@ local function reap()
   return { requeued, #dead, evicted, now, 1 }
 end
 
--- replay <dead-letter id> <visibility ms>
+-- replay <dead-letter id> <visibility ms> <shard tag>
 -- A fresh delivery of a dead-lettered command, outside the ordering gate (its turn
 -- has passed). Removing the entry in the same step makes a second replay a no-op.
 -- Returns the new jid, '' if there is no such entry, or 'raw' for an undeliverable
 -- message that is not a command.
 local function replay()
-  local entry_id, visibility_ms = argv[3], argv[4]
+  local entry_id, visibility_ms, shard_tag = argv[3], argv[4], argv[5]
   local d, visibility = key('dlq', entry_id), tonumber(visibility_ms)
+  local tag_prefix = jid_prefix(shard_tag or '')
+  if not tag_prefix then return redis.error_reply("replay: <shard tag> is not '' or s<K>") end
   local dead = fields(d, 'cmd', 'cid', 'q', 'run')
   if not dead.q then return '' end
   if not dead.cmd or dead.cmd == '' then return 'raw' end
   local now = now_ms()
-  local jid = new_jid(now)
+  local jid = new_jid(now, tag_prefix)
   new_entry(jid, dead.cmd, dead.cid, '', dead.q, dead.run or '', now)
   push(jid, now, visibility, false)
   if dead.run and dead.run ~= '' then record_outcome(dead.run, dead.cid, PENDING) end

@@ -25,6 +25,7 @@ from typing import Any
 
 from schemas.commands import id_field, size_problem
 from schemas.events import ResultEvent
+from worker.delivery.jids import adopted_jid
 from worker.delivery.journal import Claim, DeadLetter, Journal
 from worker.delivery.outcomes import Outcome
 from worker.delivery.retry_policy import (
@@ -95,7 +96,7 @@ class CommandProcessor:
         """
         adopt = None
         if jid is None:  # sent around the producer API: journal it from here on
-            jid = f"T{task_id}"
+            jid = adopted_jid(self._journal.shard_tag, task_id)
             adopt = (_as_text(command), id_field(command, "command_id") or "", queue)
         try:
             return self._process(command, jid, adopt, rest, limit, queue)

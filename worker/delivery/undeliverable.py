@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from schemas.commands import id_field
+from worker.delivery.jids import tagged
 from worker.delivery.journal import DeadLetter, Journal
 from worker.delivery.retry_policy import dead_letter_event_for
 
@@ -41,7 +42,8 @@ def bury(journal: Journal, raw: str | bytes, *, queue: str, reason: str, error_t
             reason,
         )
         return finished[0]
-    entry_id = "raw-" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:24]
+    digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:24]
+    entry_id = tagged(journal.shard_tag, "raw-" + digest)  # unique across shards
     event = dead_letter_event_for(entry_id, _command_of(text), dead_letter)
     journal.bury(
         entry_id,

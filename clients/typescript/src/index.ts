@@ -12,4 +12,4 @@ export {
   type ProducerOptions,
 } from "./producer.js";
 export { CommandValidator, InvalidCommand, InvalidRunId, type Prepared, checkRunId } from "./validation.js";
-export { SESSION_ID_NAMESPACE, sessionIdFor, shardFor, shardOf } from "./shards.js";
+export { SESSION_ID_NAMESPACE, sessionIdFor, shardFor, shardOf, shardTag } from "./shards.js";

@@ -11,7 +11,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import type { CheckoutCommand } from "./commands.js";
 import { DEFAULT_SCRIPT_PATH, readText } from "./paths.js";
 import { Protocol } from "./protocol.js";
-import { shardFor } from "./shards.js";
+import { shardFor, shardTag } from "./shards.js";
 import { CommandValidator, InvalidCommand, type Prepared, checkRunId } from "./validation.js";
 
 // Commands per script call, and calls per pipelined round trip: the Python
@@ -178,7 +178,7 @@ export class CheckoutProducer {
         parts[shardFor(sessionId, commandId, this.shards.length)]!.push(item);
       }
       for (const [shard, part] of parts.entries()) {
-        if (part.length) sent += await this.roundTrip(this.shards[shard]!, part, runId, sent);
+        if (part.length) sent += await this.roundTrip(shard, part, runId, sent);
       }
     }
     return sent;
@@ -207,8 +207,8 @@ export class CheckoutProducer {
     this.shardsChecked = true;
   }
 
-  private async roundTrip(redis: Redis, chunk: Prepared[], runId: string | undefined, sent: number) {
-    const pipeline = redis.pipeline() as unknown as ScriptRunner & {
+  private async roundTrip(shard: number, chunk: Prepared[], runId: string | undefined, sent: number) {
+    const pipeline = this.shards[shard]!.pipeline() as unknown as ScriptRunner & {
       script(subcommand: "LOAD", lua: string): unknown;
       exec(): Promise<[Error | null, unknown][] | null>;
     };
@@ -222,7 +222,7 @@ export class CheckoutProducer {
     const sizes: number[] = [];
     for (let start = 0; start < chunk.length; start += SCRIPT_BATCH) {
       const batch = chunk.slice(start, start + SCRIPT_BATCH);
-      pipeline[SCRIPT_COMMAND](...this.enqueueArgs(batch, runId));
+      pipeline[SCRIPT_COMMAND](...this.enqueueArgs(batch, runId, shard));
       sizes.push(batch.length);
     }
     let replies: [Error | null, unknown][] | null;
@@ -239,9 +239,10 @@ export class CheckoutProducer {
     return done;
   }
 
-  /** ARGV of one `enqueue` (or `enqueue_batched`) call, built from protocol.json's
-   * argument names as worker/delivery/journal.py `Journal.enqueue_args` builds it. */
-  enqueueArgs(batch: readonly Prepared[], runId?: string): string[] {
+  /** ARGV of one `enqueue` (or `enqueue_batched`) call to shard `shard`, built from
+   * protocol.json's argument names as worker/delivery/journal.py `Journal.enqueue_args`
+   * builds it: with several shards its `shard_tag` starts every jid the call makes. */
+  enqueueArgs(batch: readonly Prepared[], runId?: string, shard = 0): string[] {
     const op = this.perMessage > 1 ? "enqueue_batched" : "enqueue";
     const values: Record<string, string | number> = {
       queue: this.queue,
@@ -249,6 +250,7 @@ export class CheckoutProducer {
       run_id: runId ?? "",
       order_ttl_s: this.protocol.limit("order_ttl_seconds"),
       run_ttl_s: this.protocol.limit("run_ttl_seconds"),
+      shard_tag: shardTag(shard, this.shards.length),
     };
     if (this.perMessage > 1) values.per_message = this.perMessage;
     const rows = batch.map(({ command, text }) => ({

@@ -32,3 +32,15 @@ export function shardFor(sessionId: string | undefined | null, commandId: string
   if (shards === 1) return 0;
   return shardOf(sessionId ? sessionId : sessionIdFor(commandId), shards);
 }
+
+/**
+ * The tag of shard `shard` of `shards`, as worker/delivery/jids.py makes it: "" for a
+ * deployment of one Redis, else `s<shard>`. The enqueue script starts every jid it makes
+ * with it (`<tag>:<ms>-<n>`), so jids, task ids and dead-letter ids are unique across shards.
+ */
+export function shardTag(shard: number, shards: number): string {
+  if (!Number.isInteger(shard) || shard < 0 || shard >= shards) {
+    throw new RangeError(`shard ${shard} is not one of ${shards} (0 to ${shards - 1})`);
+  }
+  return shards === 1 ? "" : `s${shard}`;
+}
