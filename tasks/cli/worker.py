@@ -30,15 +30,19 @@ def register(commands: argparse._SubParsersAction) -> None:
         "exit: the worker connects once it can. Exit 1: Celery stopped on an error.",
     )
     worker.add_argument(
-        "--concurrency", "-c", type=whole_number(1), default=None, help="worker processes"
+        "--concurrency",
+        "-c",
+        type=whole_number(1),
+        default=None,
+        help="processes that apply commands (default: one per core)",
     )
     worker.add_argument(
         "--pool",
         choices=POOLS,
         default=None,
-        help="prefork: a main process hands each message to a pool process; solo: one "
-        "process takes and applies them (default: CHECKOUT_WORKER_POOL, else prefork; "
-        'README "Worker pools")',
+        help="solo: --concurrency processes that each take messages and apply them; "
+        "prefork: a main process hands each message to one of --concurrency pool processes "
+        '(default: CHECKOUT_WORKER_POOL, else solo; README "Worker pools")',
     )
     worker.add_argument(
         "--loglevel",

@@ -67,8 +67,16 @@ class EventLog:
             return list(self.events)
 
     def of(self, hostname: str) -> list[dict[str, Any]]:
+        """The events of one worker: node `hostname`, and with the solo pool its other
+        processes' nodes (`checkout-<pid>.<slot>@host`)."""
+        name, _, host = hostname.partition("@")
         with self._lock:
-            return [e for e in self.events if e.get("hostname") == hostname]
+            return [e for e in self.events if _of_worker(e.get("hostname", ""), name, host)]
+
+
+def _of_worker(node: str, name: str, host: str) -> bool:
+    node_name, _, node_host = node.partition("@")
+    return node_host == host and (node_name == name or node_name.startswith(f"{name}."))
 
 
 def poll(condition: Callable[[], Any], what: str, *, timeout: float = DEADLINE) -> Any:

@@ -51,7 +51,9 @@ def test_sigkill_of_a_pool_process_mid_batch_loses_nothing_and_applies_nothing_t
     layout = positions(redis_client, queue)
     assert len(redis_client.lrange(queue, 0, -1)) == len(commands) // PER_MESSAGE
 
-    worker = workers.start(concurrency=2)
+    # Prefork: its main process holds each message while a pool process applies it (the
+    # solo pool's processes are SIGKILLed mid-command in test_delivery_faults.py).
+    worker = workers.start(concurrency=2, pool="prefork")
     killed = []
     seen_applying: dict[int, str] = {}
 

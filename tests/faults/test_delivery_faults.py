@@ -219,13 +219,15 @@ def test_concurrent_writers_on_hot_sessions_lose_no_update(
     assert verdict.sessions_checked == len(sessions)
 
 
+@pytest.mark.parametrize("pool", ["solo", "prefork"])
 def test_sigkill_of_a_worker_child_mid_command_loses_nothing(
-    workers, producer, redis_client, settings, store, busy
+    pool, workers, producer, redis_client, settings, store, busy
 ):
-    """Four times during a stream, a pool process is SIGKILLed while it applies a command
-    (it is in the journal's `busy` hash). Its command is re-enqueued by the reaper once
-    the process's heartbeat stops, and is applied exactly once, in its session's order."""
-    worker = workers.start(concurrency=2)
+    """Four times during a stream, one of a worker's processes (a solo process, or a
+    prefork pool process) is SIGKILLed while it applies a command. Its parent starts
+    another; its command is re-enqueued by the reaper once the process's heartbeat
+    stops, and is applied exactly once, in its session's order."""
+    worker = workers.start(concurrency=2, pool=pool)
     commands = session_stream("child", sessions=30)
     killed = []
     sent = 0
