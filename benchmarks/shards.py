@@ -39,7 +39,9 @@ def measure(urls: list[str], sessions: int) -> dict[str, Any]:
             command
         )
     clients = [make_redis_client(url) for url in urls]
-    settings = [Settings(redis_url=url) for url in urls]
+    # Each shard's own settings, its tag in them, so jids look as a deployment's do.
+    deployment = Settings(redis_urls=tuple(urls))
+    settings = [deployment.for_shard(n) for n in range(len(urls))]
     before = [(redis_cpu(c), redis_calls(c)) for c in clients]
     for client, shard_settings, part in zip(clients, settings, parts, strict=True):
         enqueue(client, shard_settings, part)
