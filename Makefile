@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo up bench bench-bulk bench-backlog bench-memory bench-redis bench-redis-ops bench-shards test test-unit test-integration test-e2e test-faults lint format compose-check wheel-check clean seed-harness
+.PHONY: install demo up bench bench-bulk bench-backlog bench-memory bench-redis bench-redis-ops bench-shards bench-profile test test-unit test-integration test-e2e test-faults lint format compose-check wheel-check clean seed-harness
 
 install: $(STAMP)
 
@@ -104,6 +104,10 @@ bench-redis-ops: install
 ## Redis's cost per command on 1, 2 and 3 shards (README "Scaling out").
 bench-shards: install
 	$(BIN)/python -m benchmarks.shards
+
+## Where a worker's CPU per command goes, by phase (py-spy --gil; needs `pip install py-spy`).
+bench-profile: install
+	$(BIN)/python -m benchmarks.worker_profile
 
 ## The wheel the Docker image installs, in a fresh virtualenv outside the checkout:
 ## its `checkout worker` applies a command against a real Redis and moto server.

@@ -36,7 +36,7 @@ class Bench:
     embedded: bool
     workers: list[ManagedProcess] = field(default_factory=list)
     concurrency: int = 1
-    pool: str = "prefork"
+    pool: str | None = None  # None: the worker's default (CHECKOUT_WORKER_POOL, or solo)
     # The embedded moto server's pid (None for a configured DynamoDB): its CPU per
     # command is reported next to the workers', so no work moves there unseen.
     moto_pid: int | None = None
@@ -60,7 +60,11 @@ class Bench:
                         self.env,
                         log=log,
                         concurrency=self.concurrency,
-                        extra_args=["--metrics-port", str(free_port()), "--pool", self.pool],
+                        extra_args=[
+                            "--metrics-port",
+                            str(free_port()),
+                            *(["--pool", self.pool] if self.pool else []),
+                        ],
                     )
                 )
             except BaseException as error:  # reported below, after every thread is done
@@ -83,7 +87,7 @@ class Bench:
 
 
 @contextmanager
-def bench_environment(*, concurrency: int = 1, pool: str = "prefork") -> Iterator[Bench]:
+def bench_environment(*, concurrency: int = 1, pool: str | None = None) -> Iterator[Bench]:
     """Configured services when CHECKOUT_REDIS_URL or CHECKOUT_DYNAMODB_ENDPOINT_URL is
     set, else the embedded redis-server and moto server; fresh tables and keys either way."""
     # Our own process must not write into the workers' metric files.

@@ -322,7 +322,10 @@ def markdown(summary: dict[str, Any], command: str) -> str:
         "",
         "The moto server stands in for DynamoDB and runs on the same cores: its CPU is in the "
         "wall times of every path (pipeline, direct and seed alike) but not in the worker CPU "
-        "figures, which are the workers' own (/proc, process trees, Celery pool included).",
+        "figures, which are the workers' own (/proc, process trees, Celery pool included); "
+        f"moto's own is {summary['moto_cpu_ms_per_command']} ms per order-flow command. It keeps "
+        "its clients' connections open, as DynamoDB does (`tasks.embedded.keep_alive`; runs "
+        "before 2026-12-04 paid a TCP connect per request).",
         "",
         "## Targets",
         "",
@@ -344,7 +347,7 @@ def markdown(summary: dict[str, Any], command: str) -> str:
     out += ["", *_cpu_profile(w["order_flow"], w["bulk"])]
     out += [
         "",
-        f"## 1. Order flow ({flow['workers']} workers, `--concurrency 1`)",
+        f"## 1. Order flow ({flow['workers']} workers, `--pool {summary['pool']} --concurrency 1`)",
         "",
         "Per session: create; update line items, buyer, shipping address; transition to "
         "`ready_for_complete`; update payment instruments; complete (7 commands). All sent at "
@@ -487,17 +490,13 @@ def _cpu_profile(flow: dict[str, Any], bulk: dict[str, Any]) -> list[str]:
     return [
         "Where the CPU goes: the direct baseline, the same service and the same DynamoDB "
         f"requests in process, spends {direct} ms per command (parse, decide, build the "
-        "event and the item, one UpdateItem through `worker.dynamodb.http`, whose socket "
-        "work is inflated here because moto closes every connection); the workers "
-        f"{worker}, so Celery and the journal add {worker - direct:.2f} ms. Per process "
-        "(CPU time from /proc, 1,400 order-flow commands through `checkout up -c 1`, "
-        'README "Measured"), about 1.3 ms of that is the worker\'s main process, which is '
-        "Celery and kombu's per-message work (BRPOP and decode, the prefork hand-off and "
-        "its result; 2.0 ms while kombu also kept a copy of each message in Redis until "
-        "its ack), and about 0.8 ms in the pool process around the service (the claim "
-        "and finish script calls, the log line, the metrics). Bulk messages carry 50 "
-        "commands, which takes the main "
-        f"process's share to about 0.1 ms: {bulk_worker} ms per bulk command, nearly all "
-        "of it applying them. What is left to reach 1.5 / 0.75 ms is the per-command "
-        'work itself; README "Measured" lists what was tried.',
+        "event and the item, one UpdateItem through `worker.dynamodb.http`); the workers "
+        f"{worker}, so Celery and the journal add {worker - direct:.2f} ms. "
+        "`make bench-profile` (`benchmarks.worker_profile`, py-spy `--gil` on one worker) "
+        "splits a worker's CPU per command by phase: the service, claim and finish, the "
+        "outcome line and metrics, Celery's request and trace, kombu's BRPOP and decode, "
+        "and what no Python sample sees (system calls and the kernel's loopback TCP work: "
+        "about half of it). Bulk messages carry 50 commands, so Celery's and kombu's "
+        f"per-message share is spread over them: {bulk_worker} ms per bulk command. README "
+        '"Worker pools" compares the pools, README "Measured" lists what was tried.',
     ]

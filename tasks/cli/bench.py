@@ -43,8 +43,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--pool",
         choices=("prefork", "solo"),
-        default="prefork",
-        help="the workers' pool (`checkout worker --pool`; default: prefork)",
+        default=None,
+        help="the workers' pool (`checkout worker --pool`; default: the worker's own, "
+        "CHECKOUT_WORKER_POOL or solo)",
     )
     bench.add_argument("--sessions", type=count, help="order-flow sessions (7 commands each)")
     bench.add_argument("--commands", type=count, help="bulk update commands")
@@ -130,7 +131,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with harness.bench_environment(concurrency=args.concurrency, pool=args.pool) as bench:
         redis = make_redis_client(bench.settings.redis_url)
         results: dict[str, Any] = {"machine": report.machine(redis, bench.embedded)}
-        results["pool"] = {"pool": args.pool, "concurrency": args.concurrency}
+        pool = args.pool or bench.settings.worker_pool
+        results["pool"] = {"pool": pool, "concurrency": args.concurrency}
         _progress(f"starting {args.workers} workers (logs in {bench.workdir})")
         bench.add_workers(args.workers)
         _progress(f"order flow: {sizes.sessions} sessions x 7 commands, direct, seed")
