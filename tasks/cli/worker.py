@@ -150,9 +150,10 @@ def _solo_processes(args: argparse.Namespace, settings: Settings) -> int:
 def _run_solo_group(processes: int, argv: list[str], port: int | None, host: str) -> int:
     """`processes` solo workers under this process (`worker.runtime.solo_group`), which
     serves their metrics. The first is node `checkout-<pid>@host`, as one worker is."""
+    from worker.runtime.app import preload_for_fork
     from worker.runtime.solo_group import SoloGroup
 
-    _preload_for_fork()
+    preload_for_fork()
     parent = os.getpid()
 
     def start(slot: int) -> int:
@@ -169,25 +170,6 @@ def _run_solo_group(processes: int, argv: list[str], port: int | None, host: str
                 "metrics endpoint not started on port %d: %s", port, error
             )
     return group.run()
-
-
-def _preload_for_fork() -> None:
-    """Import what every solo process would import for itself (Celery's worker, kombu's
-    Redis transport, the tasks, the DynamoDB clients) before forking them, so they share
-    it, as prefork's pool processes share their main process's (a worker of two solo
-    processes started on 1.36-1.51 s of CPU instead of 1.66-1.78; prefork 1.15-1.37).
-    Imports only: no connection or thread exists before the fork."""
-    import celery.apps.worker
-    import celery.concurrency.solo
-    import celery.worker.consumer  # noqa: F401
-    import kombu.transport.redis  # noqa: F401
-
-    import worker.runtime.bootstrap
-    import worker.runtime.tasks
-    import worker.runtime.transport  # noqa: F401
-    from worker.runtime.app import app
-
-    app.loader.import_default_modules()
 
 
 def _use_pool(settings: Settings, pool: str | None) -> Settings:

@@ -223,9 +223,17 @@ def test_remote_enable_events_hold_only_for_their_lease(
 
     assert not task_events_for_next_command()  # off by default
 
-    replies = event_log.app.control.enable_events(destination=[host], reply=True, timeout=5)
+    def enable() -> Any:
+        return event_log.app.control.enable_events(destination=[host], reply=True, timeout=5)
+
+    replies = enable()
     assert replies and "enabled for 2s" in str(replies)
-    poll(task_events_for_next_command, "task events while the lease holds", timeout=30)
+
+    def renewed_and_seen() -> bool:
+        enable()  # renewed before each command, as Flower does every 5 s: a loaded
+        return task_events_for_next_command()  # machine may take the lease to run one
+
+    poll(renewed_and_seen, "task events while the lease holds", timeout=30)
 
     # No renewal: they stop once the lease has run out, without a restart.
     poll(lambda: not task_events_for_next_command(), "task events off after the lease", timeout=60)
