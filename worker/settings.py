@@ -111,8 +111,8 @@ class Settings(BaseSettings):
     # `solo`, processes that each take messages and apply them themselves, under a
     # parent that replaces any that dies (`worker.runtime.solo_group`); `prefork`, a main
     # process that takes messages and hands each to a pool process (which it replaces if
-    # it dies, and kills past Celery's time limit). Solo skips the hand-off: 14% less
-    # worker CPU per order-flow command in `checkout bench`.
+    # it dies, and kills past Celery's time limit). Solo skips the hand-off: 10-15% less
+    # worker CPU per order-flow command in `checkout bench` (README "Worker pools").
     worker_pool: Literal["prefork", "solo"] = "solo"
 
     # ─── Data (README "Data and secrets") ───

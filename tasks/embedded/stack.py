@@ -108,15 +108,20 @@ def stop_all(processes: Sequence[ManagedProcess]) -> None:
         process.stop()
 
 
-def start_redis(workdir: Path, *, appendonly: bool = False) -> tuple[ManagedProcess, str]:
+def start_redis(
+    workdir: Path, *, appendonly: bool = False, password: str | None = None
+) -> tuple[ManagedProcess, str]:
     """A redis-server on a free port; `appendonly` keeps its data across restarts
-    (`checkout up`), tests do without (faster)."""
+    (`checkout up`), tests do without (faster); `password`: it wants one (its URL has it)."""
     port = free_port()
     args = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     args += ["--appendonly", "yes" if appendonly else "no", "--dir", str(workdir)]
+    if password:
+        args += ["--requirepass", password]
     process = ManagedProcess("redis-server", args, log=workdir / "redis.log")
     process.wait_until(lambda: _redis_answers(port))
-    return process, f"redis://127.0.0.1:{port}/0"
+    credentials = f":{password}@" if password else ""
+    return process, f"redis://{credentials}127.0.0.1:{port}/0"
 
 
 def start_moto(workdir: Path, *, keep_alive: bool = True) -> tuple[ManagedProcess, str]:
@@ -194,7 +199,8 @@ def _redis_answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as connection:
             connection.sendall(b"PING\r\n")
-            return connection.recv(16).startswith(b"+PONG")
+            # A server that wants a password answers NOAUTH: it is up all the same.
+            return connection.recv(16).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tasks.embedded.stack import ManagedProcess, start_worker
+from tests.support.processes import running
 from worker.delivery.journal import in_flight_jids
 from worker.delivery.keys import RedisKeys
 
@@ -88,15 +89,6 @@ def wait_for(predicate, *, what: str, timeout: float = WAIT_SECONDS, interval: f
         time.sleep(interval)
 
 
-def _running(pid: int) -> bool:
-    """True unless the process is gone or a zombie (dead, not yet reaped by its parent)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def running_commands(client: Any, key_prefix: str) -> dict[int, str]:
     """Pid -> command id of the worker processes applying a command right now: the
     journal's running entries by owner (worker id `host:pid:nonce`), which a claim writes
@@ -157,7 +149,7 @@ class Workers:
         once the dead child is gone from the pool."""
 
         def candidates() -> list[int]:
-            pool = [pid for pid in children(worker.pid) if pid not in self.killed and _running(pid)]
+            pool = [pid for pid in children(worker.pid) if pid not in self.killed and running(pid)]
             return [pid for pid in pool if pid in among()] if among else pool
 
         victim = wait_for(candidates, what=f"a matching child of worker {worker.pid}")[0]

@@ -249,15 +249,17 @@ def test_sigkill_of_a_worker_child_mid_command_loses_nothing(
     assert worker.process.poll() is None, "the worker's main process survives its children"
 
 
+@pytest.mark.parametrize(("pool", "concurrency"), [("prefork", 2), ("solo", 1)])
 def test_sigkill_of_a_whole_worker_mid_stream_loses_nothing(
-    workers, producer, redis_client, settings, store, busy
+    pool, concurrency, workers, producer, redis_client, settings, store
 ):
-    """Three times during a stream, a whole worker (main process and pool) is SIGKILLed
-    while one of its processes applies a command, and a replacement is started; a
-    second worker runs throughout. What the dead one had taken off the queue (running
-    or prefetched) comes back through the reaper and is applied exactly once."""
-    survivor = workers.start(concurrency=2)
-    victim = workers.start(concurrency=2)
+    """Three times during a stream, a whole worker (main process and pool, or a solo
+    worker of one process, which applies its commands itself) is SIGKILLed while one of
+    its processes applies a command, and a replacement is started; a second worker runs
+    throughout. What the dead one had taken off the queue (running or prefetched) comes
+    back through the reaper and is applied exactly once."""
+    survivor = workers.start(concurrency=concurrency, pool=pool)
+    victim = workers.start(concurrency=concurrency, pool=pool)
     commands = session_stream("whole", sessions=36)
     killed = []
     sent = 0
@@ -265,12 +267,18 @@ def test_sigkill_of_a_whole_worker_mid_stream_loses_nothing(
         producer.enqueue_many(part)
         sent += len(part)
         events_at_least(redis_client, settings, sent - len(part) // 2)  # mid-chunk
-        pid = wait_for(
-            lambda v=victim: sorted(set(children(v.pid)) & busy()),
+        # The victim's process and its command from one read of the journal, so the
+        # kill is known to land while that process applies that command.
+        _, command_id = wait_for(
+            lambda v=victim: sorted(
+                (pid, command_id)
+                for pid, command_id in running_commands(redis_client, settings.key_prefix).items()
+                if pid in {v.pid} | set(children(v.pid))
+            ),
             what="the victim worker applying a command",
         )[0]
-        killed.append(applying(redis_client, settings, pid))
-        victim = workers.restart(victim, concurrency=2)
+        killed.append(command_id)
+        victim = workers.restart(victim, concurrency=concurrency, pool=pool)
     verify(
         "SIGKILL of a whole worker",
         commands,

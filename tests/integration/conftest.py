@@ -3,10 +3,12 @@ and journals on the test's key prefix."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from tasks.embedded.stack import ManagedProcess, start_redis, stop_all
 from tests.support.publishing import PublishingService, RedisEventPublisher
 from worker.delivery.journal import Journal
 from worker.redis_client import make_redis_client
@@ -43,3 +45,14 @@ def make_journal(settings) -> Callable[..., Journal]:
 @pytest.fixture
 def journal(make_journal) -> Journal:
     return make_journal()
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[list[tuple[ManagedProcess, str]]]:
+    """Two more redis-servers of the test's own (shards), stopped by PID after it."""
+    started = []
+    for n in range(2):
+        (tmp_path / f"r{n}").mkdir()
+        started.append(start_redis(tmp_path / f"r{n}"))
+    yield started
+    stop_all([server for server, _ in started])

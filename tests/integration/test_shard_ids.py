@@ -8,12 +8,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tasks.cli import main
-from tasks.embedded.stack import ManagedProcess, start_redis, stop_all
 from worker.delivery.deadletters import DeadLetterStore
 from worker.delivery.jids import shard_named
 from worker.delivery.journal import DeadLetter, Journal, Pending
@@ -23,16 +21,6 @@ from worker.settings import Settings, get_settings
 
 REASON = DeadLetter("handler_failed", "KeyError", "'line_items'")
 PLAIN_JID = re.compile(r"\d+-\d+")
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[list[tuple[ManagedProcess, str]]]:
-    started = []
-    for n in range(2):
-        (tmp_path / f"r{n}").mkdir()
-        started.append(start_redis(tmp_path / f"r{n}"))
-    yield started
-    stop_all([server for server, _ in started])
 
 
 @pytest.fixture

@@ -4,33 +4,13 @@ redis-servers behind passwords."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tasks.cli import errors, main
-from tasks.embedded.stack import ManagedProcess, free_port, redis_server_binary, stop_all
+from tasks.embedded.stack import ManagedProcess, start_redis, stop_all
 from worker.settings import get_settings
-
-
-def start_redis_with_password(workdir: Path, password: str) -> tuple[ManagedProcess, str]:
-    port = free_port()
-    args = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    args += ["--appendonly", "no", "--dir", str(workdir), "--requirepass", password]
-    process = ManagedProcess("redis-server", args, log=workdir / "redis.log")
-    process.wait_until(lambda: _answers(port))
-    return process, f"redis://:{password}@127.0.0.1:{port}/0"
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as connection:
-            connection.sendall(b"PING\r\n")
-            return connection.recv(16).startswith(b"-NOAUTH")
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -39,7 +19,7 @@ def guarded(env, tmp_path, monkeypatch) -> Iterator[list[tuple[ManagedProcess, s
     started = []
     for n in range(2):
         (tmp_path / f"g{n}").mkdir()
-        started.append(start_redis_with_password(tmp_path / f"g{n}", f"pw-{n}-secret"))
+        started.append(start_redis(tmp_path / f"g{n}", password=f"pw-{n}-secret"))
     monkeypatch.setenv("CHECKOUT_REDIS_URLS", ",".join(url for _, url in started))
     yield started
     stop_all([server for server, _ in started])

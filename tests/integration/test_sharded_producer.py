@@ -5,12 +5,9 @@ refused before anything is sent."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tasks.embedded.stack import ManagedProcess, start_redis, stop_all
 from tasks.producer import CommandProducer, EnqueueFailed, ShardedProducer
 from worker.delivery.shard_records import ShardMismatch
 from worker.delivery.shards import shard_of
@@ -18,16 +15,6 @@ from worker.redis_client import make_redis_client
 from worker.settings import Settings
 
 SESSIONS = [f"sp-{n}" for n in range(40)]
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[list[tuple[ManagedProcess, str]]]:
-    started = []
-    for n in range(2):
-        (tmp_path / f"r{n}").mkdir()
-        started.append(start_redis(tmp_path / f"r{n}"))
-    yield started
-    stop_all([server for server, _ in started])
 
 
 @pytest.fixture

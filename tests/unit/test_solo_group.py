@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import running
+
 # The group's parent: each process writes its pid into `<dir>/<slot>.<pid>` and waits for
 # a signal, as a Celery worker does between messages.
 GROUP = """
@@ -36,14 +38,6 @@ def started(where: Path) -> dict[int, int]:
     return {int(p.name.split(".")[1]): int(p.name.split(".")[0]) for p in where.iterdir()}
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def wait_until(predicate, what: str, timeout: float = 20.0):
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
@@ -61,7 +55,7 @@ def group(tmp_path: Path):
         parent.kill()
         parent.wait()
     for pid in started(tmp_path):
-        if alive(pid):
+        if running(pid):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -75,7 +69,7 @@ def test_a_process_that_dies_is_replaced_in_its_slot(group):
     now = wait_until(lambda: len(started(where)) == 3 and started(where), "a replacement")
     (replacement,) = set(now) - set(first)
     assert now[replacement] == 1  # the dead one's slot, so its node name comes back
-    assert alive(replacement) and not alive(victim)
+    assert running(replacement) and not running(victim)
     assert parent.poll() is None
 
 
@@ -86,7 +80,7 @@ def test_a_stop_signal_reaches_every_process_and_the_group_waits_for_them(group)
     parent.send_signal(signal.SIGTERM)
 
     assert parent.wait(timeout=20) == 0
-    assert not any(alive(pid) for pid in pids)
+    assert not any(running(pid) for pid in pids)
     assert len(started(where)) == 2  # nobody was started again while stopping
 
 
@@ -97,4 +91,4 @@ def test_the_processes_stop_when_their_parent_is_killed(group):
     parent.kill()  # SIGKILL: no chance to pass anything on
     parent.wait()
 
-    wait_until(lambda: not any(alive(pid) for pid in pids), "the orphans to stop")
+    wait_until(lambda: not any(running(pid) for pid in pids), "the orphans to stop")

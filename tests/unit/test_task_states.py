@@ -11,7 +11,8 @@ import pytest
 from celery import states
 
 import worker.runtime.tasks as tasks
-from worker.delivery.outcomes import Outcome, task_id_of
+from worker.delivery.jids import task_id_of
+from worker.delivery.outcomes import Outcome
 from worker.errors import JournalUnavailable
 from worker.runtime.task_states import DeadLettered, Parked, Retrying, one_line
 

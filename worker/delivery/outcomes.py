@@ -8,8 +8,6 @@ Celery task state Flower shows: `worker.runtime.task_states`).
 
 from __future__ import annotations
 
-from worker.delivery import jids
-
 
 class Outcome(str):
     """An outcome string with a one-line `detail` (no command body: it may carry buyer data)."""
@@ -20,10 +18,3 @@ class Outcome(str):
         outcome = super().__new__(cls, value)
         outcome.detail = detail
         return outcome
-
-
-def task_id_of(jid: str) -> str:
-    """The Celery task id of journal entry `jid`'s messages (`task_id_of` in pipeline.lua):
-    the jid, or for an entry adopted from a plain `send_task` ('T' + its id, after the
-    shard's tag if any: `worker.delivery.jids`) that id."""
-    return jids.task_id_of(jid)

@@ -24,7 +24,7 @@ from typing import Any
 
 from celery.worker.consumer import Consumer
 
-from worker.delivery.outcomes import task_id_of
+from worker.delivery.jids import task_id_of
 from worker.delivery.undeliverable import bury
 from worker.runtime.app import APPLY_COMMAND_TASK, APPLY_COMMANDS_TASK, redacted_argsrepr
 from worker.runtime.bootstrap import get_journal

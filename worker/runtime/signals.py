@@ -51,7 +51,7 @@ def serve_metrics_when_ready(port: int, host: str = "127.0.0.1") -> None:
 def _start_reaper(sender: Any = None, **_: Any) -> None:
     # In the worker's main process only; prefork children do the applying. `sender`
     # is the worker's consumer, whose dispatcher sends task events.
-    from worker.delivery.outcomes import task_id_of
+    from worker.delivery.jids import task_id_of
     from worker.delivery.undeliverable import bury
     from worker.runtime import transport
     from worker.runtime.bootstrap import get_journal, start_reaper

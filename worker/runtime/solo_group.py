@@ -45,10 +45,6 @@ class SoloGroup:
         self._pauses: dict[int, float] = {}  # slot -> the pause before its next start
         self.stopping: int | None = None  # the signal that asked the group to stop
 
-    @property
-    def pids(self) -> list[int]:
-        return sorted(self._children)
-
     def run(self) -> int:
         """Start every process, keep them running until a stop signal, wait for them."""
         previous = {signum: signal.signal(signum, self._on_signal) for signum in FORWARDED}
