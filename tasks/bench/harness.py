@@ -255,6 +255,14 @@ def redis_calls(client: Any) -> int:
     return sum(stats["calls"] for stats in client.info("commandstats").values())
 
 
+def redis_calls_by_name(client: Any) -> dict[str, int]:
+    """INFO commandstats' calls per command name, e.g. {"fcall": 2301, "brpop": 1150}."""
+    return {
+        name.removeprefix("cmdstat_"): stats["calls"]
+        for name, stats in client.info("commandstats").items()
+    }
+
+
 def redis_cpu_seconds(client: Any) -> float:
     info = client.info("cpu")
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])

@@ -41,7 +41,9 @@ def idle(bench: Bench, seconds: float = 10.0) -> dict[str, float]:
     redis = make_redis_client(bench.settings.redis_url)
     cpu_before, started = harness.workers_cpu_seconds(bench.workers), time.monotonic()
     calls_before, redis_before = harness.redis_calls(redis), harness.redis_cpu_seconds(redis)
+    by_name_before = harness.redis_calls_by_name(redis)
     time.sleep(seconds)  # the measurement window itself, not a wait for anything
+    by_name = harness.redis_calls_by_name(redis)
     # Less the two INFO calls that read the counters at the end.
     calls = harness.redis_calls(redis) - calls_before - 2
     redis_cpu = harness.redis_cpu_seconds(redis) - redis_before
@@ -51,6 +53,11 @@ def idle(bench: Bench, seconds: float = 10.0) -> dict[str, float]:
         "worker_cpu_ms_per_s": round(cpu * 1000 / window, 2),
         "redis_calls_per_s": round(calls / window, 2),
         "redis_cpu_ms_per_s": round(redis_cpu * 1000 / window, 3),
+        "redis_calls_per_s_by_name": {
+            name: round((n - by_name_before.get(name, 0)) / window, 2)
+            for name, n in sorted(by_name.items())
+            if n != by_name_before.get(name, 0)
+        },
     }
 
 
@@ -87,6 +94,7 @@ def measure_pipeline(
     cpu_before = harness.workers_cpu_seconds(bench.workers)
     moto_before = harness.moto_cpu_seconds(bench)
     calls_before, redis_cpu_before = harness.redis_calls(redis), harness.redis_cpu_seconds(redis)
+    by_name_before = harness.redis_calls_by_name(redis)
     watching_before = harness.redis_command_seconds(redis, "xrange")
     started = time.time()
     send(producer, watcher, commands)
@@ -97,6 +105,7 @@ def measure_pipeline(
     moto_after = harness.moto_cpu_seconds(bench)
     window = time.time() - started
     calls = harness.redis_calls(redis) - calls_before - watcher.polls
+    by_name = harness.redis_calls_by_name(redis)
     watching = harness.redis_command_seconds(redis, "xrange") - watching_before
     redis_cpu = harness.redis_cpu_seconds(redis) - redis_cpu_before - watching
     count = len(commands)
@@ -122,6 +131,12 @@ def measure_pipeline(
         ),
         "redis_commands_per_command": round(calls / count, 2),
         "redis_cpu_ms_per_command": round(redis_cpu * 1000 / count, 3),
+        # Which calls they are (the meters' own INFO and XRANGE included here).
+        "redis_calls_per_command_by_name": {
+            name: round((n - by_name_before.get(name, 0)) / count, 2)
+            for name, n in sorted(by_name.items())
+            if n != by_name_before.get(name, 0)
+        },
         "retries_per_command": round(retries / count, 4),
         "worker_peak_rss": harness.workers_peak_rss_mb(bench.workers),
         "latencies_ms": sorted(watcher.latencies_ms.values()),
