@@ -117,14 +117,17 @@ def _celery_argv(args: argparse.Namespace, settings: Settings) -> list[str]:
     # waiting for answers) and gossip follows their events: this pipeline revokes
     # nothing and does not read other workers' events, so both only slow a start down.
     argv += ["--without-mingle", "--without-gossip"]
-    # Celery's own worker-heartbeat event (for Flower and `celery events`) every 10 s,
-    # not 2: a Redis PUBLISH each, idle or not. Flower allows twice that.
-    argv += ["--heartbeat-interval", "10"]
     argv.append(f"--pool={settings.worker_pool}")
     if args.concurrency and settings.worker_pool == "prefork":
         argv.append(f"--concurrency={args.concurrency}")
     if args.events or settings.task_events:
-        argv.append("--task-events")
+        # Celery's own worker-heartbeat event (how Flower and `celery events` see a
+        # worker online) every 10 s, not 2: a Redis PUBLISH each. Flower allows twice that.
+        argv += ["--task-events", "--heartbeat-interval", "10"]
+    else:
+        # Nobody listens: a PUBLISH every 10 s per worker process for nothing. (The
+        # journal's own heartbeats, which the reaper reads, are not Celery's.)
+        argv.append("--without-heartbeat")
     if settings.log_format == "json":
         argv.insert(0, "--quiet")  # no startup banner: every line is for the log pipeline
     return argv
