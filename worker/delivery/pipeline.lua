@@ -721,8 +721,10 @@ end
 -- `dlqevicted` (shown by `checkout status`, and as a metric by the reaper).
 local function evict_dead_letters(now, max, ttl, limit)
   local dlq = key('dlq')
+  local stored = redis.call('ZCARD', dlq)
+  if stored == 0 then return 0 end
   local gone = redis.call('ZRANGEBYSCORE', dlq, '-inf', now - ttl, 'LIMIT', 0, limit)
-  local excess = math.min(redis.call('ZCARD', dlq) - #gone - max, limit - #gone)
+  local excess = math.min(stored - #gone - max, limit - #gone)
   if excess > 0 then
     for _, id in ipairs(redis.call('ZRANGE', dlq, #gone, #gone + excess - 1)) do
       gone[#gone + 1] = id
@@ -805,11 +807,16 @@ local function reap()
   local visibility_ms, heartbeat_timeout_ms, limit, owner, lease_ms, dead_letter_max, dead_letter_ttl_ms, full = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10]
   local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
   if owner and owner ~= '' then
-    -- One reaper at a time: take the lease, or renew it if ours, in the same call.
+    -- One reaper at a time: take the lease, or renew it if ours, in the same call
+    -- (the holder renews: a GET and a PEXPIRE).
     local lease = key('reaper')
-    if not redis.call('SET', lease, owner, 'NX', 'PX', lease_ms) then
-      if redis.call('GET', lease) ~= owner then return { 0, 0, 0, 0, 0 } end
+    local holder = redis.call('GET', lease)
+    if holder == owner then
       redis.call('PEXPIRE', lease, lease_ms)
+    elseif holder then
+      return { 0, 0, 0, 0, 0 }
+    else
+      redis.call('SET', lease, owner, 'PX', lease_ms)
     end
   end
   local now, requeued = now_ms(), 0

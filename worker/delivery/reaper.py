@@ -11,7 +11,8 @@ keeps each promise in time:
   has come;
 - every `FULL_EVERY` ticks, a full pass (dead workers, messages lost off the queues,
   the dead-letter store's bounds) renews the lease; a process that does not hold it
-  only reads who does (one GET), and takes it when it is free.
+  only reads who does (one GET) every `LEASE_CHECK_EVERY` full-pass ticks, and takes
+  it when it is free.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ logger = logging.getLogger("checkout.reaper")
 # Ticks between full passes: with the default 1 s interval, dead workers and lost
 # messages are looked for every 5 s (their own timeouts are 10 s and 60 s).
 FULL_EVERY = 5
+# Full-pass ticks between a non-holder's looks at the lease (which outlives three full
+# passes): a dead holder is replaced within 25 s, and idle Redis calls do not grow by
+# one every 5 s with each worker process.
+LEASE_CHECK_EVERY = 2
 CLOCK_SLACK_MS = 50
 
 
@@ -56,8 +61,9 @@ class Reaper:
         """One tick: a full pass, a due-only pass, or nothing (None) when nothing is due
         or another process holds the lease."""
         full = self._ticks % FULL_EVERY == 0
+        look = self._holding or self._ticks % (FULL_EVERY * LEASE_CHECK_EVERY) == 0
         self._ticks += 1
-        if full:
+        if full and look:
             return self.run_full()
         if self._holding and self._something_due():
             return self._record(self._journal.reap_pass(full=False))
