@@ -120,14 +120,13 @@ def _celery_argv(args: argparse.Namespace, settings: Settings) -> list[str]:
     argv.append(f"--pool={settings.worker_pool}")
     if args.concurrency and settings.worker_pool == "prefork":
         argv.append(f"--concurrency={args.concurrency}")
+    # Celery's own worker-heartbeat event, how Flower and `celery events` see a worker
+    # online (also when Flower turns events on remotely): a Redis PUBLISH each, idle or
+    # not, so every 30 s rather than 2. Each event carries the interval, and monitors
+    # allow twice it. (The journal's heartbeats, which the reaper reads, are not these.)
+    argv += ["--heartbeat-interval", "30"]
     if args.events or settings.task_events:
-        # Celery's own worker-heartbeat event (how Flower and `celery events` see a
-        # worker online) every 10 s, not 2: a Redis PUBLISH each. Flower allows twice that.
-        argv += ["--task-events", "--heartbeat-interval", "10"]
-    else:
-        # Nobody listens: a PUBLISH every 10 s per worker process for nothing. (The
-        # journal's own heartbeats, which the reaper reads, are not Celery's.)
-        argv.append("--without-heartbeat")
+        argv.append("--task-events")
     if settings.log_format == "json":
         argv.insert(0, "--quiet")  # no startup banner: every line is for the log pipeline
     return argv

@@ -123,6 +123,10 @@ class Journal:
         # claim sends its estimate of Redis's clock instead of calling TIME (0 until then:
         # producers, workers and Redis on one host read one clock anyway).
         self._clock_offset_ms = 0.0
+        # A `take`'s claim, for the claim of its message: ((jid, worker), claim).
+        self._taken: tuple[tuple[str, str], Claim] | None = None
+        # This process's last claim (how long its command had waited: `worker.runtime.taking`).
+        self.last_claim: Claim | None = None
 
     def redis_now_ms(self) -> int:
         """This process's estimate of Redis's clock, ms (see `_clock_offset_ms`)."""
@@ -241,21 +245,51 @@ class Journal:
             "with_copy": 1 if with_copy else 0,
             "clock_ms": self.redis_now_ms(),
         }
+        taken, self._taken = self._taken, None
+        if taken is not None and taken[0] == (jid, worker) and adopt is None and not rest:
+            self.last_claim = taken[1]
+            return taken[1]
         rows = ({"rest_jid": later} for later in rest)
         reply = self._call("claim", arguments("claim", values, repeated=rows))
-        command = as_text(reply[5]) if len(reply) > 5 else None
-        copy = as_text(reply[6]) if len(reply) > 6 and reply[6] else None
-        numbers = (int(n) for n in reply[1:5])
-        entry = [as_text(value) for value in reply[7:10]] if len(reply) > 9 else ["", "", ""]
-        return Claim(
-            as_text(reply[0]),
-            *numbers,
-            command=command,
-            session_copy=copy,
-            entry_queue=entry[0],
-            entry_run=entry[1],
-            entry_cid=entry[2],
-        )
+        self.last_claim = _claim_of(reply)
+        return self.last_claim
+
+    # ─── Taking (a worker's event loop: `worker.runtime.taking`) ───
+
+    def take_command(self, worker: str, queue_keys: Sequence[str], *, with_copy: bool) -> list[Any]:
+        """The raw `take` call: the next message of the first of `queue_keys` that has
+        one, claimed by `worker` in the same call when it is a journal entry's delivery
+        (`take` in pipeline.lua). Sent and read by the caller (`took`)."""
+        values = {
+            "worker": worker,
+            "visibility_ms": self._visibility_ms,
+            "heartbeat_timeout_ms": self._heartbeat_ms,
+            "max_deaths": self._settings.max_retries + 1,
+            "with_copy": 1 if with_copy else 0,
+            "clock_ms": self.redis_now_ms(),
+        }
+        rows = ({"queue_key": key} for key in queue_keys)
+        args = arguments("take", values, repeated=rows)
+        return self._script.command("take", self.keys.prefix, *args)
+
+    def took(self, reply: Sequence[Any], worker: str) -> tuple[str, bytes] | None:
+        """What a `take` answered: (queue key, message), None when every queue was
+        empty. The claim it made, if any, answers this process's next `claim`, when that
+        is of the message's jid (the worker's next step)."""
+        if not reply:
+            return None
+        if len(reply) > 3:
+            self._taken = ((as_text(reply[2]), worker), _claim_of(reply[3:]))
+        return as_text(reply[0]), reply[1]
+
+    def script_missing(self, error: BaseException) -> bool:
+        """Whether `error` (a `take`'s reply) says Redis lost the script; loaded again
+        if so, for the next call."""
+        if not PipelineScript.is_missing(error):
+            return False
+        with _refused_as_unavailable("load"):
+            self._script.load()
+        return True
 
     def finish(
         self,
@@ -437,3 +471,20 @@ def entry_states(client: redis.Redis, keys: RedisKeys) -> dict[str, int]:
     for jid in in_flight_jids(client, keys):
         pipe.hget(keys.journal(jid), "st")
     return dict(Counter(as_text(state) for state in pipe.execute() if state is not None))
+
+
+def _claim_of(reply: Sequence[Any]) -> Claim:
+    """A `claim` reply (pipeline.lua) as a Claim."""
+    command = as_text(reply[5]) if len(reply) > 5 else None
+    copy = as_text(reply[6]) if len(reply) > 6 and reply[6] else None
+    numbers = (int(n) for n in reply[1:5])
+    entry = [as_text(value) for value in reply[7:10]] if len(reply) > 9 else ["", "", ""]
+    return Claim(
+        as_text(reply[0]),
+        *numbers,
+        command=command,
+        session_copy=copy,
+        entry_queue=entry[0],
+        entry_run=entry[1],
+        entry_cid=entry[2],
+    )

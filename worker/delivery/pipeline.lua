@@ -475,49 +475,20 @@ end
 -- metrics, where a few ms of error change nothing. The entry stays listed in `queued:<queue>`
 -- until it finishes (the reaper tells a running entry from a lost one by its state),
 -- so `due` is not written per command.
-local function claim()
-  local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue, with_copy, clock_ms = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11], argv[12]
-  local first_rest_jid = 13
-  local visibility, heartbeat_timeout = tonumber(visibility_ms), tonumber(heartbeat_timeout_ms)
-  max_deaths = tonumber(max_deaths)
-  local e = key('j', jid)
-  local entry = fields(e, 'st', 'own', 'at', 'cid', 'sid', 'seq', 'pj', 'dlv', 'att', 'q', 'enq',
-    'qf', 'cmd', 'run', 'wake')
-  local now = tonumber(clock_ms)
-  if not now or now <= 0 then now = now_ms() end
-  if not entry.st then
-    -- Finished already (this is a duplicate delivery), or never journaled.
-    if adopt_command == '' then return { 'skip' } end
-    new_entry(jid, adopt_command, adopt_command_id, '', adopt_queue, '', now)
-    entry = { st = 'new', own = '', sid = '', seq = false, dlv = '0', att = '0', q = adopt_queue,
-      enq = now, qf = '0', cmd = adopt_command }
-  end
-  -- The journal, not the message, says what a delivery is: a message naming a jid
-  -- whose entry holds another command (a forged `jid`) is not that command's delivery.
-  -- The worker dead-letters it as forged; the entry is left as it was.
-  if adopt_command == '' and adopt_command_id ~= '' and entry.cid ~= adopt_command_id then
-    return { 'forged' }
-  end
-  local listed = key('queued', entry.q)
+-- The fields a claim reads of an entry.
+local function claim_fields(e)
+  return fields(e, 'st', 'own', 'at', 'cid', 'sid', 'seq', 'pj', 'dlv', 'att', 'q', 'enq', 'qf',
+    'cmd', 'run', 'wake')
+end
+
+-- The claim of the entry of <jid> (`entry`, read by `claim_fields`) by <worker> at
+-- <now>, once the message is known to be its delivery: busy, parked behind its
+-- predecessor, dead (it killed its workers too often) or go (see `claim`).
+local function claim_entry(jid, entry, worker, visibility, heartbeat_timeout, max_deaths,
+                           with_copy, now, adopted)
   -- An entry written by a script from before `qf` (every entry has had one since)
   -- may be in `due`, where running entries no longer go.
   if not entry.qf then redis.call('ZREM', key('due'), jid) end
-  -- The rest of a batched message: listed at a position this message's claim shows
-  -- as taken off the queue, so the reaper would soon take them for lost and push
-  -- copies while this worker is on its way to them. They are listed again as if
-  -- queued just now (the last position given out, as a woken successor is); the
-  -- worker renews that before a visibility timeout passes. If it dies, they come back
-  -- through the reaper then, or with the whole message through kombu. XX: the
-  -- finished ones stay out.
-  if #argv >= first_rest_jid then
-    local last = tonumber(redis.call('GET', key('qpos', entry.q)) or '0')
-    local renewed = {}
-    for i = first_rest_jid, #argv do
-      renewed[#renewed + 1] = last
-      renewed[#renewed + 1] = argv[i]
-    end
-    redis.call('ZADD', listed, 'XX', unpack(renewed))
-  end
   if entry.st == 'running' and entry.own ~= worker
       and applying_now(entry.own, jid, entry.at, now, heartbeat_timeout) then
     return { 'busy' }
@@ -535,17 +506,111 @@ local function claim()
   -- Deliveries that ended without an outcome or a recorded failure: the process died.
   local enq = tonumber(entry.enq) or now
   if deliveries - attempts >= max_deaths then return { 'dead', deliveries, attempts, enq, now } end
-  redis.call('HSET', e, 'st', 'running', 'own', worker, 'at', now, 'dlv', deliveries + 1)
+  redis.call('HSET', key('j', jid), 'st', 'running', 'own', worker, 'at', now, 'dlv',
+    deliveries + 1)
   -- An adopted entry is listed nowhere `reap_claimed_by` looks: named at once, so a
   -- worker killed mid-command is found by its stale heartbeat (`reap`).
-  if adopt_command ~= '' then redis.call('HSET', key('busy'), worker, jid) end
+  if adopted then redis.call('HSET', key('busy'), worker, jid) end
   -- The journal's command, not the message's: the worker applies this text, and the
   -- store decides on the copy (asked for with `with_copy`) without a round trip.
   -- Its queue, run and command id let `finish` take the short way, offered for a
   -- listed entry of the current layout that no successor waits on yet.
-  local short = adopt_command == '' and entry.pj and entry.qf and not entry.wake
+  local short = not adopted and entry.pj and entry.qf and not entry.wake
   return { 'go', deliveries + 1, attempts, enq, now, entry.cmd, copy, short and entry.q or '',
     entry.run or '', entry.cid or '' }
+end
+
+local function claim()
+  local jid, worker, visibility_ms, heartbeat_timeout_ms, max_deaths, adopt_command, adopt_command_id, adopt_queue, with_copy, clock_ms = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9], argv[10], argv[11], argv[12]
+  local first_rest_jid = 13
+  local e = key('j', jid)
+  local entry = claim_fields(e)
+  local now = tonumber(clock_ms)
+  if not now or now <= 0 then now = now_ms() end
+  if not entry.st then
+    -- Finished already (this is a duplicate delivery), or never journaled.
+    if adopt_command == '' then return { 'skip' } end
+    new_entry(jid, adopt_command, adopt_command_id, '', adopt_queue, '', now)
+    entry = { st = 'new', own = '', sid = '', seq = false, dlv = '0', att = '0', q = adopt_queue,
+      enq = now, qf = '0', cmd = adopt_command }
+  end
+  -- The journal, not the message, says what a delivery is: a message naming a jid
+  -- whose entry holds another command (a forged `jid`) is not that command's delivery.
+  -- The worker dead-letters it as forged; the entry is left as it was.
+  if adopt_command == '' and adopt_command_id ~= '' and entry.cid ~= adopt_command_id then
+    return { 'forged' }
+  end
+  -- The rest of a batched message: listed at a position this message's claim shows
+  -- as taken off the queue, so the reaper would soon take them for lost and push
+  -- copies while this worker is on its way to them. They are listed again as if
+  -- queued just now (the last position given out, as a woken successor is); the
+  -- worker renews that before a visibility timeout passes. If it dies, they come back
+  -- through the reaper then, or with the whole message through kombu. XX: the
+  -- finished ones stay out.
+  if #argv >= first_rest_jid then
+    local last = tonumber(redis.call('GET', key('qpos', entry.q)) or '0')
+    local renewed = {}
+    for i = first_rest_jid, #argv do
+      renewed[#renewed + 1] = last
+      renewed[#renewed + 1] = argv[i]
+    end
+    redis.call('ZADD', key('queued', entry.q), 'XX', unpack(renewed))
+  end
+  return claim_entry(jid, entry, worker, tonumber(visibility_ms), tonumber(heartbeat_timeout_ms),
+    tonumber(max_deaths), with_copy, now, adopt_command ~= '')
+end
+
+-- The journal entry a message taken off <queue> is the delivery of, or nil: the
+-- message must be byte for byte the one `enqueue` or `push` writes for that entry
+-- (its delivery tag names the jid and position), so nothing a message claims about
+-- itself decides anything. Others (batched, adopted, restored by kombu, forged) are
+-- claimed the ordinary way, by the worker, after their body is read.
+local function delivered_entry(message, queue)
+  local jid, position, front = string.match(message, '"delivery_tag":"([^"]*)%.(%d+)(f?)"}}$')
+  if not jid then return nil end
+  local entry = claim_fields(key('j', jid))
+  if not entry.cmd or entry.q ~= queue then return nil end
+  local tag = jid .. '.' .. position .. front
+  if envelope(entry.cmd, entry.cid, jid, quoted(queue), tag) ~= message then return nil end
+  return jid, entry
+end
+
+-- take <worker> <visibility ms> <heartbeat timeout ms> <max deaths> <with copy>
+--      <clock ms> (<queue key>)...
+-- BRPOP's choice without the wait: the message next in line on the first of the
+-- queue keys that has one, and in the same call its claim (as `claim` for a
+-- journaled message) when it is the delivery of a journal entry (`delivered_entry`).
+-- A worker under a backlog takes and claims in one round trip instead of two; with
+-- nothing queued it waits on BRPOP (`worker.runtime.transport`).
+-- -> {} (every key empty) | {queue key, message} (claim it as usual)
+--    | {queue key, message, jid, <claim's reply>...}
+local function take()
+  local worker, visibility_ms, heartbeat_timeout_ms, max_deaths, with_copy, clock_ms = argv[3], argv[4], argv[5], argv[6], argv[7], argv[8]
+  local first_queue_key = 9
+  local message, from
+  for i = first_queue_key, #argv do
+    -- The first key (the interactive queue) is nearly always the one: the rest are
+    -- looked at only when one EXISTS says any of them holds something.
+    if i == first_queue_key + 1 and redis.call('EXISTS', unpack(argv, i, #argv)) == 0 then
+      return {}
+    end
+    message = redis.call('RPOP', argv[i])
+    if message then
+      from = argv[i]
+      break
+    end
+  end
+  if not message then return {} end
+  local reply = { from, message }
+  local jid, entry = delivered_entry(message, from)
+  if not jid then return reply end
+  local now = tonumber(clock_ms)
+  if not now or now <= 0 then now = now_ms() end
+  local claimed = claim_entry(jid, entry, worker, tonumber(visibility_ms),
+    tonumber(heartbeat_timeout_ms), tonumber(max_deaths), with_copy, now, false)
+  reply[3] = jid
+  for _, value in ipairs(claimed) do reply[#reply + 1] = value end
+  return reply
 end
 
 -- finish <jid> <worker> <stream> <maxlen> <event json> <outcome> <visibility ms> <run ttl s>
@@ -904,8 +969,8 @@ local function beat()
 end
 
 local ops = {
-  enqueue = enqueue, enqueue_batched = enqueue_batched, claim = claim, finish = finish,
-  retry = retry, reap = reap, replay = replay, bury = bury, beat = beat,
+  enqueue = enqueue, enqueue_batched = enqueue_batched, claim = claim, take = take,
+  finish = finish, retry = retry, reap = reap, replay = replay, bury = bury, beat = beat,
 }
 
 -- One entry point for both ways of calling the file. As a script (EVALSHA, any Redis

@@ -77,6 +77,15 @@ class CommandProcessor:
         self.applying: str | None = None
         self.claimed = 0
 
+    @property
+    def journal(self) -> Journal:
+        return self._journal
+
+    @property
+    def claims_copies(self) -> bool:
+        """Whether claims read the session's copy (and finishes keep it)."""
+        return self._copies is not None
+
     def process(
         self,
         command: Any,
@@ -155,7 +164,7 @@ class CommandProcessor:
             adopt=adopt,
             rest=rest,
             command_id=_checkable_id(command),
-            with_copy=self._copies is not None,
+            with_copy=self.claims_copies,
         )
         if claim.verdict == "forged":
             return self._bury_forged(jid, command, queue)

@@ -83,6 +83,14 @@ class PipelineScript:
             self.load()
             return self.client.evalsha(self.sha, 0, *args)
 
+    def command(self, *args: Any) -> list[Any]:
+        """The raw Redis command of one operation, for a caller that sends it on a
+        connection of its own and reads the reply itself (`take`, from kombu's event
+        loop). A missing library or script comes back as an error reply: `is_missing`."""
+        if self._uses_functions():
+            return ["FCALL", self.function, 0, *args]
+        return ["EVALSHA", self.sha, 0, *args]
+
     def pipelined(self, calls: Sequence[Sequence[Any]], *, load_first: bool) -> list[Any]:
         """Each call in one round trip: its reply, or the error Redis answered it with.
         `load_first` loads the library (or script) ahead of them in the same round trip."""
@@ -100,8 +108,12 @@ class PipelineScript:
 
     @staticmethod
     def is_missing(reply: Any) -> bool:
-        """A pipelined reply saying the library or script was not there (nothing ran)."""
-        return isinstance(reply, NoScriptError) or _function_missing(reply)
+        """A reply saying the library or script was not there (nothing ran)."""
+        return (
+            isinstance(reply, NoScriptError)
+            or _function_missing(reply)
+            or (isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"))
+        )
 
     def load(self) -> None:
         """Give Redis the library (or the script); already loaded is fine."""

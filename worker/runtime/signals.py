@@ -63,4 +63,17 @@ def _start_reaper(sender: Any = None, **_: Any) -> None:
         report_undeliverable(dispatcher, task_id_of(entry_id), reason)
 
     transport.on_undeliverable = undeliverable
+    if _applies_in_this_process(sender):
+        from worker.runtime.bootstrap import get_processor
+        from worker.runtime.taking import Taker
+
+        transport.taker = Taker.of(get_processor())
     start_reaper()
+
+
+def _applies_in_this_process(consumer: Any) -> bool:
+    """Whether this process applies the commands it takes off the queues (Celery's solo
+    pool): what taking and claiming in one call (`worker.runtime.taking`) needs."""
+    from celery.concurrency.solo import TaskPool
+
+    return isinstance(getattr(consumer, "pool", None), TaskPool)

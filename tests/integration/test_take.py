@@ -1,0 +1,116 @@
+"""`take` (pipeline.lua): a message off the queues and its claim in one call, against a
+real redis-server. Only a message byte for byte as the journal's entry would write it
+is claimed there; anything else is handed over unclaimed, for the worker's own claim."""
+
+from __future__ import annotations
+
+import json
+
+from tests.integration.test_journal import command, enqueue, entry, finish, queued_jids
+from worker.delivery.journal import Journal
+
+
+def calls(redis_client) -> int:
+    return sum(stats["calls"] for stats in redis_client.info("commandstats").values())
+
+
+def take(journal: Journal, redis_client, worker: str, *queues: str):
+    """One take by `worker` over `queues`, as the transport sends it; what `took` says."""
+    raw = journal.take_command(worker, list(queues), with_copy=False)
+    reply = redis_client.execute_command(*raw)
+    return journal.took(reply, worker)
+
+
+def test_a_take_pops_the_next_message_and_claims_it_in_the_same_call(
+    journal, redis_client, settings
+):
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-take"), command("s-other"))
+
+    key, message = take(journal, redis_client, "w1", queue)
+
+    assert key == queue and json.loads(json.loads(message)["body"])[1]["jid"] == first
+    assert entry(redis_client, journal, first)["st"] == "running"
+    assert entry(redis_client, journal, first)["own"] == "w1"
+    assert queued_jids(redis_client, queue) == [second]
+    before = calls(redis_client)
+    claimed = journal.claim(first, "w1")  # answered by the take: no call of its own
+    assert calls(redis_client) - before == 1  # the INFO that counts
+    assert (claimed.verdict, claimed.deliveries, claimed.command) == (
+        "go",
+        1,
+        entry(redis_client, journal, first)["cmd"],
+    )
+    assert finish(journal, first, "w1", claimed=claimed)
+    assert entry(redis_client, journal, first) == {}
+
+
+def test_a_take_of_empty_queues_finds_nothing_and_claims_nothing(journal, redis_client, settings):
+    assert take(journal, redis_client, "w1", settings.commands_queue, settings.bulk_queue) is None
+
+
+def test_a_take_looks_at_later_keys_in_their_order_when_the_first_is_empty(
+    journal, redis_client, settings
+):
+    (jid,) = enqueue(journal, settings.bulk_queue, command("s-bulk"))
+
+    key, _ = take(journal, redis_client, "w1", settings.commands_queue, settings.bulk_queue)
+
+    assert key == settings.bulk_queue
+    assert journal.claim(jid, "w1").verdict == "go"
+    assert entry(redis_client, journal, jid)["dlv"] == "1"  # claimed once, by the take
+
+
+def test_a_successor_taken_before_its_predecessor_finishes_is_parked_by_the_take(
+    journal, redis_client, settings
+):
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-gate"), command("s-gate"))
+    take(journal, redis_client, "w1", queue)  # the predecessor, now running
+
+    take(journal, redis_client, "w2", queue)
+
+    assert entry(redis_client, journal, second)["st"] == "parked"
+    assert journal.claim(second, "w2").verdict == "park"
+    assert finish(journal, first, "w1")
+    assert queued_jids(redis_client, queue) == [second]  # woken, at the front
+
+
+def test_a_message_unlike_its_entrys_is_handed_over_unclaimed(journal, redis_client, settings):
+    """Someone who can write to the broker puts a message naming a real jid with another
+    body: the take claims nothing, and the worker's claim decides (`forged`)."""
+    queue = settings.commands_queue
+    real = command("s-real")
+    (jid,) = enqueue(journal, queue, real)
+    raw = redis_client.rpop(queue)
+    redis_client.rpush(queue, raw.replace(real["command_id"], "cmd-forged"))
+
+    key, message = take(journal, redis_client, "w1", queue)
+
+    assert key == queue and "cmd-forged" in message
+    assert entry(redis_client, journal, jid)["st"] == "queued"  # untouched
+    assert entry(redis_client, journal, jid)["dlv"] == "0"
+    assert journal.claim(jid, "w1", command_id="cmd-forged").verdict == "forged"
+
+
+def test_a_plain_message_is_handed_over_unclaimed(journal, redis_client, settings):
+    queue = settings.commands_queue
+    redis_client.rpush(queue, json.dumps({"body": "[]", "properties": {"delivery_tag": "x"}}))
+
+    key, _ = take(journal, redis_client, "w1", queue)
+
+    assert key == queue
+    assert journal.claim("Tx", "w1").verdict == "skip"  # no claim kept from the take
+
+
+def test_a_takes_claim_answers_only_the_claim_of_its_own_jid_and_worker(
+    journal, redis_client, settings
+):
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-a"), command("s-b"))
+    take(journal, redis_client, "w1", queue)
+
+    # Another jid first (the taken message never reached the task): asked of Redis,
+    # and the take's claim is dropped.
+    assert journal.claim(second, "w1").deliveries == 1
+    assert journal.claim(first, "w1").deliveries == 2
