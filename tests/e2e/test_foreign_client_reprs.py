@@ -51,12 +51,24 @@ class EventLog:
             # `wakeup`: once subscribed, ask the workers for a heartbeat (see `wait_for`).
             self._receiver.capture(limit=None, timeout=None, wakeup=True)
 
-    def wait_for(self, wanted: Callable[[dict[str, Any]], bool], *, timeout: float = 30.0) -> dict:
+    def wait_for(
+        self,
+        wanted: Callable[[dict[str, Any]], bool],
+        *,
+        timeout: float = 30.0,
+        nudge: Callable[[], object] | None = None,
+    ) -> dict:
+        """The first event `wanted` accepts; `nudge` is called about every second until
+        then (the receiver's own wake-up may reach the workers before it subscribes)."""
         deadline = time.monotonic() + timeout
+        nudged = 0.0
         while time.monotonic() < deadline:
             found = [event for event in list(self.events) if wanted(event)]
             if found:
                 return found[0]
+            if nudge is not None and time.monotonic() - nudged >= 1.0:
+                nudge()
+                nudged = time.monotonic()
             time.sleep(0.05)
         raise AssertionError(f"no such event after {timeout}s; have {self.events!r}")
 
@@ -77,7 +89,10 @@ def test_a_plain_celery_clients_reprs_never_reach_events_or_the_log(
     try:
         assert client.control.enable_events(destination=[node], reply=True, timeout=5)
         with EventLog(client) as monitor:
-            monitor.wait_for(lambda e: e["type"] == "worker-heartbeat" and e["hostname"] == node)
+            monitor.wait_for(
+                lambda e: e["type"] == "worker-heartbeat" and e["hostname"] == node,
+                nudge=lambda: client.control.broadcast("heartbeat", destination=[node]),
+            )
             commands = [
                 create("c-1", "s-1"),
                 update("c-2", "s-1", buyer={"email": EMAIL}),

@@ -114,3 +114,48 @@ def test_a_takes_claim_answers_only_the_claim_of_its_own_jid_and_worker(
     # and the take's claim is dropped.
     assert journal.claim(second, "w1").deliveries == 1
     assert journal.claim(first, "w1").deliveries == 2
+
+
+# ─── The next message taken with the finish (`worker.runtime.taking.Taker`) ───
+
+
+def test_a_finish_takes_the_next_message_in_its_round_trip_after_a_wait(
+    journal, redis_client, settings
+):
+    from worker.runtime.taking import BACKLOG_MS, Taker
+
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-f1"), command("s-f2"))
+    taker = Taker(journal, "w1", with_copy=False)
+    journal._clock_offset_ms = BACKLOG_MS  # the first command waited that long
+    take(journal, redis_client, "w1", queue)
+    taker.arm([queue])
+    claimed = journal.claim(first, "w1")
+    reads = redis_client.info("stats")["total_reads_processed"]
+
+    assert finish(journal, first, "w1", claimed=claimed)
+
+    # One read of the finish and the take together (and the INFO's own).
+    assert redis_client.info("stats")["total_reads_processed"] - reads == 2
+    sent, taken = taker.after_finish()
+    assert sent and taken is not None and taken[0] == queue
+    assert entry(redis_client, journal, second)["st"] == "running"  # claimed by the take
+    assert journal.claim(second, "w1").deliveries == 1
+    assert queued_jids(redis_client, queue) == []
+
+
+def test_a_finish_takes_nothing_when_its_command_had_not_waited(journal, redis_client, settings):
+    from worker.runtime.taking import Taker
+
+    queue = settings.commands_queue
+    first, second = enqueue(journal, queue, command("s-n1"), command("s-n2"))
+    taker = Taker(journal, "w1", with_copy=False)
+    journal._clock_offset_ms = -60_000  # claimed "before" it was enqueued: no wait
+    take(journal, redis_client, "w1", queue)
+    taker.arm([queue])
+    claimed = journal.claim(first, "w1")
+
+    assert finish(journal, first, "w1", claimed=claimed)
+
+    assert taker.after_finish() == (False, None)
+    assert queued_jids(redis_client, queue) == [second]

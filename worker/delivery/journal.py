@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -127,6 +127,11 @@ class Journal:
         self._taken: tuple[tuple[str, str], Claim] | None = None
         # This process's last claim (how long its command had waited: `worker.runtime.taking`).
         self.last_claim: Claim | None = None
+        # Set by a taker: the arguments of a `take` to send with the next `finish`, in its
+        # round trip, or None for none (`worker.runtime.taking`); and what that take
+        # answered (its reply, or the error Redis answered it with), until read.
+        self.take_after_finish: Callable[[], list[Any] | None] | None = None
+        self.after_finish: Any = None
 
     def redis_now_ms(self) -> int:
         """This process's estimate of Redis's clock, ms (see `_clock_offset_ms`)."""
@@ -202,16 +207,22 @@ class Journal:
         # costs 65 µs, INFO commandstats); then "not found" can only answer a whole
         # single-call pipeline, or a tail after a flush: only those calls go again.
         args = [[op, self.keys.prefix, *call] for call in calls]
-        replies = self._script.pipelined(args, load_first=len(calls) > 1)
+        replies = self._pipelined_calls(args, load_first=len(calls) > 1)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def _pipelined_calls(self, args: list[list[Any]], *, load_first: bool) -> list[Any]:
+        """Each call's reply or error, in one round trip; those that found the library
+        (or script) missing go again once it is loaded (see `_pipelined`)."""
+        replies = self._script.pipelined(args, load_first=load_first)
         missing = [n for n, reply in enumerate(replies) if self._script.is_missing(reply)]
         if missing:
             self._script.load()
             again = self._script.pipelined([args[n] for n in missing], load_first=False)
             for n, reply in zip(missing, again, strict=True):
                 replies[n] = reply
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
         return replies
 
     # ─── Workers ───
@@ -260,6 +271,11 @@ class Journal:
         """The raw `take` call: the next message of the first of `queue_keys` that has
         one, claimed by `worker` in the same call when it is a journal entry's delivery
         (`take` in pipeline.lua). Sent and read by the caller (`took`)."""
+        args = self.take_args(worker, queue_keys, with_copy=with_copy)
+        return self._script.command("take", self.keys.prefix, *args)
+
+    def take_args(self, worker: str, queue_keys: Sequence[str], *, with_copy: bool) -> list[Any]:
+        """The arguments of one `take` (see `take_command`)."""
         values = {
             "worker": worker,
             "visibility_ms": self._visibility_ms,
@@ -269,8 +285,7 @@ class Journal:
             "clock_ms": self.redis_now_ms(),
         }
         rows = ({"queue_key": key} for key in queue_keys)
-        args = arguments("take", values, repeated=rows)
-        return self._script.command("take", self.keys.prefix, *args)
+        return arguments("take", values, repeated=rows)
 
     def took(self, reply: Sequence[Any], worker: str) -> tuple[str, bytes] | None:
         """What a `take` answered: (queue key, message), None when every queue was
@@ -329,7 +344,23 @@ class Journal:
             "dead_letter_message": dead_letter.message,
             "attempts": dead_letter.attempts,
         }
-        return bool(self._call("finish", arguments("finish", values, optional=optional or None)))
+        args = arguments("finish", values, optional=optional or None)
+        take = self.take_after_finish() if self.take_after_finish and not dead_letter else None
+        if take is None:
+            return bool(self._call("finish", args))
+        return self._finish_then_take(args, take)
+
+    def _finish_then_take(self, finish_args: list[Any], take_args: list[Any]) -> bool:
+        """`finish`, and the next message's `take` pipelined behind it: one round trip.
+        The take's answer is kept in `after_finish` whatever the finish's."""
+        calls = [["finish", self.keys.prefix, *finish_args], ["take", self.keys.prefix, *take_args]]
+        try:
+            finished, self.after_finish = self._pipelined_calls(calls, load_first=False)
+        except redis.RedisError as error:
+            raise JournalUnavailable(f"Redis refused the journal (finish): {error}") from error
+        if isinstance(finished, Exception):
+            raise JournalUnavailable(f"Redis refused the journal (finish): {finished}")
+        return bool(finished)
 
     def retry(self, jid: str, worker: str, *, delay: float, error: BaseException) -> None:
         """Record a failed attempt; the reaper re-enqueues the command after `delay`."""

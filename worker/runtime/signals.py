@@ -53,7 +53,7 @@ def _start_reaper(sender: Any = None, **_: Any) -> None:
     # is the worker's consumer, whose dispatcher sends task events.
     from worker.delivery.jids import task_id_of
     from worker.delivery.undeliverable import bury
-    from worker.runtime import transport
+    from worker.runtime import taking_channel, transport
     from worker.runtime.bootstrap import get_journal, start_reaper
     from worker.runtime.task_states import report_undeliverable
 
@@ -67,7 +67,7 @@ def _start_reaper(sender: Any = None, **_: Any) -> None:
         from worker.runtime.bootstrap import get_processor
         from worker.runtime.taking import Taker
 
-        transport.taker = Taker.of(get_processor())
+        taking_channel.taker = Taker.of(get_processor())
     start_reaper()
 
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from kombu.exceptions import DecodeError
@@ -24,16 +23,12 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
+from worker.runtime import taking_channel
 from worker.runtime.serialization import CONTENT_TYPE
-
-if TYPE_CHECKING:  # the journal and the service load with the worker, not with kombu
-    from worker.runtime.taking import Taker
+from worker.runtime.taking_channel import TakingChannel
 
 # Set by the worker (worker.runtime.signals): where undeliverable items go.
 on_undeliverable: Callable[[bytes | str, str, str, str], None] | None = None
-# Set by a solo worker (worker.runtime.signals): takes under a backlog, see
-# `worker.runtime.taking`. None: BRPOP only.
-taker: Taker | None = None
 
 
 # The header `enqueue` (pipeline.lua) puts on every message it writes.
@@ -119,61 +114,18 @@ class JournaledQoS(kombu_redis.QoS):
         pipe.execute()
 
 
-class Channel(kombu_redis.Channel):
+class Channel(TakingChannel, kombu_redis.Channel):
     QoS = JournaledQoS
     _shared_client: Any = None
     # (socket, Redis client id) of the connection BRPOP blocks on, for `close`.
     _brpop_client: tuple[Any, int] | None = None
-    # Under a backlog the next poll takes (`worker.runtime.taking`); one is in flight.
-    _taking = False
-    _in_take = False
 
     def _brpop_start(self, timeout: float | None = None) -> None:
-        if self._taking and taker is not None and not self.global_keyprefix:
-            self._take_start(taker)
+        if self._take_instead():
             return
         self._remember_brpop_client()
+        self._poll_keys = self._keys_to_poll()
         super()._brpop_start(timeout)
-
-    def _take_start(self, taker: Taker) -> None:
-        """kombu's `_brpop_start`, sending a `take` of the same keys instead."""
-        queues = self._queue_cycle.consume(len(self.active_queues))
-        if not queues:
-            return
-        keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
-        self._in_poll = self.client.connection
-        self._brpop_sent_at = monotonic()
-        self._in_take = True
-        self.client.connection.send_command(*taker.command(keys))
-
-    def _take_read(self, taker: Taker, **options: Any) -> bool:
-        """A take's reply: its message delivered (claimed already, if it is a journal
-        entry's), or Empty, and BRPOP from the next poll on."""
-        try:
-            try:
-                reply = self.client.parse_response(self.client.connection, "FCALL", **options)
-            except self.connection_errors:
-                self.client.connection.disconnect()
-                raise
-            except redis.exceptions.ResponseError as error:
-                self._taking = False
-                taker.refused(error)
-                raise kombu_redis.Empty() from error
-            taken = taker.took(reply)
-            if taken is None:
-                self._taking = False
-                raise kombu_redis.Empty()
-            key, item = taken
-            dest = key.rsplit(self.sep, 1)[0]
-            self._queue_cycle.rotate(dest)
-            payload = self._decode(item, dest)
-            if payload is not None:
-                self.connection._deliver(payload, dest)
-            return True
-        finally:
-            self._in_poll = None
-            self._in_take = False
-            self._flush_brpop_reauth()
 
     def _remember_brpop_client(self) -> None:
         """The BRPOP connection's client id (one CLIENT ID per connection), so that
@@ -195,6 +147,7 @@ class Channel(kombu_redis.Channel):
         """
         if self._in_poll:
             self._unblock_brpop()
+        self._close_taking()
         super().close()
 
     def _unblock_brpop(self) -> None:
@@ -232,8 +185,8 @@ class Channel(kombu_redis.Channel):
         yield shared
 
     def _brpop_read(self, **options: Any) -> bool:
-        if self._in_take and taker is not None:
-            return self._take_read(taker, **options)
+        if self._in_take and taking_channel.taker is not None:
+            return self._take_read(taking_channel.taker, **options)
         try:
             try:
                 dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
@@ -242,13 +195,8 @@ class Channel(kombu_redis.Channel):
                 raise
             if not dest__item:
                 raise kombu_redis.Empty()
-            dest, item = dest__item
-            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
-            self._queue_cycle.rotate(dest)
-            payload = self._decode(item, dest)
-            if payload is not None:
-                self.connection._deliver(payload, dest)  # solo: the task runs in here
-                self._taking = taker is not None and taker.backlogged()
+            key, item = dest__item
+            self._deliver_item(bytes_to_str(key), item, by_take=False)
             return True
         finally:
             self._in_poll = None
