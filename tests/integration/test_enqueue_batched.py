@@ -281,6 +281,10 @@ class RefusingJournal(Journal):
             raise JournalUnavailable("Redis refused the journal (claim): OOM")
         return super().claim(*args, **kwargs)
 
+    def claim_with_next_finish(self, *args: Any, **kwargs: Any) -> None:
+        if self.claims + 1 != self.refuse_at:  # refused: not sent with the finish either
+            super().claim_with_next_finish(*args, **kwargs)
+
 
 def test_redis_refusing_the_journal_mid_message_raises_and_the_redelivery_resumes(
     journal, service, redis_client, settings, tables

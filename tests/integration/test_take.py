@@ -159,3 +159,50 @@ def test_a_finish_takes_nothing_when_its_command_had_not_waited(journal, redis_c
 
     assert taker.after_finish() == (False, None)
     assert queued_jids(redis_client, queue) == [second]
+
+
+# ─── A batched message's next claim, with the finish before it ───
+
+
+def test_a_finish_claims_the_batchs_next_command_in_its_round_trip(journal, redis_client, settings):
+    queue = settings.bulk_queue
+    first, second = enqueue(journal, queue, command("s-b1"), command("s-b2"))
+    claimed = journal.claim(first, "w1")
+    journal.claim_with_next_finish(second, "w1", rest=(), command_id="", with_copy=False)
+    reads = redis_client.info("stats")["total_reads_processed"]
+
+    assert finish(journal, first, "w1", claimed=claimed)
+
+    assert redis_client.info("stats")["total_reads_processed"] - reads == 2  # and the INFO
+    assert entry(redis_client, journal, second)["st"] == "running"
+    before = calls(redis_client)
+    assert journal.claim(second, "w1").verdict == "go"  # answered by the finish's claim
+    assert calls(redis_client) - before == 1  # the INFO that counts
+    assert entry(redis_client, journal, second)["dlv"] == "1"
+
+
+def test_a_claim_made_with_a_finish_answers_only_the_same_claim(journal, redis_client, settings):
+    queue = settings.bulk_queue
+    first, second, third = enqueue(
+        journal, queue, command("s-c1"), command("s-c2"), command("s-c3")
+    )
+    claimed = journal.claim(first, "w1")
+    journal.claim_with_next_finish(second, "w1", rest=(), command_id="", with_copy=False)
+    assert finish(journal, first, "w1", claimed=claimed)
+
+    # Asked with other arguments (here: keeping the third from the reaper): from Redis.
+    assert journal.claim(second, "w1", rest=[third]).deliveries == 2
+
+
+def test_a_dead_lettering_finish_claims_nothing_ahead(journal, redis_client, settings):
+    from worker.delivery.journal import DeadLetter
+
+    queue = settings.bulk_queue
+    first, second = enqueue(journal, queue, command("s-d1"), command("s-d2"))
+    journal.claim(first, "w1")
+    journal.claim_with_next_finish(second, "w1", rest=(), command_id="", with_copy=False)
+
+    finish(journal, first, "w1", dead_letter=DeadLetter("invalid", "ValueError", "no"))
+
+    assert entry(redis_client, journal, second)["st"] == "queued"
+    assert journal.claim(second, "w1").deliveries == 1

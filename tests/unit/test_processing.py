@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from kombu.serialization import loads as kombu_loads
@@ -44,6 +45,12 @@ class FakeJournal:
     buried: list[str] = field(default_factory=list)
     shard_tag: str = ""
     claimed: list[str] = field(default_factory=list)
+    # Claims the processor asked to send with a finish: (jid, rest).
+    ahead: list[tuple[str, list[str]]] = field(default_factory=list)
+    claim_after_finish: Any = None
+
+    def claim_with_next_finish(self, jid, worker, *, rest, command_id, with_copy) -> None:
+        self.ahead.append((jid, list(rest)))
 
     def claim(
         self, jid: str, worker: str, *, adopt=None, rest=(), command_id="", with_copy=False
@@ -293,6 +300,8 @@ def test_a_batch_is_applied_command_by_command_and_the_first_claim_names_the_res
     assert [f.jid for f in journal.finished] == jids
     # Only the first claim (and one every third of a visibility timeout after) carries them.
     assert journal.claims == [(jids[0], jids[1:]), (jids[1], []), (jids[2], []), (jids[3], [])]
+    # Each later claim was offered to the finish before it, with the same arguments.
+    assert journal.ahead == [(jids[1], []), (jids[2], []), (jids[3], [])]
     again = processor(store, journal).process_many(commands, jids=jids, task_id="t", queue="q")
     assert again == ["skip"] * 4
 

@@ -123,8 +123,12 @@ class Journal:
         # claim sends its estimate of Redis's clock instead of calling TIME (0 until then:
         # producers, workers and Redis on one host read one clock anyway).
         self._clock_offset_ms = 0.0
-        # A `take`'s claim, for the claim of its message: ((jid, worker), claim).
-        self._taken: tuple[tuple[str, str], Claim] | None = None
+        # A claim made ahead (by a `take`, or behind a `finish`), for the claim of the
+        # same (jid, worker, rest): ((jid, worker, rest), claim).
+        self._taken: tuple[tuple[str, str, tuple[str, ...]], Claim] | None = None
+        # (jid, worker, rest, command id, with copy) of a claim to send with the next
+        # finish (`claim_with_next_finish`).
+        self.claim_after_finish: tuple[str, str, tuple[str, ...], str, bool] | None = None
         # This process's last claim (how long its command had waited: `worker.runtime.taking`).
         self.last_claim: Claim | None = None
         # Set by a taker: the arguments of a `take` to send with the next `finish`, in its
@@ -243,6 +247,23 @@ class Journal:
         `command_id`: the journaled message's command id ('' unknown); verdict `forged`
         when the entry holds another command. `with_copy`: read the session's copy in
         the same call (`Claim.session_copy`)."""
+        taken, self._taken = self._taken, None
+        if taken is not None and taken[0] == (jid, worker, tuple(rest)) and adopt is None:
+            self.last_claim = taken[1]
+            return taken[1]
+        args = self._claim_args(jid, worker, adopt, rest, command_id, with_copy)
+        self.last_claim = _claim_of(self._call("claim", args))
+        return self.last_claim
+
+    def _claim_args(
+        self,
+        jid: str,
+        worker: str,
+        adopt: tuple[str, str, str] | None,
+        rest: Sequence[str],
+        command_id: str,
+        with_copy: bool,
+    ) -> list[Any]:
         text, adopted_id, queue = adopt or ("", command_id, "")
         values = {
             "jid": jid,
@@ -256,14 +277,16 @@ class Journal:
             "with_copy": 1 if with_copy else 0,
             "clock_ms": self.redis_now_ms(),
         }
-        taken, self._taken = self._taken, None
-        if taken is not None and taken[0] == (jid, worker) and adopt is None and not rest:
-            self.last_claim = taken[1]
-            return taken[1]
         rows = ({"rest_jid": later} for later in rest)
-        reply = self._call("claim", arguments("claim", values, repeated=rows))
-        self.last_claim = _claim_of(reply)
-        return self.last_claim
+        return arguments("claim", values, repeated=rows)
+
+    def claim_with_next_finish(
+        self, jid: str, worker: str, *, rest: Sequence[str], command_id: str, with_copy: bool
+    ) -> None:
+        """Have the next `finish` (of the command before `jid` in its batched message)
+        claim `jid` in its round trip, pipelined behind it: the `claim` of the same
+        arguments then answers from that reply. Skipped if the finish dead-letters."""
+        self.claim_after_finish = (jid, worker, tuple(rest), command_id, with_copy)
 
     # ─── Taking (a worker's event loop: `worker.runtime.taking`) ───
 
@@ -294,7 +317,7 @@ class Journal:
         if not reply:
             return None
         if len(reply) > 3:
-            self._taken = ((as_text(reply[2]), worker), _claim_of(reply[3:]))
+            self._taken = ((as_text(reply[2]), worker, ()), _claim_of(reply[3:]))
         return as_text(reply[0]), reply[1]
 
     def script_missing(self, error: BaseException) -> bool:
@@ -345,22 +368,36 @@ class Journal:
             "attempts": dead_letter.attempts,
         }
         args = arguments("finish", values, optional=optional or None)
-        take = self.take_after_finish() if self.take_after_finish and not dead_letter else None
+        claim_next, self.claim_after_finish = self.claim_after_finish, None
+        if dead_letter:
+            return bool(self._call("finish", args))
+        if claim_next is not None:
+            return self._finish_then_claim(args, claim_next)
+        take = self.take_after_finish() if self.take_after_finish else None
         if take is None:
             return bool(self._call("finish", args))
-        return self._finish_then_take(args, take)
+        finished, self.after_finish = self._finish_then(args, "take", take)
+        return _finished(finished)
 
-    def _finish_then_take(self, finish_args: list[Any], take_args: list[Any]) -> bool:
-        """`finish`, and the next message's `take` pipelined behind it: one round trip.
-        The take's answer is kept in `after_finish` whatever the finish's."""
-        calls = [["finish", self.keys.prefix, *finish_args], ["take", self.keys.prefix, *take_args]]
+    def _finish_then_claim(
+        self, finish_args: list[Any], claim: tuple[str, str, tuple[str, ...], str, bool]
+    ) -> bool:
+        jid, worker, rest, command_id, with_copy = claim
+        claim_args = self._claim_args(jid, worker, None, rest, command_id, with_copy)
+        finished, reply = self._finish_then(finish_args, "claim", claim_args)
+        if not isinstance(reply, Exception):  # else the claim is asked again, alone
+            self._taken = ((jid, worker, rest), _claim_of(reply))
+        return _finished(finished)
+
+    def _finish_then(self, finish_args: list[Any], op: str, args: list[Any]) -> tuple[Any, Any]:
+        """`finish`, and `op` pipelined behind it: one round trip. Each one's reply, or
+        the error Redis answered it with (what `op` did stands whatever the finish's)."""
+        calls = [["finish", self.keys.prefix, *finish_args], [op, self.keys.prefix, *args]]
         try:
-            finished, self.after_finish = self._pipelined_calls(calls, load_first=False)
+            finished, reply = self._pipelined_calls(calls, load_first=False)
         except redis.RedisError as error:
             raise JournalUnavailable(f"Redis refused the journal (finish): {error}") from error
-        if isinstance(finished, Exception):
-            raise JournalUnavailable(f"Redis refused the journal (finish): {finished}")
-        return bool(finished)
+        return finished, reply
 
     def retry(self, jid: str, worker: str, *, delay: float, error: BaseException) -> None:
         """Record a failed attempt; the reaper re-enqueues the command after `delay`."""
@@ -519,3 +556,10 @@ def _claim_of(reply: Sequence[Any]) -> Claim:
         entry_run=entry[1],
         entry_cid=entry[2],
     )
+
+
+def _finished(reply: Any) -> bool:
+    """A pipelined `finish` reply: whether this delivery finished the command."""
+    if isinstance(reply, Exception):
+        raise JournalUnavailable(f"Redis refused the journal (finish): {reply}")
+    return bool(reply)

@@ -129,24 +129,33 @@ class CommandProcessor:
         ids = [jid if isinstance(jid, str) and jid else None for jid in jids]
         ids = (ids + [None] * len(commands))[: len(commands)]
         outcomes = []
-        renew_at = 0.0
+        renewals = _Renewals(ids, self._settings.visibility_timeout / 3)
+        rest = renewals.rest_of(0)
         for n, command in enumerate(commands):
-            # Now and then (first, and every third of a visibility timeout), the claim
-            # also keeps the message's later commands from the reaper (`claim`).
-            rest: list[str] = []
-            if time.monotonic() >= renew_at:
-                rest = [jid for jid in ids[n + 1 :] if jid]
-                renew_at = time.monotonic() + self._settings.visibility_timeout / 3
-            outcomes.append(
-                self.process(
-                    command,
-                    jid=ids[n],
-                    task_id=f"{task_id}.{n}",
-                    queue=queue,
-                    rest=rest,
-                    limit=self._command_time_limit,
+            following = n + 1 < len(commands) and ids[n + 1]
+            next_rest = renewals.rest_of(n + 1) if following else []
+            if following:  # its claim goes in this command's finish's round trip
+                self._journal.claim_with_next_finish(
+                    ids[n + 1],
+                    self.worker_id,
+                    rest=next_rest,
+                    command_id=_checkable_id(commands[n + 1]),
+                    with_copy=self.claims_copies,
                 )
-            )
+            try:
+                outcomes.append(
+                    self.process(
+                        command,
+                        jid=ids[n],
+                        task_id=f"{task_id}.{n}",
+                        queue=queue,
+                        rest=rest,
+                        limit=self._command_time_limit,
+                    )
+                )
+            finally:
+                self._journal.claim_after_finish = None  # not finished: claimed alone
+            rest = next_rest
         return outcomes
 
     def _process(
@@ -328,6 +337,22 @@ def _log_outcome(event: ResultEvent, attempts: int, command_type: str | None) ->
             "attempt": attempts + 1,
         },
     )
+
+
+class _Renewals:
+    """Which claims of a batched message also keep its later commands from the reaper
+    (`claim`'s rest): the first, and then one every `every` seconds."""
+
+    def __init__(self, ids: Sequence[str | None], every: float) -> None:
+        self._ids = ids
+        self._every = every
+        self._due = 0.0
+
+    def rest_of(self, n: int) -> list[str]:
+        if time.monotonic() < self._due:
+            return []
+        self._due = time.monotonic() + self._every
+        return [jid for jid in self._ids[n + 1 :] if jid]
 
 
 def _checkable_id(command: Any) -> str:
