@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo up bench bench-bulk bench-backlog bench-memory bench-redis bench-redis-ops bench-shards bench-profile test test-unit test-integration test-e2e test-faults lint format compose-check wheel-check clean seed-harness
+.PHONY: install demo up bench bench-bulk bench-backlog bench-idle bench-memory bench-redis bench-redis-ops bench-shards bench-profile test test-unit test-integration test-e2e test-faults lint format compose-check wheel-check clean seed-harness
 
 install: $(STAMP)
 
@@ -86,6 +86,10 @@ bench-bulk: install
 
 bench-backlog: install
 	$(BIN)/python -m benchmarks.backlog
+
+## Idle Redis calls/s by worker processes, fresh and after work (benchmarks/idle.py).
+bench-idle: install
+	$(BIN)/python -m benchmarks.idle
 
 ## Redis memory per queued and finished command and per session (benchmarks/memory.py).
 bench-memory: install

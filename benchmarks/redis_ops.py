@@ -3,15 +3,17 @@
 Two figures that bound `redis_us_per_command` from below, on an otherwise idle
 redis-server of its own:
 
-  round trip  a PING or a 1.2 kB SET, one at a time: Redis's CPU per call (INFO
-              used_cpu), nearly all of it the connection's read and write system calls
+  round trip  a PING or a 1.2 kB SET, one at a time (and PINGs 20 ms apart, as a
+              quiet pipeline's calls come): Redis's CPU per call (INFO used_cpu),
+              nearly all of it the connection's read and write system calls
   operation   `enqueue` (batches of 100), `claim` and `finish` of order flows (7
               commands a session) as a worker calls them, one at a time: each FCALL's
               own time (INFO commandstats `usec`, inner calls included) per command
 
-A command through the pipeline costs at least three round trips (BRPOP, claim, finish)
-plus the operations' time: that sum, not the number of calls inside the scripts, is
-what `redis_us_per_command` can come down to on a quiet Redis.
+A command through the pipeline costs at least its round trips (under a backlog one: the
+finish with the next message's take pipelined behind it; three when idle: BRPOP, claim,
+finish) plus the operations' time: that sum, not the number of calls inside the scripts,
+is what `redis_us_per_command` can come down to on a quiet Redis.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import os
 import statistics
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,11 +44,14 @@ def fcall_usec(client: Any) -> int:
     return client.info("commandstats").get("cmdstat_fcall", {}).get("usec", 0)
 
 
-def round_trip_us(client: Any, call: Callable[[], Any], count: int) -> float:
-    """Redis CPU per call, us, for `count` calls one at a time."""
+def round_trip_us(client: Any, call: Callable[[], Any], count: int, *, gap: float = 0.0) -> float:
+    """Redis CPU per call, us, for `count` calls one at a time, `gap` seconds apart (a
+    Redis woken from idle for each call pays more per call than a busy one)."""
     before = redis_cpu(client)
     for _ in range(count):
         call()
+        if gap:
+            time.sleep(gap)  # the spacing being measured, not a wait for anything
     return round((redis_cpu(client) - before) * 1e6 / count, 1)
 
 
@@ -117,6 +123,8 @@ def main() -> None:
         client = make_redis_client(url, single_connection=True)
         result = {
             "ping_round_trip_us": round_trip_us(client, client.ping, args.calls),
+            # As far apart as an order flow's calls at 75 commands/s on two workers.
+            "ping_round_trip_us_20ms_apart": round_trip_us(client, client.ping, 250, gap=0.02),
             "set_1k_round_trip_us": round_trip_us(
                 client, lambda: client.set("ro:k", EVENT), args.calls
             ),
