@@ -249,7 +249,13 @@ def test_a_command_survives_a_redis_that_refuses_its_result(
 ):
     from tasks.embedded.stack import CHECKOUT, start_worker
 
-    quick = {**env, "CHECKOUT_VISIBILITY_TIMEOUT": "3"}
+    # Short timeouts, so the journal's redelivery comes within seconds, not a minute.
+    quick = {
+        **env,
+        "CHECKOUT_VISIBILITY_TIMEOUT": "3",
+        "CHECKOUT_HEARTBEAT_TIMEOUT": "2",
+        "CHECKOUT_REAP_INTERVAL": "0.2",
+    }
     worker = start_worker(quick, log=tmp_path / "worker.log", concurrency=1, loglevel="INFO")
     # The worker's Redis user may no longer publish events (XADD) nor enqueue (LPUSH):
     # the session write lands but its result cannot be recorded. The command must stay

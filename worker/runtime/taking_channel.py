@@ -46,6 +46,7 @@ class TakingChannel:
     # What kombu's Channel provides.
     client: Any
     connection: Any
+    connection_errors: Any
     sep: str
     _in_poll: Any
     _brpop_sent_at: float
@@ -78,10 +79,7 @@ class TakingChannel:
         entry's), or Empty, and BRPOP from the next poll on."""
         try:
             try:
-                reply = self.client.parse_response(self.client.connection, "FCALL", **options)
-            except self.connection_errors:
-                self.client.connection.disconnect()
-                raise
+                reply = self._poll_reply("FCALL", **options)
             except redis.exceptions.ResponseError as error:
                 self._taking = False
                 taker.refused(error)
@@ -96,6 +94,15 @@ class TakingChannel:
             self._in_poll = None
             self._in_take = False
             self._flush_brpop_reauth()
+
+    def _poll_reply(self, command: str, **options: Any) -> Any:
+        """The reply to the BRPOP (or take) in flight; after a connection error the
+        connection is dropped, so the next poll reconnects (as kombu's `_brpop_read`)."""
+        try:
+            return self.client.parse_response(self.client.connection, command, **options)
+        except self.connection_errors:
+            self.client.connection.disconnect()
+            raise
 
     def _deliver_item(self, key: str, item: bytes, *, by_take: bool) -> None:
         """Deliver one message taken off `key` (solo: its task runs in here), then note

@@ -188,11 +188,7 @@ class Channel(TakingChannel, kombu_redis.Channel):
         if self._in_take and taking_channel.taker is not None:
             return self._take_read(taking_channel.taker, **options)
         try:
-            try:
-                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
-            except self.connection_errors:
-                self.client.connection.disconnect()
-                raise
+            dest__item = self._poll_reply("BRPOP", **options)
             if not dest__item:
                 raise kombu_redis.Empty()
             key, item = dest__item
